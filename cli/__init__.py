@@ -1,0 +1,1 @@
+"""The ``topoae`` command line: a thin layer over the library (installed as ``topoae.cli``)."""

@@ -1,0 +1,45 @@
+"""Pieces shared by the CLI commands: the dask scheduler choice, bbox parsing."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import click
+
+SCHEDULER_HELP = "Dask scheduler: threads, processes, synchronous, or a dask.distributed address (tcp://host:port)."
+
+
+@contextlib.contextmanager
+def scheduler(name: str) -> Iterator[None]:
+    """Run the block under the chosen dask scheduler (the library never picks one itself)."""
+    import dask
+
+    if name in ("threads", "processes", "synchronous", "sync", "single-threaded"):
+        with dask.config.set(scheduler=name):
+            yield
+        return
+    from topoae.errors import ConfigError
+
+    if "://" not in name and ":" not in name:
+        raise ConfigError(f"--scheduler must be threads, processes, synchronous or an address, not {name!r}")
+    from distributed import Client
+
+    try:
+        client = Client(name, timeout="10s", set_as_default=False)
+    except OSError as exc:
+        raise ConfigError(f"cannot reach the dask scheduler at {name}: {exc}") from None
+    try:
+        with dask.config.set(scheduler=client.get):
+            yield
+    finally:
+        client.close()
+
+
+def bbox_option(f):
+    return click.option("--bbox", default=None, metavar="W,S,E,N",
+                        help="Subset box in degrees; may cross the antimeridian (W > E).")(f)
+
+
+def var_option(f):
+    return click.option("--var", default=None, help="Elevation variable (detected when omitted).")(f)

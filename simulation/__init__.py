@@ -1,0 +1,1 @@
+"""Simulation adapters (installed as ``topoae.simulation``): ExaHyPE/GeoClaw/ANUGA export and checks."""

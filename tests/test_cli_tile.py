@@ -1,0 +1,90 @@
+"""``topoae tile`` and the CLI's behaviour on bad input; a LocalCluster run."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from topoae.cli.main import cli
+from topoae.tiling import open_store
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def test_tile_writes_store_and_summary(tmp_path, gebco_nc):
+    out = tmp_path / "p.zarr"
+    r = run("tile", gebco_nc, "--out", out, "--stride", 48, "--normalise", "patch", "--seed", 2)
+    assert r.exit_code == 0, r.output
+    assert "patches (train" in r.output and str(out) in r.output
+    g, attrs = open_store(out)
+    assert attrs["normalise"]["mode"] == "patch" and attrs["stride"] == 48
+    assert attrs["sources"][0]["source"].endswith("gebco_synthetic.nc")
+    assert g["patches"].shape[0] == attrs["counts"]["patches"]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["missing.nc"], "does not exist"),
+    (["{grid}", "--var", "depth"], "candidates: elevation"),
+    (["{grid}", "--bbox", "100,0,110,10"], "outside the grid"),
+    (["{grid}", "--bbox", "1,2,3"], "four numbers"),
+    (["{grid}", "--patch", "512"], "smaller than one 512x512 patch"),
+    (["{grid}", "--split", "0.5,0.5"], "three"),
+    (["{grid}", "--stride", "200"], "stride <= patch"),
+    (["{bad}"], "cannot read"),
+])
+def test_bad_input_gives_one_line_and_no_store(tmp_path, gebco_nc, args, message):
+    bad = tmp_path / "bad.nc"
+    bad.write_text("garbage")
+    args = [a.format(grid=gebco_nc, bad=bad) for a in args]
+    out = tmp_path / "o.zarr"
+    r = run("tile", *args, "--out", out)
+    assert r.exit_code == 1
+    assert message in r.output
+    assert "Traceback" not in r.output and r.output.strip().count("\n") == 0
+    assert not out.exists()
+    assert not any(p.name.startswith(".o.zarr") for p in tmp_path.iterdir())
+
+
+def test_existing_output_needs_overwrite(tmp_path, gebco_nc):
+    out = tmp_path / "p.zarr"
+    assert run("tile", gebco_nc, "--out", out).exit_code == 0
+    r = run("tile", gebco_nc, "--out", out)
+    assert r.exit_code == 1 and "--overwrite" in r.output
+    assert run("tile", gebco_nc, "--out", out, "--overwrite").exit_code == 0
+
+
+def test_help_and_version_do_not_import_torch():
+    code = ("import sys; from topoae.cli.main import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "heavy = [m for m in ('torch', 'dask', 'xarray', 'zarr') if m in sys.modules]\n"
+            "print('HEAVY', heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "HEAVY []" in out and "tile" in out
+    v = subprocess.run([sys.executable, "-m", "topoae.cli.main", "--version"], capture_output=True, text=True)
+    assert v.returncode == 0 and "topoae, version" in v.stdout
+
+
+@pytest.mark.slow
+def test_tile_through_a_local_cluster(tmp_path, gebco_nc):
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None) as cluster:
+        r = run("tile", gebco_nc, "--out", tmp_path / "c.zarr", "--scheduler", cluster.scheduler_address)
+        assert r.exit_code == 0, r.output
+        with distributed.Client(cluster) as client:
+            assert len(client.scheduler_info()["workers"]) == 2
+    assert run("tile", gebco_nc, "--out", tmp_path / "t.zarr").exit_code == 0
+    a, _ = open_store(tmp_path / "c.zarr")
+    b, _ = open_store(tmp_path / "t.zarr")
+    np.testing.assert_array_equal(a["patches"][:], b["patches"][:])
+
+
+def test_unreachable_scheduler(tmp_path, gebco_nc):
+    r = run("tile", gebco_nc, "--out", tmp_path / "u.zarr", "--scheduler", "tcp://127.0.0.1:9")
+    assert r.exit_code == 1 and "cannot reach the dask scheduler" in r.output
