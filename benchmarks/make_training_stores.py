@@ -1,9 +1,10 @@
 """Build the real-data patch stores used to train and evaluate topoae's models.
 
 Reads every real grid in ``../shared/data`` (see its README), keeps the
-Tohoku box (139–147E, 34–42N, the project's evaluation region) and the Suruga
-Bay 15″ GEBCO tile's box (held out for the codec's evaluation) out of every
-patch, and writes two stores with spatial-block splits: one with the thesis'
+Japan hold-out box 135–150E, 30–45N out of every patch (it contains the Tohoku
+box 139–147E, 34–42N, the project's evaluation region, the Suruga Bay 15″
+GEBCO tile used to evaluate the codec, and the demo's bundled region), and
+writes two stores with spatial-block splits: one with the thesis'
 global GEBCO_2019 normalisation and one with per-patch normalisation.
 
     python benchmarks/make_training_stores.py --out /work/stores
@@ -20,7 +21,7 @@ from topoae.tiling import TileConfig, tile
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 TOHOKU = (139.0, 34.0, 147.0, 42.0)
-SURUGA = (138.0, 34.5, 139.0, 35.6)
+HOLDOUT = (135.0, 30.0, 150.0, 45.0)  # contains TOHOKU, the Suruga Bay tile and the demo region
 
 # (relative path, open_grid keyword arguments)
 GRIDS = [
@@ -68,7 +69,7 @@ def main() -> None:
         if min(g.shape) >= 96:
             grids.append(g)
     for mode in ("global", "patch"):
-        cfg = TileConfig(stride=args.stride, normalise=mode, exclude=(TOHOKU, SURUGA), seed=0)
+        cfg = TileConfig(stride=args.stride, normalise=mode, exclude=(HOLDOUT,), seed=0)
         t = time.perf_counter()
         s = tile(grids, out / f"real_{mode}.zarr", cfg, overwrite=args.overwrite)
         print(f"{mode}: {s.line()} ({time.perf_counter() - t:.1f} s)")

@@ -22,7 +22,9 @@ def scheduler(name: str) -> Iterator[None]:
     from topoae.errors import ConfigError
 
     if "://" not in name and ":" not in name:
-        raise ConfigError(f"--scheduler must be threads, processes, synchronous or an address, not {name!r}")
+        raise ConfigError(
+            f"--scheduler must be threads, processes, synchronous or an address, not {name!r}"
+        )
     from distributed import Client
 
     try:
@@ -37,9 +39,15 @@ def scheduler(name: str) -> Iterator[None]:
 
 
 def bbox_option(f):
-    return click.option("--bbox", default=None, metavar="W,S,E,N",
-                        help="Subset box in degrees; may cross the antimeridian (W > E).")(f)
+    return click.option(
+        "--bbox",
+        default=None,
+        metavar="W,S,E,N",
+        help="Subset box in degrees; may cross the antimeridian (W > E).",
+    )(f)
 
 
 def var_option(f):
-    return click.option("--var", default=None, help="Elevation variable (detected when omitted).")(f)
+    return click.option("--var", default=None, help="Elevation variable (detected when omitted).")(
+        f
+    )

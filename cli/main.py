@@ -20,13 +20,29 @@ from topoae._version import __version__
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "demo": ("topoae.cli.demo", "demo", "Run the whole pipeline on the bundled region."),
     "tile": ("topoae.cli.tile", "tile", "Cut a grid into normalised patches in a Zarr store."),
-    "train": ("topoae.cli.train", "train", "Train an AE / VAE / DFC-VAE / VAE-GAN on a patch store."),
+    "train": (
+        "topoae.cli.train",
+        "train",
+        "Train an AE / VAE / DFC-VAE / VAE-GAN on a patch store.",
+    ),
     "encode": ("topoae.cli.codec", "encode", "Encode a region into a latent grid."),
     "decode": ("topoae.cli.codec", "decode", "Decode a latent grid back onto the original grid."),
     "sample": ("topoae.cli.codec", "sample", "Draw an ensemble of plausible bathymetries."),
-    "evaluate": ("topoae.cli.evaluate", "evaluate", "Measure a model against the classic compressors."),
-    "export": ("topoae.cli.export", "export", "Write bathymetry as input for ExaHyPE, GeoClaw, ANUGA."),
-    "simulate": ("topoae.cli.simulate", "simulate", "Run a shallow-water check: original vs reconstruction."),
+    "evaluate": (
+        "topoae.cli.evaluate",
+        "evaluate",
+        "Measure a model against the classic compressors.",
+    ),
+    "export": (
+        "topoae.cli.export",
+        "export",
+        "Write bathymetry as input for ExaHyPE, GeoClaw, ANUGA.",
+    ),
+    "simulate": (
+        "topoae.cli.simulate",
+        "simulate",
+        "Run a shallow-water check: original vs reconstruction.",
+    ),
 }
 
 

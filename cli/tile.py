@@ -5,30 +5,71 @@ from __future__ import annotations
 import sys
 
 import click
-
 from topoae.cli._common import SCHEDULER_HELP, bbox_option, scheduler, var_option
 
 
 @click.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(dir_okay=True))
-@click.option("--out", required=True, type=click.Path(), help="Zarr store to create (patches.zarr).")
+@click.option(
+    "--out", required=True, type=click.Path(), help="Zarr store to create (patches.zarr)."
+)
 @click.option("--patch", default=96, show_default=True, help="Patch edge in cells.")
-@click.option("--stride", default=96, show_default=True, help="Step between patches in cells (<= patch).")
+@click.option(
+    "--stride", default=96, show_default=True, help="Step between patches in cells (<= patch)."
+)
 @bbox_option
 @var_option
-@click.option("--units", type=click.Choice(["m", "ft"]), default=None, help="Override the grid's units.")
-@click.option("--split", default="0.9,0.05,0.05", show_default=True, help="train,val,test fractions (by spatial blocks).")
+@click.option(
+    "--units", type=click.Choice(["m", "ft"]), default=None, help="Override the grid's units."
+)
+@click.option(
+    "--split",
+    default="0.9,0.05,0.05",
+    show_default=True,
+    help="train,val,test fractions (by spatial blocks).",
+)
 @click.option("--block", default=4, show_default=True, help="Split block edge, in patches.")
 @click.option("--seed", default=0, show_default=True)
-@click.option("--normalise", type=click.Choice(["global", "patch"]), default="global", show_default=True)
-@click.option("--nan", "nan_mode", type=click.Choice(["drop", "flag"]), default="drop", show_default=True,
-              help="Patches containing NaN: drop them, or keep them flagged (NaN stays NaN).")
-@click.option("--dtype", type=click.Choice(["float32", "float16"]), default="float32", show_default=True)
-@click.option("--exclude", multiple=True, metavar="W,S,E,N", help="Drop patches touching this box (repeatable).")
+@click.option(
+    "--normalise", type=click.Choice(["global", "patch"]), default="global", show_default=True
+)
+@click.option(
+    "--nan",
+    "nan_mode",
+    type=click.Choice(["drop", "flag"]),
+    default="drop",
+    show_default=True,
+    help="Patches containing NaN: drop them, or keep them flagged (NaN stays NaN).",
+)
+@click.option(
+    "--dtype", type=click.Choice(["float32", "float16"]), default="float32", show_default=True
+)
+@click.option(
+    "--exclude",
+    multiple=True,
+    metavar="W,S,E,N",
+    help="Drop patches touching this box (repeatable).",
+)
 @click.option("--scheduler", "sched", default="threads", show_default=True, help=SCHEDULER_HELP)
 @click.option("--overwrite", is_flag=True, help="Replace an existing output store.")
-def tile(inputs, out, patch, stride, bbox, var, units, split, block, seed, normalise, nan_mode, dtype,
-         exclude, sched, overwrite):
+def tile(
+    inputs,
+    out,
+    patch,
+    stride,
+    bbox,
+    var,
+    units,
+    split,
+    block,
+    seed,
+    normalise,
+    nan_mode,
+    dtype,
+    exclude,
+    sched,
+    overwrite,
+):
     """Cut INPUTS (GEBCO NetCDF, GeoTIFF, ASCII, Zarr...) into patches stored in Zarr.
 
     Rotations/reflections are applied on the fly by the training dataset, not stored.
@@ -40,9 +81,17 @@ def tile(inputs, out, patch, stride, bbox, var, units, split, block, seed, norma
     from topoae.tiling import tile as run_tile
 
     check_output(out, overwrite=overwrite)
-    cfg = TileConfig(patch=patch, stride=stride, normalise=normalise, split=parse_fractions(split),
-                     block=block, seed=seed, nan=nan_mode, dtype=dtype,
-                     exclude=tuple(parse_bbox(e) for e in exclude))
+    cfg = TileConfig(
+        patch=patch,
+        stride=stride,
+        normalise=normalise,
+        split=parse_fractions(split),
+        block=block,
+        seed=seed,
+        nan=nan_mode,
+        dtype=dtype,
+        exclude=tuple(parse_bbox(e) for e in exclude),
+    )
     box = parse_bbox(bbox) if bbox else None
     grids = [open_grid(p, var=var, bbox=box, units=units) for p in inputs]
     total = sum(patch_grid_shape(tuple(g.shape), patch, stride)[0] for g in grids)

@@ -8,8 +8,8 @@ import sys
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
 from topoae.cli.main import cli
+
 from topoae.tiling import open_store
 
 
@@ -28,16 +28,19 @@ def test_tile_writes_store_and_summary(tmp_path, gebco_nc):
     assert g["patches"].shape[0] == attrs["counts"]["patches"]
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["missing.nc"], "does not exist"),
-    (["{grid}", "--var", "depth"], "candidates: elevation"),
-    (["{grid}", "--bbox", "100,0,110,10"], "outside the grid"),
-    (["{grid}", "--bbox", "1,2,3"], "four numbers"),
-    (["{grid}", "--patch", "512"], "smaller than one 512x512 patch"),
-    (["{grid}", "--split", "0.5,0.5"], "three"),
-    (["{grid}", "--stride", "200"], "stride <= patch"),
-    (["{bad}"], "cannot read"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["missing.nc"], "does not exist"),
+        (["{grid}", "--var", "depth"], "candidates: elevation"),
+        (["{grid}", "--bbox", "100,0,110,10"], "outside the grid"),
+        (["{grid}", "--bbox", "1,2,3"], "four numbers"),
+        (["{grid}", "--patch", "512"], "smaller than one 512x512 patch"),
+        (["{grid}", "--split", "0.5,0.5"], "three"),
+        (["{grid}", "--stride", "200"], "stride <= patch"),
+        (["{bad}"], "cannot read"),
+    ],
+)
 def test_bad_input_gives_one_line_and_no_store(tmp_path, gebco_nc, args, message):
     bad = tmp_path / "bad.nc"
     bad.write_text("garbage")
@@ -60,22 +63,31 @@ def test_existing_output_needs_overwrite(tmp_path, gebco_nc):
 
 
 def test_help_and_version_do_not_import_torch():
-    code = ("import sys; from topoae.cli.main import main\n"
-            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-            "heavy = [m for m in ('torch', 'dask', 'xarray', 'zarr') if m in sys.modules]\n"
-            "print('HEAVY', heavy)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    code = (
+        "import sys; from topoae.cli.main import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('torch', 'dask', 'xarray', 'zarr') if m in sys.modules]\n"
+        "print('HEAVY', heavy)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert "HEAVY []" in out and "tile" in out
-    v = subprocess.run([sys.executable, "-m", "topoae.cli.main", "--version"], capture_output=True, text=True)
+    v = subprocess.run(
+        [sys.executable, "-m", "topoae.cli.main", "--version"], capture_output=True, text=True
+    )
     assert v.returncode == 0 and "topoae, version" in v.stdout
 
 
 @pytest.mark.slow
 def test_tile_through_a_local_cluster(tmp_path, gebco_nc):
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=None) as cluster:
-        r = run("tile", gebco_nc, "--out", tmp_path / "c.zarr", "--scheduler", cluster.scheduler_address)
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    ) as cluster:
+        r = run(
+            "tile", gebco_nc, "--out", tmp_path / "c.zarr", "--scheduler", cluster.scheduler_address
+        )
         assert r.exit_code == 0, r.output
         with distributed.Client(cluster) as client:
             assert len(client.scheduler_info()["workers"]) == 2

@@ -15,7 +15,11 @@ from topoae.tiling import TileConfig, open_store, tile
 @pytest.fixture(scope="module")
 def store(tmp_path_factory, gebco_nc):
     path = tmp_path_factory.mktemp("ds") / "p.zarr"
-    tile([open_grid(gebco_nc)], path, TileConfig(stride=32, chunk=7, block=1, split=(0.6, 0.2, 0.2), seed=1))
+    tile(
+        [open_grid(gebco_nc)],
+        path,
+        TileConfig(stride=32, chunk=7, block=1, split=(0.6, 0.2, 0.2), seed=1),
+    )
     return path
 
 
@@ -42,7 +46,9 @@ def test_items_match_store(store):
 
 def test_splits_partition_the_store(store):
     g, _ = open_store(store)
-    seen = np.concatenate([PatchDataset(store, split=s, augment="none").indices for s in ("train", "val", "test")])
+    seen = np.concatenate(
+        [PatchDataset(store, split=s, augment="none").indices for s in ("train", "val", "test")]
+    )
     assert sorted(seen.tolist()) == list(range(g["patches"].shape[0]))
 
 
@@ -56,7 +62,9 @@ def test_augment_all_and_random(store):
     rnd = PatchDataset(store, split="train", augment="random", seed=4)
     first = [rnd[i]["x"] for i in range(20)]
     again = [rnd[i]["x"] for i in range(20)]
-    assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))  # deterministic per epoch
+    assert all(
+        torch.equal(a, b) for a, b in zip(first, again, strict=True)
+    )  # deterministic per epoch
     rnd.set_epoch(1)
     assert any(not torch.equal(a, rnd[i]["x"]) for i, a in enumerate(first))  # reseeded by epoch
 

@@ -20,9 +20,13 @@ def _global(lon: np.ndarray, lat: np.ndarray, name="z", descending=False) -> xr.
     z = (1000 * np.sin(np.radians(lon2)) + lat2).astype(np.float32)
     if descending:
         lat, z = lat[::-1], z[::-1]
-    return xr.Dataset({name: (("lat", "lon"), z)},
-                      coords={"lat": ("lat", lat, {"units": "degrees_north"}),
-                              "lon": ("lon", lon, {"units": "degrees_east"})})
+    return xr.Dataset(
+        {name: (("lat", "lon"), z)},
+        coords={
+            "lat": ("lat", lat, {"units": "degrees_north"}),
+            "lon": ("lon", lon, {"units": "degrees_east"}),
+        },
+    )
 
 
 def test_gebco_file_is_canonical_and_lazy(gebco_nc):
@@ -97,7 +101,9 @@ def test_missing_and_unreadable_files(tmp_path):
 def test_feet_are_converted(tmp_path):
     ds = _global(np.arange(0, 10.0), np.arange(0, 10.0))
     path = _write(ds, tmp_path / "ft.nc")
-    np.testing.assert_allclose(open_grid(path, units="ft").values, ds["z"].values * 0.3048, rtol=1e-6)
+    np.testing.assert_allclose(
+        open_grid(path, units="ft").values, ds["z"].values * 0.3048, rtol=1e-6
+    )
 
 
 @pytest.mark.parametrize("lon", [np.arange(0, 360, 0.5) + 0.25, np.arange(-180, 180, 0.5) + 0.25])
@@ -162,5 +168,7 @@ def test_real_grids_open(shared_data):
     assert etopo5.name == "ROSE" and etopo5.shape == (2161, 4320)
     gebco = open_grid(shared_data / "gebco_15s/gebco15s_suruga_bay_138.14-138.97E_34.62-35.46N.nc")
     assert gebco.shape == (202, 201) and float(gebco.min()) == -2363.0
-    tohoku = open_grid(shared_data / "etopo_global/etopo1_global_10min_gmtcache.nc", bbox=(139, 34, 147, 42))
+    tohoku = open_grid(
+        shared_data / "etopo_global/etopo1_global_10min_gmtcache.nc", bbox=(139, 34, 147, 42)
+    )
     assert tohoku.shape == (49, 49)

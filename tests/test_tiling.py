@@ -17,9 +17,12 @@ from topoae.tiling import TileConfig, open_store, patch_grid_shape, tile
 def _grid(h: int, w: int, seed: int = 0) -> xr.DataArray:
     rng = np.random.default_rng(seed)
     z = rng.normal(-2000, 1500, size=(h, w)).astype(np.float32)
-    return xr.DataArray(z, dims=("lat", "lon"),
-                        coords={"lat": 10 + 0.01 * np.arange(h), "lon": 20 + 0.01 * np.arange(w)},
-                        attrs={"source": "memory"})
+    return xr.DataArray(
+        z,
+        dims=("lat", "lon"),
+        coords={"lat": 10 + 0.01 * np.arange(h), "lon": 20 + 0.01 * np.arange(w)},
+        attrs={"source": "memory"},
+    )
 
 
 @pytest.mark.parametrize("mode", ["global", "patch"])
@@ -45,9 +48,15 @@ def test_thesis_constants():
         Normalisation(mode="minmax")
 
 
-@pytest.mark.parametrize(("shape", "patch", "stride", "expected"),
-                         [((300, 420), 96, 96, (3, 4)), ((96, 96), 96, 96, (1, 1)),
-                          ((200, 200), 96, 48, (3, 3)), ((191, 500), 96, 32, (3, 13))])
+@pytest.mark.parametrize(
+    ("shape", "patch", "stride", "expected"),
+    [
+        ((300, 420), 96, 96, (3, 4)),
+        ((96, 96), 96, 96, (1, 1)),
+        ((200, 200), 96, 48, (3, 3)),
+        ((191, 500), 96, 32, (3, 13)),
+    ],
+)
 def test_patch_grid_shape(shape, patch, stride, expected):
     assert patch_grid_shape(shape, patch, stride) == expected
 
@@ -69,28 +78,40 @@ def test_store_layout_and_patch_positions(tmp_path):
     for i in range(12):
         r0, c0 = int(g["row0"][i]), int(g["col0"][i])
         assert (r0, c0) == (96 * int(g["row"][i]), 96 * int(g["col"][i]))
-        metres = denormalise(g["patches"][i:i + 1], g["offset"][i:i + 1], g["scale"][i:i + 1])[0]
-        np.testing.assert_allclose(metres, z[r0:r0 + 96, c0:c0 + 96], atol=2e-3)
-        assert g["lat"][i] == pytest.approx(da.lat.values[r0:r0 + 96].mean())
-        assert g["lon"][i] == pytest.approx(da.lon.values[c0:c0 + 96].mean())
-        assert g["ocean_fraction"][i] == pytest.approx((z[r0:r0 + 96, c0:c0 + 96] < 0).mean())
+        metres = denormalise(
+            g["patches"][i : i + 1], g["offset"][i : i + 1], g["scale"][i : i + 1]
+        )[0]
+        np.testing.assert_allclose(metres, z[r0 : r0 + 96, c0 : c0 + 96], atol=2e-3)
+        assert g["lat"][i] == pytest.approx(da.lat.values[r0 : r0 + 96].mean())
+        assert g["lon"][i] == pytest.approx(da.lon.values[c0 : c0 + 96].mean())
+        assert g["ocean_fraction"][i] == pytest.approx((z[r0 : r0 + 96, c0 : c0 + 96] < 0).mean())
     assert set(np.unique(g["split"][:])) == {0, 1, 2}
 
 
 @pytest.mark.parametrize("stride", [96, 40])
 def test_splits_do_not_leak(tmp_path, stride):
     da = _grid(700, 900)
-    tile([da], tmp_path / "s.zarr", TileConfig(stride=stride, block=2, split=(0.6, 0.2, 0.2), seed=3))
+    tile(
+        [da], tmp_path / "s.zarr", TileConfig(stride=stride, block=2, split=(0.6, 0.2, 0.2), seed=3)
+    )
     g, attrs = open_store(tmp_path / "s.zarr")
-    rows = {k: [(int(a), int(b)) for a, b, s in zip(g["row0"][:], g["col0"][:], g["split"][:], strict=True) if s == k]
-            for k in (0, 1, 2)}
+    rows = {
+        k: [
+            (int(a), int(b))
+            for a, b, s in zip(g["row0"][:], g["col0"][:], g["split"][:], strict=True)
+            if s == k
+        ]
+        for k in (0, 1, 2)
+    }
     assert all(rows[k] for k in (0, 1, 2))
 
     def overlap(a, b):
         return abs(a[0] - b[0]) < 96 and abs(a[1] - b[1]) < 96
 
     for k1, k2 in ((0, 1), (0, 2), (1, 2)):
-        assert not any(overlap(a, b) for a in rows[k1] for b in rows[k2]), f"split {k1} overlaps {k2}"
+        assert not any(overlap(a, b) for a in rows[k1] for b in rows[k2]), (
+            f"split {k1} overlaps {k2}"
+        )
     if stride == 40:
         assert attrs["counts"]["dropped_guard"] > 0
 
@@ -139,7 +160,9 @@ def test_exclude_box_and_patch_normalisation(tmp_path, gebco_nc):
     da = open_grid(gebco_nc)
     lat_mid, lon_mid = float(da.lat[150]), float(da.lon[200])
     box = (lon_mid - 0.01, lat_mid - 0.01, lon_mid + 0.01, lat_mid + 0.01)
-    s = tile([da], tmp_path / "e.zarr", TileConfig(normalise="patch", exclude=(box,), dtype="float16"))
+    s = tile(
+        [da], tmp_path / "e.zarr", TileConfig(normalise="patch", exclude=(box,), dtype="float16")
+    )
     g, attrs = open_store(tmp_path / "e.zarr")
     assert s.dropped_excluded >= 1 and s.patches == 12 - s.dropped_excluded
     assert g["patches"].dtype == np.float16 and attrs["normalise"]["mode"] == "patch"

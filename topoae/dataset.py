@@ -49,8 +49,15 @@ class PatchDataset(Dataset):
         Keep patches flagged as containing NaN (off by default: models cannot train on NaN).
     """
 
-    def __init__(self, path: str | os.PathLike, *, split: str | None = "train",
-                 augment: str = "random", seed: int = 0, include_nan: bool = False):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        split: str | None = "train",
+        augment: str = "random",
+        seed: int = 0,
+        include_nan: bool = False,
+    ):
         if augment not in AUGMENT_MODES:
             raise ConfigError(f"augment must be one of {', '.join(AUGMENT_MODES)}")
         if split is not None and split not in _splits.NAMES:
@@ -100,7 +107,7 @@ class PatchDataset(Dataset):
         cid = idx // self.chunk
         if self._cache is None or self._cache[0] != cid:
             arr = self._patches()
-            self._cache = (cid, np.asarray(arr[cid * self.chunk:(cid + 1) * self.chunk]))
+            self._cache = (cid, np.asarray(arr[cid * self.chunk : (cid + 1) * self.chunk]))
         return self._cache[1][idx - cid * self.chunk]
 
     def symmetry_of(self, item: int) -> tuple[int, int]:
@@ -117,10 +124,12 @@ class PatchDataset(Dataset):
             raise IndexError(item)
         pos, k = self.symmetry_of(item)
         x = symmetry(self.read(pos), k).astype(np.float32, copy=True)
-        return {"x": torch.from_numpy(x[None]),
-                "offset": torch.tensor(self.offset[pos], dtype=torch.float64),
-                "scale": torch.tensor(self.scale[pos], dtype=torch.float64),
-                "index": torch.tensor(int(self.indices[pos]))}
+        return {
+            "x": torch.from_numpy(x[None]),
+            "offset": torch.tensor(self.offset[pos], dtype=torch.float64),
+            "scale": torch.tensor(self.scale[pos], dtype=torch.float64),
+            "index": torch.tensor(int(self.indices[pos])),
+        }
 
 
 class ChunkSampler(Sampler[int]):

@@ -38,8 +38,11 @@ class Normalisation:
 
     @classmethod
     def from_dict(cls, d: dict) -> Normalisation:
-        return cls(mode=str(d["mode"]), zmin=float(d.get("zmin", GEBCO2019_ZMIN)),
-                   zrange=float(d.get("zrange", GEBCO2019_ZRANGE)))
+        return cls(
+            mode=str(d["mode"]),
+            zmin=float(d.get("zmin", GEBCO2019_ZMIN)),
+            zrange=float(d.get("zrange", GEBCO2019_ZRANGE)),
+        )
 
     def params(self, patches: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per-patch ``(offset, scale)`` (float64, shape ``(N,)``) for ``patches`` ``(N, P, P)``.
@@ -58,11 +61,14 @@ class Normalisation:
         return lo, scale
 
 
-def normalise(patches: np.ndarray, offset: np.ndarray, scale: np.ndarray,
-              dtype: np.dtype | type = np.float32) -> np.ndarray:
+def normalise(
+    patches: np.ndarray, offset: np.ndarray, scale: np.ndarray, dtype: np.dtype | type = np.float32
+) -> np.ndarray:
     """``(z - offset) / scale`` per patch, ``patches`` shape ``(N, ...)``."""
     shape = (-1,) + (1,) * (patches.ndim - 1)
-    return ((patches.astype(np.float64) - offset.reshape(shape)) / scale.reshape(shape)).astype(dtype)
+    return ((patches.astype(np.float64) - offset.reshape(shape)) / scale.reshape(shape)).astype(
+        dtype
+    )
 
 
 def denormalise(values: np.ndarray, offset: np.ndarray, scale: np.ndarray) -> np.ndarray:

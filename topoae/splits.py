@@ -53,8 +53,14 @@ def assign_blocks(n_blocks: int, fractions: tuple[float, float, float], seed: in
     return out
 
 
-def patch_labels(row0: np.ndarray, col0: np.ndarray, patch: int, block: int,
-                 block_labels: np.ndarray, blocks_per_row: int) -> np.ndarray:
+def patch_labels(
+    row0: np.ndarray,
+    col0: np.ndarray,
+    patch: int,
+    block: int,
+    block_labels: np.ndarray,
+    blocks_per_row: int,
+) -> np.ndarray:
     """Split label of each patch (``GUARD`` where its blocks disagree).
 
     ``row0``/``col0`` are the patches' first cells; ``block_labels`` is indexed by

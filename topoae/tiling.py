@@ -51,7 +51,9 @@ class TileConfig:
 
     def __post_init__(self) -> None:
         if self.patch < 4 or self.stride < 1 or self.stride > self.patch:
-            raise ConfigError(f"need patch >= 4 and 1 <= stride <= patch (got {self.patch}, {self.stride})")
+            raise ConfigError(
+                f"need patch >= 4 and 1 <= stride <= patch (got {self.patch}, {self.stride})"
+            )
         if self.nan not in NAN_MODES:
             raise ConfigError(f"--nan must be one of {', '.join(NAN_MODES)}")
         if self.dtype not in DTYPES:
@@ -79,9 +81,11 @@ class TileSummary:
     def line(self) -> str:
         s = self.per_split
         mbps = self.cells_read * 4 / 1e6 / self.seconds if self.seconds else 0.0
-        return (f"{self.patches} patches (train {s['train']}, val {s['val']}, test {s['test']}); "
-                f"NaN dropped {self.dropped_nan}, flagged {self.flagged_nan}; split guard {self.dropped_guard}; "
-                f"excluded {self.dropped_excluded}; {self.seconds:.1f} s, {mbps:.0f} MB/s -> {self.path}")
+        return (
+            f"{self.patches} patches (train {s['train']}, val {s['val']}, test {s['test']}); "
+            f"NaN dropped {self.dropped_nan}, flagged {self.flagged_nan}; split guard {self.dropped_guard}; "
+            f"excluded {self.dropped_excluded}; {self.seconds:.1f} s, {mbps:.0f} MB/s -> {self.path}"
+        )
 
 
 def patch_grid_shape(shape: tuple[int, int], patch: int, stride: int) -> tuple[int, int]:
@@ -129,11 +133,13 @@ class _ChunkWriter:
         if len(data) == 0:
             return
         self.array.resize((self.n + len(data), *self.array.shape[1:]))
-        self.array[self.n:self.n + len(data)] = data
+        self.array[self.n : self.n + len(data)] = data
         self.n += len(data)
 
 
-def _band_windows(da: xr.DataArray, r_first: int, r_last: int, ncols: int, cfg: TileConfig) -> np.ndarray:
+def _band_windows(
+    da: xr.DataArray, r_first: int, r_last: int, ncols: int, cfg: TileConfig
+) -> np.ndarray:
     """Patches of patch rows ``r_first..r_last-1``: numpy ``(rows, ncols, P, P)`` float32."""
     from dask.array.lib.stride_tricks import sliding_window_view
 
@@ -150,8 +156,14 @@ def _band_windows(da: xr.DataArray, r_first: int, r_last: int, ncols: int, cfg: 
     return np.asarray(windows.compute(), dtype=np.float32)
 
 
-def tile(grids: Sequence[xr.DataArray], out: str | os.PathLike, config: TileConfig = TileConfig(), *,
-         overwrite: bool = False, progress: Callable[[int], None] | None = None) -> TileSummary:
+def tile(
+    grids: Sequence[xr.DataArray],
+    out: str | os.PathLike,
+    config: TileConfig = TileConfig(),
+    *,
+    overwrite: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> TileSummary:
     """Cut ``grids`` (canonical DataArrays from :func:`topoae.io.open_grid`) into a patch store.
 
     Parameters
@@ -184,22 +196,40 @@ def tile(grids: Sequence[xr.DataArray], out: str | os.PathLike, config: TileConf
     block_offsets = np.concatenate([[0], np.cumsum(nblocks)])
     pdtype = np.dtype(cfg.dtype)
 
-    meta: dict[str, list[np.ndarray]] = {k: [] for k in (
-        "offset", "scale", "split", "has_nan", "row", "col", "row0", "col0", "lat", "lon",
-        "ocean_fraction", "source")}
+    meta: dict[str, list[np.ndarray]] = {
+        k: []
+        for k in (
+            "offset",
+            "scale",
+            "split",
+            "has_nan",
+            "row",
+            "col",
+            "row0",
+            "col0",
+            "lat",
+            "lon",
+            "ocean_fraction",
+            "source",
+        )
+    }
     with atomic_path(out, overwrite=overwrite) as tmp:
         group = zarr.open_group(tmp, mode="w", zarr_format=3)
         arr = group.create_array(
-            "patches", shape=(0, cfg.patch, cfg.patch), chunks=(cfg.chunk, cfg.patch, cfg.patch),
-            dtype=pdtype, compressors=BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle"),
-            fill_value=np.nan)
+            "patches",
+            shape=(0, cfg.patch, cfg.patch),
+            chunks=(cfg.chunk, cfg.patch, cfg.patch),
+            dtype=pdtype,
+            compressors=BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle"),
+            fill_value=np.nan,
+        )
         writer = _ChunkWriter(arr, cfg.chunk)
         for gi, (da, (nr, nc)) in enumerate(zip(grids, shapes, strict=True)):
             ydim, xdim = da.dims
             yv, xv = da[ydim].values, da[xdim].values
             geographic = ydim == "lat"
             rows_per_band = max(1, int(cfg.band_mb * 1e6 // (nc * cfg.patch * cfg.patch * 4)))
-            blabels = labels_all[block_offsets[gi]:block_offsets[gi + 1]]
+            blabels = labels_all[block_offsets[gi] : block_offsets[gi + 1]]
             for r_first in range(0, nr, rows_per_band):
                 r_last = min(nr, r_first + rows_per_band)
                 win = _band_windows(da, r_first, r_last, nc, cfg)
@@ -214,8 +244,13 @@ def tile(grids: Sequence[xr.DataArray], out: str | os.PathLike, config: TileConf
                 has_nan = nan_count > 0
                 ylo, yhi = yv[row0], yv[row0 + cfg.patch - 1]
                 xlo, xhi = xv[col0], xv[col0 + cfg.patch - 1]
-                excluded = (_footprint_excluded(np.minimum(ylo, yhi), np.maximum(ylo, yhi), xlo, xhi, cfg.exclude)
-                            if geographic and cfg.exclude else np.zeros(len(patches), bool))
+                excluded = (
+                    _footprint_excluded(
+                        np.minimum(ylo, yhi), np.maximum(ylo, yhi), xlo, xhi, cfg.exclude
+                    )
+                    if geographic and cfg.exclude
+                    else np.zeros(len(patches), bool)
+                )
                 base = (split != _splits.GUARD) & ~excluded
                 summary.dropped_guard += int(np.sum(split == _splits.GUARD))
                 summary.dropped_excluded += int(np.sum(excluded & (split != _splits.GUARD)))
@@ -232,21 +267,43 @@ def tile(grids: Sequence[xr.DataArray], out: str | os.PathLike, config: TileConf
                     writer.add(normalise(kp, offset, scale, pdtype))
                     with np.errstate(invalid="ignore"):
                         ocean = np.nanmean(np.where(np.isnan(kp), np.nan, kp < 0), axis=(1, 2))
-                    for name, val in (("offset", offset), ("scale", scale), ("split", split[keep]),
-                                      ("has_nan", has_nan[keep]), ("row", rr[keep]), ("col", cc[keep]),
-                                      ("row0", row0[keep]), ("col0", col0[keep]),
-                                      ("lat", 0.5 * (ylo + yhi)[keep]), ("lon", 0.5 * (xlo + xhi)[keep]),
-                                      ("ocean_fraction", ocean.astype(np.float32)),
-                                      ("source", np.full(int(keep.sum()), gi))):
+                    for name, val in (
+                        ("offset", offset),
+                        ("scale", scale),
+                        ("split", split[keep]),
+                        ("has_nan", has_nan[keep]),
+                        ("row", rr[keep]),
+                        ("col", cc[keep]),
+                        ("row0", row0[keep]),
+                        ("col0", col0[keep]),
+                        ("lat", 0.5 * (ylo + yhi)[keep]),
+                        ("lon", 0.5 * (xlo + xhi)[keep]),
+                        ("ocean_fraction", ocean.astype(np.float32)),
+                        ("source", np.full(int(keep.sum()), gi)),
+                    ):
                         meta[name].append(np.asarray(val))
                 if progress is not None:
                     progress(r_last - r_first)
         writer.close()
         n = writer.n
         if n == 0:
-            raise RegionError("no patch left to store: the region is all NaN, excluded, or too small")
-        dtypes = {"offset": "f8", "scale": "f8", "split": "i1", "has_nan": "bool", "row": "i4", "col": "i4",
-                  "row0": "i8", "col0": "i8", "lat": "f8", "lon": "f8", "ocean_fraction": "f4", "source": "i2"}
+            raise RegionError(
+                "no patch left to store: the region is all NaN, excluded, or too small"
+            )
+        dtypes = {
+            "offset": "f8",
+            "scale": "f8",
+            "split": "i1",
+            "has_nan": "bool",
+            "row": "i4",
+            "col": "i4",
+            "row0": "i8",
+            "col0": "i8",
+            "lat": "f8",
+            "lon": "f8",
+            "ocean_fraction": "f4",
+            "source": "i2",
+        }
         for name, parts in meta.items():
             values = np.concatenate(parts).astype(dtypes[name])
             group.create_array(name, data=values, chunks=(max(1, min(len(values), 65536)),))
@@ -266,18 +323,28 @@ def tile(grids: Sequence[xr.DataArray], out: str | os.PathLike, config: TileConf
             "augmentation": "on the fly: 8 symmetries of the square (topoae.dataset)",
             "sources": [_describe(g) for g in grids],
             "config": _jsonable(asdict(cfg)),
-            "counts": {"patches": n, **summary.per_split, "dropped_nan": summary.dropped_nan,
-                       "flagged_nan": summary.flagged_nan, "dropped_guard": summary.dropped_guard,
-                       "dropped_excluded": summary.dropped_excluded},
+            "counts": {
+                "patches": n,
+                **summary.per_split,
+                "dropped_nan": summary.dropped_nan,
+                "flagged_nan": summary.flagged_nan,
+                "dropped_guard": summary.dropped_guard,
+                "dropped_excluded": summary.dropped_excluded,
+            },
         }
     return summary
 
 
 def _describe(da: xr.DataArray) -> dict:
     ydim, xdim = da.dims
-    return {"source": str(da.attrs.get("source", "")), "variable": str(da.attrs.get("variable", da.name)),
-            "dims": [str(ydim), str(xdim)], "shape": [int(v) for v in da.shape],
-            "bbox": [float(da[xdim][0]), float(da[ydim][0]), float(da[xdim][-1]), float(da[ydim][-1])]}
+    return {
+        "source": str(da.attrs.get("source", "")),
+        "variable": str(da.attrs.get("variable", da.name)),
+        "dims": [str(ydim), str(xdim)],
+        "shape": [int(v) for v in da.shape],
+        "bbox": [float(da[xdim][0]), float(da[ydim][0]), float(da[xdim][-1]), float(da[ydim][-1])],
+        "requested_bbox": [float(v) for v in da.attrs["bbox"]] if "bbox" in da.attrs else None,
+    }
 
 
 def _jsonable(obj):

@@ -51,9 +51,16 @@ def subset_bbox(da: xr.DataArray, bbox: tuple[float, float, float, float]) -> xr
     else:
         sub = _subset_lon(sub, w, e)
     if sub.sizes[ydim] == 0 or sub.sizes[xdim] == 0:
-        ext = (float(da[xdim].min()), float(da[ydim].min()), float(da[xdim].max()), float(da[ydim].max()))
-        raise RegionError(f"bbox {w},{s},{e},{n} is outside the grid (extent {ext[0]:g},{ext[1]:g},"
-                          f"{ext[2]:g},{ext[3]:g})")
+        ext = (
+            float(da[xdim].min()),
+            float(da[ydim].min()),
+            float(da[xdim].max()),
+            float(da[ydim].max()),
+        )
+        raise RegionError(
+            f"bbox {w},{s},{e},{n} is outside the grid (extent {ext[0]:g},{ext[1]:g},"
+            f"{ext[2]:g},{ext[3]:g})"
+        )
     sub.attrs = {**da.attrs, "bbox": [w, s, e, n]}
     return sub
 
@@ -65,8 +72,10 @@ def _subset_lon(da: xr.DataArray, w: float, e: float) -> xr.DataArray:
     width = 360.0 if e - w >= 360.0 else (e - w) % 360.0
     if not full_circle:
         # Regional grid: nothing to wrap; use whichever 360° shift of the box overlaps most.
-        best = max((w + k * 360.0 for k in (-1, 0, 1)),
-                   key=lambda a: min(a + width, lon[-1]) - max(a, lon[0]))
+        best = max(
+            (w + k * 360.0 for k in (-1, 0, 1)),
+            key=lambda a: min(a + width, lon[-1]) - max(a, lon[0]),
+        )
         return da.isel(lon=np.flatnonzero((lon >= best) & (lon <= best + width)))
     eps = 1e-6 * step
     start = (w - lon[0]) % 360.0 + lon[0]

@@ -20,8 +20,23 @@ from topoae.io.readers import open_any
 DEFAULT_CHUNK = 2048
 
 #: Names tried in order when no variable is given.
-PREFERRED_NAMES = ("elevation", "z", "Band1", "band1", "ROSE", "DEPTH", "depth", "topo",
-                   "topography", "bathymetry", "bathy", "height", "altitude", "elev", "data")
+PREFERRED_NAMES = (
+    "elevation",
+    "z",
+    "Band1",
+    "band1",
+    "ROSE",
+    "DEPTH",
+    "depth",
+    "topo",
+    "topography",
+    "bathymetry",
+    "bathy",
+    "height",
+    "altitude",
+    "elev",
+    "data",
+)
 
 _LAT_NAMES = {"lat", "latitude", "y_lat", "nav_lat"}
 _LON_NAMES = {"lon", "long", "longitude", "x_lon", "nav_lon"}
@@ -30,8 +45,9 @@ FOOT = 0.3048
 
 
 def _candidates(ds: xr.Dataset) -> list[str]:
-    return [str(n) for n, v in ds.data_vars.items()
-            if v.ndim == 2 and np.issubdtype(v.dtype, np.number)]
+    return [
+        str(n) for n, v in ds.data_vars.items() if v.ndim == 2 and np.issubdtype(v.dtype, np.number)
+    ]
 
 
 def pick_variable(ds: xr.Dataset, var: str | None, source: str = "") -> str:
@@ -39,8 +55,10 @@ def pick_variable(ds: xr.Dataset, var: str | None, source: str = "") -> str:
     cands = _candidates(ds)
     if var is not None:
         if var not in ds.data_vars:
-            raise VariableError(f"variable {var!r} not in {source or 'the file'}; "
-                                f"candidates: {', '.join(cands) or 'none'}")
+            raise VariableError(
+                f"variable {var!r} not in {source or 'the file'}; "
+                f"candidates: {', '.join(cands) or 'none'}"
+            )
         if ds[var].ndim != 2:
             raise VariableError(f"variable {var!r} has {ds[var].ndim} dims; expected 2")
         return var
@@ -51,8 +69,10 @@ def pick_variable(ds: xr.Dataset, var: str | None, source: str = "") -> str:
             return name
     if len(cands) == 1:
         return cands[0]
-    raise VariableError(f"cannot tell which variable is elevation in {source or 'the file'}; "
-                        f"pass --var, one of: {', '.join(cands)}")
+    raise VariableError(
+        f"cannot tell which variable is elevation in {source or 'the file'}; "
+        f"pass --var, one of: {', '.join(cands)}"
+    )
 
 
 def _axis_kind(name: str, coord: xr.DataArray | None) -> str | None:
@@ -63,9 +83,21 @@ def _axis_kind(name: str, coord: xr.DataArray | None) -> str | None:
     long = str(attrs.get("long_name", "")).lower()
     axis = str(attrs.get("axis", "")).upper()
     low = name.lower()
-    if std == "latitude" or units.startswith("degrees_n") or low in _LAT_NAMES or low.endswith("_y") and "degree" in units:
+    if (
+        std == "latitude"
+        or units.startswith("degrees_n")
+        or low in _LAT_NAMES
+        or low.endswith("_y")
+        and "degree" in units
+    ):
         return "lat"
-    if std == "longitude" or units.startswith("degrees_e") or low in _LON_NAMES or low.endswith("_x") and "degree" in units:
+    if (
+        std == "longitude"
+        or units.startswith("degrees_e")
+        or low in _LON_NAMES
+        or low.endswith("_x")
+        and "degree" in units
+    ):
         return "lon"
     if "latitude" in long:
         return "lat"
@@ -87,7 +119,7 @@ def canonical_dims(da: xr.DataArray) -> xr.DataArray:
     """Rename the two dims to ('lat','lon') or ('y','x'), in that order."""
     kinds = {}
     for dim in da.dims:
-        coord = da.coords[dim] if dim in da.coords else None
+        coord = da.coords.get(dim, None)
         kinds[dim] = _axis_kind(str(dim), coord)
     ydim = next((d for d, k in kinds.items() if k in ("lat", "y")), None)
     xdim = next((d for d, k in kinds.items() if k in ("lon", "x")), None)
@@ -101,8 +133,9 @@ def canonical_dims(da: xr.DataArray) -> xr.DataArray:
     if not geographic and kinds.get(ydim) == "y" and _looks_geographic(da):
         # GMT writes x/y for some lon/lat grids (e.g. bathy_1m.nc); units decide.
         yunits = str(da[ydim].attrs.get("units", "")).lower()
-        geographic = "degree" in yunits or (not yunits and _looks_geographic(da)
-                                            and float(np.ptp(da[xdim].values)) <= 360)
+        geographic = "degree" in yunits or (
+            not yunits and _looks_geographic(da) and float(np.ptp(da[xdim].values)) <= 360
+        )
     names = ("lat", "lon") if geographic else ("y", "x")
     da = da.rename({ydim: "_y", xdim: "_x"}).rename({"_y": names[0], "_x": names[1]})
     return da
@@ -136,9 +169,14 @@ def _to_metres(da: xr.DataArray, units: str | None) -> xr.DataArray:
     return da
 
 
-def open_grid(path: str | os.PathLike, *, var: str | None = None,
-              bbox: tuple[float, float, float, float] | None = None,
-              units: str | None = None, chunk: int = DEFAULT_CHUNK) -> xr.DataArray:
+def open_grid(
+    path: str | os.PathLike,
+    *,
+    var: str | None = None,
+    bbox: tuple[float, float, float, float] | None = None,
+    units: str | None = None,
+    chunk: int = DEFAULT_CHUNK,
+) -> xr.DataArray:
     """Open an elevation grid lazily in topoae's canonical form.
 
     Parameters
@@ -165,9 +203,7 @@ def open_grid(path: str | os.PathLike, *, var: str | None = None,
     ds = open_any(p)
     name = pick_variable(ds, var, str(p))
     da = ds[name]
-    extra = [d for d in da.dims if d not in da.coords]
     da = canonical_dims(da)
-    del extra
     da = da.chunk({d: min(chunk, n) for d, n in da.sizes.items()})
     da = _ascending(da)
     da = _drop_seam(da)
@@ -176,8 +212,16 @@ def open_grid(path: str | os.PathLike, *, var: str | None = None,
         da = da.astype(np.float32)
     da = _to_metres(da, units)
     da.attrs = {**keep_attrs, **{k: v for k, v in da.attrs.items() if k == "converted_from"}}
-    for k in ("_FillValue", "missing_value", "scale_factor", "add_offset", "actual_range",
-              "valid_range", "valid_min", "valid_max"):
+    for k in (
+        "_FillValue",
+        "missing_value",
+        "scale_factor",
+        "add_offset",
+        "actual_range",
+        "valid_range",
+        "valid_min",
+        "valid_max",
+    ):
         da.attrs.pop(k, None)
     da.attrs.update(source=str(p), variable=name, units="m")
     da.name = name

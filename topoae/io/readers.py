@@ -24,6 +24,7 @@ def _reason(exc: Exception) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
+
 NETCDF_SUFFIXES = {".nc", ".nc4", ".cdf", ".grd", ".netcdf", ".h5", ".hdf5"}
 RASTER_SUFFIXES = {".tif", ".tiff", ".asc", ".vrt", ".img"}
 GEOCLAW_SUFFIXES = {".tt3", ".topo3"}
@@ -83,7 +84,9 @@ def open_geoclaw_tt3(path: Path) -> xr.Dataset:
                 header[key.lower()] = float(value)
             values = np.loadtxt(fh, dtype=np.float64, ndmin=2)
     except (OSError, ValueError, IndexError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read {path} as a GeoClaw topotype-3 file: {_reason(exc)}") from None
+        raise InputError(
+            f"cannot read {path} as a GeoClaw topotype-3 file: {_reason(exc)}"
+        ) from None
     ncols, nrows = int(header["ncols"]), int(header["nrows"])
     values = values.reshape(-1)
     if values.size != ncols * nrows:
@@ -98,8 +101,13 @@ def open_geoclaw_tt3(path: Path) -> xr.Dataset:
     # GeoClaw treats xll/yll of topotype files as the lower-left *cell centre*.
     lon = x0 + d * np.arange(ncols)
     lat = y0 + d * np.arange(nrows)
-    da = xr.DataArray(z[::-1], dims=("lat", "lon"), coords={"lat": lat, "lon": lon},
-                      name="elevation", attrs={"units": "m"})
+    da = xr.DataArray(
+        z[::-1],
+        dims=("lat", "lon"),
+        coords={"lat": lat, "lon": lon},
+        name="elevation",
+        attrs={"units": "m"},
+    )
     return da.to_dataset()
 
 

@@ -39,9 +39,11 @@ class SyntheticConfig:
 def _hash(i: np.ndarray, j: np.ndarray, salt: int) -> np.ndarray:
     """Uniform values in [-1, 1) from integer lattice indices (splitmix64 mixing)."""
     with np.errstate(over="ignore"):
-        x = (i.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
-             ^ j.astype(np.uint64) * np.uint64(0xC2B2AE3D27D4EB4F)
-             ^ np.uint64(salt & 0xFFFFFFFFFFFFFFFF) * np.uint64(0x165667B19E3779F9)) & _M64
+        x = (
+            i.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+            ^ j.astype(np.uint64) * np.uint64(0xC2B2AE3D27D4EB4F)
+            ^ np.uint64(salt & 0xFFFFFFFFFFFFFFFF) * np.uint64(0x165667B19E3779F9)
+        ) & _M64
         x ^= x >> np.uint64(30)
         x = (x * np.uint64(0xBF58476D1CE4E5B9)) & _M64
         x ^= x >> np.uint64(27)
@@ -72,8 +74,15 @@ def value_noise(rows: np.ndarray, cols: np.ndarray, spacing: float, salt: int) -
     return along_x[cj] * (1 - fy) + along_x[cj + 1] * fy
 
 
-def fractal_noise(rows: np.ndarray, cols: np.ndarray, *, largest: float, hurst: float,
-                  salt: int, smallest: float = 2.0) -> np.ndarray:
+def fractal_noise(
+    rows: np.ndarray,
+    cols: np.ndarray,
+    *,
+    largest: float,
+    hurst: float,
+    salt: int,
+    smallest: float = 2.0,
+) -> np.ndarray:
     """Sum of octaves of value noise from ``largest`` down to ``smallest`` cells.
 
     Octave amplitudes scale as spacing**hurst (fBm-like); result normalised to ~unit std.
@@ -100,7 +109,9 @@ def synthetic_block(cfg: SyntheticConfig, row0: int, row1: int) -> np.ndarray:
     s = cfg.seed
 
     # Coastline: a wavy north-south line; distance offshore (fraction of the domain).
-    wiggle = 0.06 * fractal_noise(rows, np.zeros(1), largest=scale / 2, hurst=0.9, salt=s + 1, smallest=8)
+    wiggle = 0.06 * fractal_noise(
+        rows, np.zeros(1), largest=scale / 2, hurst=0.9, salt=s + 1, smallest=8
+    )
     coast_u = 0.32 + wiggle + 0.04 * np.sin(2 * np.pi * v * 1.3 + rng.uniform(0, 6.3))
     d = u - coast_u
     width = cfg.cols / scale
@@ -141,8 +152,13 @@ def synthetic_grid(rows: int, cols: int, *, seed: int = 0, **kw) -> xr.DataArray
     cfg = SyntheticConfig(rows=rows, cols=cols, seed=seed, **kw)
     z = synthetic_block(cfg, 0, rows)
     lat, lon = _coords(cfg)
-    return xr.DataArray(z, dims=("lat", "lon"), coords={"lat": lat, "lon": lon}, name="elevation",
-                        attrs={"units": "m", "synthetic": 1, **_cfg_attrs(cfg)})
+    return xr.DataArray(
+        z,
+        dims=("lat", "lon"),
+        coords={"lat": lat, "lon": lon},
+        name="elevation",
+        attrs={"units": "m", "synthetic": 1, **_cfg_attrs(cfg)},
+    )
 
 
 def _coords(cfg: SyntheticConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -156,8 +172,16 @@ def _cfg_attrs(cfg: SyntheticConfig) -> dict:
     return {f"synthetic_{k}": v for k, v in asdict(cfg).items()}
 
 
-def write_synthetic_gebco(path: str | os.PathLike, rows: int, cols: int, *, seed: int = 0,
-                          band_rows: int = 512, overwrite: bool = False, **kw) -> Path:
+def write_synthetic_gebco(
+    path: str | os.PathLike,
+    rows: int,
+    cols: int,
+    *,
+    seed: int = 0,
+    band_rows: int = 512,
+    overwrite: bool = False,
+    **kw,
+) -> Path:
     """Write a GEBCO-format NetCDF (``elevation(lat, lon)`` int16, CF-1.6) in row bands.
 
     Memory stays bounded by ``band_rows × cols`` whatever the grid size. Returns the path.
@@ -166,30 +190,43 @@ def write_synthetic_gebco(path: str | os.PathLike, rows: int, cols: int, *, seed
 
     cfg = SyntheticConfig(rows=rows, cols=cols, seed=seed, **kw)
     lat, lon = _coords(cfg)
-    with atomic_path(path, overwrite=overwrite) as tmp:
-        with netCDF4.Dataset(tmp, "w", format="NETCDF4") as nc:
-            nc.Conventions = "CF-1.6"
-            nc.title = "Synthetic GEBCO-like grid (topoae)"
-            nc.institution = "topoae"
-            nc.source = "topoae.io.synthetic: seeded analytic structure + fractal value noise"
-            nc.comment = "Not real data. Structure: land, coastline, shelf, slope, abyssal plain, trench, seamounts."
-            for k, v in _cfg_attrs(cfg).items():
-                setattr(nc, k, v)
-            nc.createDimension("lat", rows)
-            nc.createDimension("lon", cols)
-            vlat = nc.createVariable("lat", "f8", ("lat",))
-            vlat.standard_name, vlat.long_name, vlat.units, vlat.axis = "latitude", "latitude", "degrees_north", "Y"
-            vlon = nc.createVariable("lon", "f8", ("lon",))
-            vlon.standard_name, vlon.long_name, vlon.units, vlon.axis = "longitude", "longitude", "degrees_east", "X"
-            vlat[:] = lat
-            vlon[:] = lon
-            chunk = (min(rows, 256), min(cols, 256))
-            ve = nc.createVariable("elevation", "i2", ("lat", "lon"), zlib=True, complevel=1,
-                                   chunksizes=chunk)
-            ve.standard_name = "height_above_mean_sea_level"
-            ve.long_name = "Elevation relative to sea level"
-            ve.units = "m"
-            for r0 in range(0, rows, band_rows):
-                r1 = min(rows, r0 + band_rows)
-                ve[r0:r1, :] = np.round(synthetic_block(cfg, r0, r1)).astype(np.int16)
+    with (
+        atomic_path(path, overwrite=overwrite) as tmp,
+        netCDF4.Dataset(tmp, "w", format="NETCDF4") as nc,
+    ):
+        nc.Conventions = "CF-1.6"
+        nc.title = "Synthetic GEBCO-like grid (topoae)"
+        nc.institution = "topoae"
+        nc.source = "topoae.io.synthetic: seeded analytic structure + fractal value noise"
+        nc.comment = "Not real data. Structure: land, coastline, shelf, slope, abyssal plain, trench, seamounts."
+        for k, v in _cfg_attrs(cfg).items():
+            setattr(nc, k, v)
+        nc.createDimension("lat", rows)
+        nc.createDimension("lon", cols)
+        vlat = nc.createVariable("lat", "f8", ("lat",))
+        vlat.standard_name, vlat.long_name, vlat.units, vlat.axis = (
+            "latitude",
+            "latitude",
+            "degrees_north",
+            "Y",
+        )
+        vlon = nc.createVariable("lon", "f8", ("lon",))
+        vlon.standard_name, vlon.long_name, vlon.units, vlon.axis = (
+            "longitude",
+            "longitude",
+            "degrees_east",
+            "X",
+        )
+        vlat[:] = lat
+        vlon[:] = lon
+        chunk = (min(rows, 256), min(cols, 256))
+        ve = nc.createVariable(
+            "elevation", "i2", ("lat", "lon"), zlib=True, complevel=1, chunksizes=chunk
+        )
+        ve.standard_name = "height_above_mean_sea_level"
+        ve.long_name = "Elevation relative to sea level"
+        ve.units = "m"
+        for r0 in range(0, rows, band_rows):
+            r1 = min(rows, r0 + band_rows)
+            ve[r0:r1, :] = np.round(synthetic_block(cfg, r0, r1)).astype(np.int16)
     return Path(path)
