@@ -12,7 +12,7 @@ import argparse
 import datetime as dt
 import os
 import platform
-import resource
+import resource  # noqa: F401  (used in the child's code)
 import shutil
 import subprocess
 import sys
@@ -25,14 +25,17 @@ REAL = REPO.parent / "shared" / "data" / "etopo_global" / "etopo5_global_5min_fe
 
 def run_case(name: str, grid: Path, out: Path, extra: list[str]) -> dict:
     shutil.rmtree(out, ignore_errors=True)
-    cmd = [sys.executable, "-m", "topoae.cli.main", "tile", str(grid), "--out", str(out), *extra]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    args = ["tile", str(grid), "--out", str(out), *extra]
+    # The child reports its own high-water mark (RUSAGE_CHILDREN would be the max over all cases).
+    code = ("import resource, sys\nfrom topoae.cli.main import main\ntry:\n    main(sys.argv[1:])\n"
+            "except SystemExit as e:\n    rc = e.code\n"
+            "print('PEAK_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\nsys.exit(rc)")
     t = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
     secs = time.perf_counter() - t
     if proc.returncode:
         raise SystemExit(f"{name}: {proc.stderr.strip()}")
-    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    peak_kb = int(proc.stderr.rsplit("PEAK_KB", 1)[1].split()[0])
     import xarray as xr
 
     with xr.open_dataset(grid, decode_times=False) as ds:
@@ -46,7 +49,7 @@ def run_case(name: str, grid: Path, out: Path, extra: list[str]) -> dict:
         "seconds": secs,
         "MB_s": in_mb / secs,
         "Mcells_s": cells / secs / 1e6,
-        "peak_rss_MB": max(peak_kb, before) / 1024,
+        "peak_rss_MB": peak_kb / 1024,
         "summary": proc.stdout.strip().splitlines()[-1],
     }
 

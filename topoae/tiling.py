@@ -46,7 +46,7 @@ class TileConfig:
     nan: str = "drop"
     dtype: str = "float32"
     chunk: int = 64  # patches per Zarr chunk (64 × 96² float32 = 2.4 MB)
-    band_mb: float = 128.0  # target size of one band of patches in memory
+    band_mb: float = 32.0  # target size of one band of patches in memory (peak RSS is a few times this)
     exclude: tuple[tuple[float, float, float, float], ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:

@@ -1,0 +1,345 @@
+"""Tests of `topoae export exahype|geoclaw|anuga` and the writers behind them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import netCDF4
+import numpy as np
+import pytest
+import xarray as xr
+from click.testing import CliRunner
+from topoae.cli.main import cli
+from topoae.simulation.anuga_export import export_anuga
+from topoae.simulation.asagi import check_asagi, read_asagi
+from topoae.simulation.exahype import ExahypeConfig, check_export, export_exahype
+from topoae.simulation.geoclaw import read_tt3, write_dtopo3, write_tt3
+from topoae.simulation.projection import LocalProjection
+
+from topoae.errors import ConfigError, RegionError
+from topoae.io import open_grid
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+EXAHYPE_REF = SHARED / "exahype" / "tohoku_gebco_ucsb3_2000m_hawaii_displ.nc"
+
+LON0, LAT0 = 150.0, 30.0  # a made-up region well away from the Tohoku evaluation box
+
+
+def _linear(lon, lat):
+    """Elevation linear in lon/lat: bilinear interpolation reproduces it exactly."""
+    return -3000.0 + 1500.0 * (lon - LON0) - 800.0 * (lat - LAT0)
+
+
+def write_gebco(path: Path, *, nlat=41, nlon=51, step=1 / 60, linear=False, holes=False) -> Path:
+    """A GEBCO-format NetCDF: elevation(lat, lon) int16 (or float with NaN holes)."""
+    lat = LAT0 - 0.3 + step * np.arange(nlat)
+    lon = LON0 - 0.4 + step * np.arange(nlon)
+    glon, glat = np.meshgrid(lon, lat)
+    if linear:
+        z = _linear(glon, glat)
+    else:  # deep basin in the west rising to land in the east
+        z = -4000.0 + 5500.0 * (glon - lon[0]) / (lon[-1] - lon[0]) + 50 * np.sin(glat * 40)
+    if holes:
+        z = z.astype(np.float32)
+        z[5:8, 10:13] = np.nan
+        enc = {"elevation": {"dtype": "float32", "_FillValue": np.float32(np.nan)}}
+    else:
+        z = np.round(z).astype(np.int16)
+        enc = {"elevation": {"dtype": "int16"}}
+    ds = xr.Dataset(
+        {
+            "elevation": (
+                ("lat", "lon"),
+                z,
+                {"standard_name": "height_above_mean_sea_level", "units": "m"},
+            )
+        },
+        coords={
+            "lat": ("lat", lat, {"units": "degrees_north", "standard_name": "latitude"}),
+            "lon": ("lon", lon, {"units": "degrees_east", "standard_name": "longitude"}),
+        },
+        attrs={"Conventions": "CF-1.6", "title": "GEBCO-format test grid"},
+    )
+    ds.to_netcdf(path, encoding=enc)
+    return path
+
+
+def write_okada(path: Path) -> Path:
+    path.write_text(
+        json.dumps(
+            [
+                {
+                    "lon": LON0 - 0.1,
+                    "lat": LAT0,
+                    "depth": 12000.0,
+                    "strike": 10.0,
+                    "dip": 20.0,
+                    "rake": 90.0,
+                    "slip": 4.0,
+                    "length": 30000.0,
+                    "width": 15000.0,
+                }
+            ]
+        )
+    )
+    return path
+
+
+def invoke(args):
+    return CliRunner().invoke(cli, args, catch_exceptions=False)
+
+
+def test_exahype_cli_layout_matches_asagi_conventions(tmp_path):
+    bathy = write_gebco(tmp_path / "bathy.nc")
+    out = tmp_path / "exa"
+    res = invoke(
+        [
+            "export",
+            "exahype",
+            str(bathy),
+            "--out",
+            str(out),
+            "--okada",
+            str(write_okada(tmp_path / "fault.json")),
+            "--probe",
+            f"{LON0 - 0.2},{LAT0}",
+            "--probe",
+            f"{LON0 + 0.05},{LAT0 + 0.1}",
+            "--end-time",
+            "3600",
+            "--origin",
+            f"{LON0},{LAT0}",
+        ]
+    )
+    assert res.exit_code == 0, res.output
+    summary = check_export(out)  # NetCDF layout, YAML, JSON and named files
+    assert summary["material_files"] == ["bathymetry.nc", "displacement.nc"]
+    for name in ("bathymetry.nc", "displacement.nc", "exahype2/bath.nc", "exahype2/displ.nc"):
+        with netCDF4.Dataset(out / name) as ds:
+            assert ds.file_format == "NETCDF3_CLASSIC"
+            assert ds.Conventions == "COARDS/CF-1.0"
+            assert list(ds.dimensions) == ["x", "y"]
+            assert ds["x"].dtype == np.float64 and ds["y"].dtype == np.float64
+            assert ds["z"].dtype == np.float32 and ds["z"].dimensions == ("y", "x")
+            assert "_FillValue" not in ds["z"].ncattrs()
+            assert "scale_factor" not in ds["z"].ncattrs()
+            x, y, z = ds["x"][:].data, ds["y"][:].data, ds["z"][:].data
+        assert np.all(np.diff(x) > 0) and np.all(np.diff(y) > 0)
+        assert np.isfinite(z).all()
+    bx = read_asagi(out / "bathymetry.nc")
+    # metres, not degrees: 0.8° of longitude at 30° N is ~77 km, 0.67° of latitude ~74 km
+    assert 60e3 < float(bx.x[-1] - bx.x[0]) < 80e3
+    assert 60e3 < float(bx.y[-1] - bx.y[0]) < 76e3
+    assert float(bx.min()) < -3000 and float(bx.max()) > 1000
+    d = read_asagi(out / "displacement.nc")
+    assert 0.5 < float(d.max()) < 4.0 and float(d.min()) < 0  # thrust: uplift and subsidence
+    spec = json.loads((out / "SWE_topoae.exahype2").read_text())
+    dom = spec["computational_domain"]
+    assert dom["end_time"] == 3600.0 and dom["width"][0] == dom["width"][1]
+    assert dom["offset"][0] * 1000 >= bx.x[0] - 1e-6
+    assert (dom["offset"][0] + dom["width"][0]) * 1000 <= bx.x[-1] + 1e-6
+    solver = spec["solvers"][0]
+    assert solver["type"] == "Limiting-ADER-DG"
+    assert [v["name"] for v in solver["variables"]] == ["h", "hu", "hv", "b"]
+    probes = [p for p in solver["plotters"] if p["type"] == "probe::ascii"]
+    assert len(probes) == 2 and all(p["repeat"] == 5.0 for p in probes)
+    # the probe at the origin's latitude, 0.2° west: x ≈ -0.2 * 111.32 km * cos(30°)
+    assert probes[0]["select"]["x"] == pytest.approx(
+        -0.2 * 111.32 * np.cos(np.radians(30)), rel=0.01
+    )
+    assert abs(probes[0]["select"]["y"]) < 0.2
+    assert (out / "inputs.txt").read_text().split() == ["0", "0"]
+    e2 = json.loads((out / "exahype2" / "domain.json").read_text())
+    assert e2["width_m"][0] == pytest.approx(float(bx.x[-1] - bx.x[0]))
+    assert "README.md" in {p.name for p in out.iterdir()}
+
+
+def test_exahype_round_trips_values_through_projection(tmp_path):
+    """z written at (x, y) equals the source field at the inverse-projected lon/lat."""
+    grid = open_grid(write_gebco(tmp_path / "lin.nc", linear=True, holes=False))
+    # int16 storage rounds the linear field: compare with what the file holds
+    res = export_exahype(grid, tmp_path / "exa", config=ExahypeConfig(origin=(LON0, LAT0)))
+    z = read_asagi(res.out_dir / "bathymetry.nc")
+    gx, gy = np.meshgrid(z.x.values, z.y.values)
+    lon, lat = LocalProjection(LON0, LAT0).inverse(gx, gy)
+    expected = _linear(lon, lat)
+    # bilinear interpolation of a linear field is exact up to the int16 rounding (0.5 m)
+    assert np.abs(z.values - expected).max() < 0.51
+    assert np.abs(z.values - expected).mean() < 0.3
+
+
+def test_projected_grid_round_trips_exactly(tmp_path):
+    x = np.arange(-20, 21) * 2000.0
+    y = np.arange(-15, 16) * 2000.0
+    rng = np.random.default_rng(3)
+    z = (-2000 + 200 * rng.standard_normal((y.size, x.size))).astype(np.float32)
+    da = xr.DataArray(z, dims=("y", "x"), coords={"x": x, "y": y}, attrs={"source": "mem"})
+    res = export_exahype(da, tmp_path / "exa", config=ExahypeConfig(origin=(0.0, 0.0)))
+    back = read_asagi(res.out_dir / "bathymetry.nc")
+    np.testing.assert_array_equal(back.values, z)
+    np.testing.assert_array_equal(back.x.values, x)
+    np.testing.assert_array_equal(back.y.values, y)
+
+
+def test_nodata_is_filled_and_counted(tmp_path):
+    grid = open_grid(write_gebco(tmp_path / "holes.nc", holes=True))
+    res = export_exahype(grid, tmp_path / "exa")
+    with netCDF4.Dataset(res.out_dir / "bathymetry.nc") as ds:
+        assert np.isfinite(ds["z"][:].data).all()
+    rec = json.loads((res.out_dir / "topoae.json").read_text())
+    assert rec["filled_cells"] == 9
+
+
+@pytest.mark.skipif(not EXAHYPE_REF.exists(), reason="needs ../shared/data")
+def test_layout_matches_the_real_exahype_file_and_reuses_its_displacement(tmp_path):
+    """A projected bathymetry with the real Tohoku displacement (x/y metres) as source."""
+    ref = netCDF4.Dataset(EXAHYPE_REF)
+    x = np.arange(-300, 301, 4) * 1000.0
+    y = np.arange(-420, 421, 4) * 1000.0
+    gx, gy = np.meshgrid(x, y)
+    z = -4000.0 + 3.0e-3 * gx  # a sloping sea floor, all below sea level here
+    da = xr.DataArray(z, dims=("y", "x"), coords={"x": x, "y": y})
+    res = export_exahype(
+        da,
+        tmp_path / "exa",
+        config=ExahypeConfig(origin=(0.0, 0.0)),
+        displacement=open_grid(EXAHYPE_REF),
+    )
+    with netCDF4.Dataset(res.out_dir / "displacement.nc") as ours:
+        assert ours.file_format == ref.file_format
+        assert list(ours.dimensions) == list(ref.dimensions)
+        for v in ("x", "y", "z"):
+            assert ours[v].dtype == ref[v].dtype
+            assert ours[v].dimensions == ref[v].dimensions
+        assert set(ref.ncattrs()) - {"GMT_version"} <= set(ours.ncattrs())
+        np.testing.assert_allclose(ours["z"][:].data, ref["z"][:].data, atol=1e-6)
+        np.testing.assert_allclose(ours["x"][:].data, ref["x"][:].data)
+        np.testing.assert_allclose(ours["x"].actual_range, ref["x"].actual_range)
+    ref.close()
+
+
+def test_geoclaw_tt3_and_dtopo_round_trip(tmp_path):
+    grid = open_grid(write_gebco(tmp_path / "g.nc"))
+    res = invoke(
+        [
+            "export",
+            "geoclaw",
+            str(tmp_path / "g.nc"),
+            "--out",
+            str(tmp_path / "gc"),
+            "--okada",
+            str(write_okada(tmp_path / "f.json")),
+        ]
+    )
+    assert res.exit_code == 0, res.output
+    back = read_tt3(tmp_path / "gc" / "topo.tt3")
+    np.testing.assert_allclose(back.values, grid.values, atol=1e-3)
+    np.testing.assert_allclose(back.x.values, grid.lon.values, atol=1e-9)
+    np.testing.assert_allclose(back.y.values, grid.lat.values, atol=1e-9)
+    lines = (tmp_path / "gc" / "dtopo.tt3").read_text().splitlines()
+    labels = [ln.split()[-1] for ln in lines[:9]]
+    assert labels == ["mx", "my", "mt", "xlower", "ylower", "t0", "dx", "dy", "dt"]
+    mx, my = int(lines[0].split()[0]), int(lines[1].split()[0])
+    assert (mx, my) == (grid.sizes["lon"], grid.sizes["lat"])
+    rows = np.array([[float(v) for v in ln.split()] for ln in lines[9:]])
+    assert rows.shape == (my, mx) and rows.max() > 0.5
+
+
+def test_dtopo_writer_orders_rows_north_to_south(tmp_path):
+    x, y = np.arange(3.0), np.arange(4.0) * 2
+    dz = np.arange(12.0).reshape(4, 3)
+    write_dtopo3(tmp_path / "d.tt3", x, y, dz)
+    rows = np.loadtxt(tmp_path / "d.tt3", skiprows=9)
+    np.testing.assert_array_equal(rows, dz[::-1])
+    write_tt3(tmp_path / "t.tt3", xr.DataArray(dz, dims=("y", "x"), coords={"x": x, "y": y}))
+    np.testing.assert_allclose(read_tt3(tmp_path / "t.tt3").values, dz)
+
+
+def test_anuga_asc_reads_back_with_anugas_reader(tmp_path):
+    anuga_grd = pytest.importorskip("anuga.file_conversion.grd2array")
+    res = invoke(
+        [
+            "export",
+            "anuga",
+            str(write_gebco(tmp_path / "a.nc")),
+            "--out",
+            str(tmp_path / "an"),
+            "--gauge",
+            f"{LON0},{LAT0}",
+            "--origin",
+            f"{LON0},{LAT0}",
+        ]
+    )
+    assert res.exit_code == 0, res.output
+    x, y, z = anuga_grd.grd2array(str(tmp_path / "an" / "bathymetry.asc"))
+    meta = json.loads((tmp_path / "an" / "anuga.json").read_text())
+    assert x[0] == pytest.approx(meta["extent_m"]["x"][0], abs=1e-3)
+    assert y[-1] == pytest.approx(meta["extent_m"]["y"][1], abs=1e-3)
+    assert z.min() < -3000 and z.max() > 1000 and np.isfinite(z).all()
+    assert (tmp_path / "an" / "bathymetry.prj").read_text().startswith("PROJCS")
+    assert np.hypot(*meta["gauges_m"][0]) < 1e3  # the origin's own point
+
+
+def test_cli_errors_are_one_line(tmp_path):
+    bathy = write_gebco(tmp_path / "b.nc")
+    (tmp_path / "taken").mkdir()
+    runner = CliRunner()
+    res = runner.invoke(cli, ["export", "exahype", str(bathy), "--out", str(tmp_path / "taken")])
+    assert res.exit_code == 1 and "exists" in res.output
+    res = runner.invoke(
+        cli, ["export", "exahype", str(bathy), "--out", str(tmp_path / "o"), "--probe", "10,10"]
+    )
+    assert res.exit_code == 1 and "outside" in res.output
+    assert not (tmp_path / "o").exists()  # nothing partial left behind
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps([{"lon": 1, "lat": 2, "magnitude": 9}]))
+    res = runner.invoke(
+        cli, ["export", "exahype", str(bathy), "--out", str(tmp_path / "o"), "--okada", str(bad)]
+    )
+    assert res.exit_code == 1 and "unknown keys" in res.output
+    res = runner.invoke(
+        cli, ["export", "geoclaw", str(tmp_path / "missing.nc"), "--out", str(tmp_path / "o")]
+    )
+    assert res.exit_code == 1 and res.output.startswith("Error:")
+
+
+def test_config_validation():
+    with pytest.raises(ConfigError):
+        ExahypeConfig(mesh_cells=10)
+    with pytest.raises(ConfigError):
+        ExahypeConfig(end_time=0)
+    land = xr.DataArray(
+        np.full((5, 5), 100.0),
+        dims=("y", "x"),
+        coords={"x": np.arange(5.0) * 1e3, "y": np.arange(5.0) * 1e3},
+    )
+    with pytest.raises(RegionError):
+        export_exahype(land, "/nonexistent/never-written")
+
+
+def test_check_asagi_rejects_a_packed_file(tmp_path):
+    p = tmp_path / "packed.nc"
+    with netCDF4.Dataset(p, "w", format="NETCDF3_CLASSIC") as ds:
+        ds.Conventions = "COARDS/CF-1.0"
+        ds.createDimension("x", 3)
+        ds.createDimension("y", 2)
+        ds.createVariable("x", "f8", ("x",))[:] = [0, 1, 2]
+        ds.createVariable("y", "f8", ("y",))[:] = [0, 1]
+        v = ds.createVariable("z", "f4", ("y", "x"), fill_value=np.float32(-9999))
+        v[:] = np.zeros((2, 3))
+    with pytest.raises(Exception, match="_FillValue"):
+        check_asagi(p)
+
+
+def test_max_cells_keeps_cells_square(tmp_path):
+    """A capped grid on a non-square region keeps one spacing on both axes (.asc needs it)."""
+    grid = open_grid(write_gebco(tmp_path / "r.nc", nlat=31, nlon=81))
+    from topoae.simulation.projection import to_local_grid
+
+    local = to_local_grid(grid, max_cells=20)
+    dx, dy = np.diff(local.x.values), np.diff(local.y.values)
+    assert max(local.shape) <= 20 and min(local.shape) >= 2
+    assert np.allclose(dx, dx[0]) and np.allclose(dy, dx[0])
+    files = export_anuga(grid, tmp_path / "an", max_cells=20)
+    assert "bathymetry.asc" in files
