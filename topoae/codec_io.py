@@ -1,0 +1,308 @@
+"""Files of the codec: latent grids (Zarr or NetCDF), decoded grids and ensembles, sizes.
+
+- :func:`save_latents` / :func:`open_latents`: the latent dataset of
+  :func:`topoae.codec.encode`, as Zarr v3 (``.zarr``) or NetCDF-4 (``.nc``), chosen
+  by extension, written atomically; :func:`read_meta` checks that a dataset is one.
+- :func:`save_grid`: a decoded grid as GEBCO-style NetCDF (``elevation(lat, lon)``,
+  int16 or float32) or as a Cloud-Optimised GeoTIFF (``.tif``), by extension.
+- :func:`save_ensemble`: the dataset of :func:`topoae.sampling.sample` (NetCDF or Zarr).
+- :func:`summary`: honest size accounting (cells, stored values, bytes, both ratios).
+
+Lazy (dask-backed) grids are written block by block, so memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from topoae._atomic import atomic_path
+from topoae.errors import ConfigError, StoreError
+
+KIND = "latents"
+FORMAT_VERSION = 1
+LATENT_SUFFIXES = {".zarr": "zarr", ".nc": "netcdf", ".nc4": "netcdf"}
+GRID_SUFFIXES = {".nc": "netcdf", ".nc4": "netcdf", ".tif": "cog", ".tiff": "cog"}
+GRID_DTYPES = ("int16", "float32")
+INT16_FILL = -32768
+
+
+def read_meta(ds: xr.Dataset) -> dict:
+    """The parsed ``attrs["topoae"]`` of a latent dataset; :class:`StoreError` if it is not one."""
+    try:
+        meta = json.loads(ds.attrs["topoae"])
+    except (KeyError, TypeError, ValueError):
+        raise StoreError("not a topoae latent file (no 'topoae' attribute)") from None
+    if not isinstance(meta, dict) or meta.get("kind") != KIND:
+        raise StoreError(
+            f"not a topoae latent file (kind {meta.get('kind') if isinstance(meta, dict) else None!r})"
+        )
+    if meta.get("version") != FORMAT_VERSION:
+        raise StoreError(
+            f"latent file format version {meta.get('version')} is not supported "
+            f"(this topoae reads {FORMAT_VERSION})"
+        )
+    g = meta["grid"]
+    nr, nc = meta["counts"]["patch_rows"], meta["counts"]["patch_cols"]
+    packed = [f"grid_{d}" for d in g["dims"] if g["coords"][d]["kind"] == "packed"]
+    need = ["mu", "nan_mask", "nan_mask_offsets", *packed]
+    missing = [v for v in need if v not in ds.variables]
+    if missing:
+        raise StoreError(f"latent file lacks {', '.join(missing)}")
+    if ds["mu"].shape != (nr, nc, meta["latent_dim"]):
+        raise StoreError(
+            f"latent file: mu has shape {ds['mu'].shape}, expected {(nr, nc, meta['latent_dim'])}"
+        )
+    return meta
+
+
+def pack_coord(values: np.ndarray) -> tuple[dict, np.ndarray | None]:
+    """Losslessly compact a 1-D float64 coordinate: ``(meta entry, uint8 stream or None)``.
+
+    The axis is stored as the ``linspace`` between its ends (in the metadata) plus,
+    for each value, its distance from that line in units in the last place (the
+    difference of the IEEE bit patterns): zero for an exact ``linspace``, a few
+    units for a regular axis read from a file, so a few dozen bytes instead of 8
+    per value; any irregular axis is still restored bit for bit.
+    """
+    from topoae import residual as _res
+
+    v = np.ascontiguousarray(values, dtype=np.float64)
+    n = int(v.size)
+    entry = {"start": float(v[0]), "stop": float(v[-1]), "n": n}
+    line = np.linspace(v[0], v[-1], n)
+    ulps = v.view(np.int64) - line.view(np.int64)  # int64 arithmetic wraps; so does the inverse
+    if not ulps.any():
+        return {"kind": "linspace", **entry}, None
+    if np.array_equal(v.astype(np.float32).astype(np.float64), v):  # float32 axis (e.g. GMT)
+        entry["float32"] = True
+        ulps = v.astype(np.float32).view(np.int32) - line.astype(np.float32).view(np.int32)
+    blob = _res.encode_ints(ulps)
+    return {"kind": "packed", **entry}, np.frombuffer(blob, dtype=np.uint8).copy()
+
+
+def unpack_coord(entry: dict, stream: np.ndarray | None) -> np.ndarray:
+    """Inverse of :func:`pack_coord` (bit-exact)."""
+    from topoae import residual as _res
+
+    n = int(entry["n"])
+    line = np.linspace(entry["start"], entry["stop"], n)
+    if entry["kind"] == "linspace":
+        return line
+    if stream is None:
+        raise StoreError("latent file lacks a packed grid coordinate")
+    ulps = _res.decode_ints(bytes(np.asarray(stream, dtype=np.uint8)), (n,))
+    if entry.get("float32"):
+        bits = line.astype(np.float32).view(np.int32) + ulps.astype(np.int32)
+        return bits.view(np.float32).astype(np.float64)
+    return (line.view(np.int64) + ulps.astype(np.int64)).view(np.float64)
+
+
+def grid_coords(ds: xr.Dataset, meta: dict) -> dict[str, np.ndarray]:
+    """The original grid's coordinate values, by dimension name."""
+    g = meta["grid"]
+    out = {}
+    for d in g["dims"]:
+        entry = g["coords"][d]
+        stream = ds[f"grid_{d}"].values if f"grid_{d}" in ds.variables else None
+        out[d] = unpack_coord(entry, stream)
+    return out
+
+
+def latent_format(path: str | os.PathLike) -> str:
+    """``"zarr"`` or ``"netcdf"`` from a latent file's extension; :class:`ConfigError` otherwise."""
+    path = Path(path)
+    fmt = LATENT_SUFFIXES.get(path.suffix.lower())
+    if fmt is None:
+        raise ConfigError(f"latent file {path} must end in .zarr or .nc")
+    return fmt
+
+
+def save_latents(ds: xr.Dataset, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Write a latent dataset to Zarr (``.zarr``) or NetCDF-4 (``.nc``), atomically."""
+    read_meta(ds)
+    p = Path(path)
+    fmt = latent_format(p)
+    with atomic_path(p, overwrite=overwrite) as tmp:
+        if fmt == "zarr":
+            ds.to_zarr(tmp, mode="w", zarr_format=3, consolidated=False)
+        else:
+            # Payloads are already compact (uint8 codes, zstd streams): no HDF5 filters.
+            ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4")
+    return p
+
+
+def open_latents(path: str | os.PathLike) -> xr.Dataset:
+    """Read a latent file fully into memory and check it; :class:`StoreError` if it is not one."""
+    p = Path(path)
+    if not p.exists():
+        raise StoreError(f"latent file {p} does not exist")
+    fmt = latent_format(p)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if fmt == "zarr":
+                ds = xr.open_zarr(p, consolidated=False, zarr_format=3, chunks=None).load()
+            else:
+                with xr.open_dataset(p, engine="netcdf4") as f:
+                    ds = f.load()
+    except Exception as exc:  # every backend raises its own types on corrupted input
+        raise StoreError(f"cannot read latent file {p}: {type(exc).__name__}: {exc}") from None
+    read_meta(ds)
+    return ds
+
+
+def _du(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def summary(ds: xr.Dataset, path: str | os.PathLike | None = None) -> dict:
+    """Honest size accounting of a latent dataset.
+
+    ``stored_values`` counts every number the decoder reads (latents, per-patch
+    normalisation, quantisation parameters) plus the byte streams (NaN mask,
+    residual, hashes, packed grid coordinates) as float32 equivalents (bytes / 4). ``payload_bytes`` is
+    the in-memory size of every variable and coordinate; ``file_bytes`` the size
+    on disk (all files of a Zarr store). Ratios are against ``cells`` float32 values.
+    """
+    meta = read_meta(ds)
+    cells = int(meta["counts"]["cells"])
+    streams = ("nan_mask", "residual", "recon_hash", "nan_mask_offsets", "residual_offsets")
+    values = 0
+    for name, v in ds.data_vars.items():
+        stream = name in streams or str(name).startswith("grid_")  # packed coordinates
+        values += math.ceil(v.nbytes / 4) if stream else int(v.size)
+    payload = sum(int(v.nbytes) for v in ds.variables.values())
+    out = {
+        "cells": cells,
+        "valid_cells": cells - int(meta["counts"]["nan_cells"]),
+        "patches": int(meta["counts"]["patches"]),
+        "stored_values": values,
+        "payload_bytes": payload,
+        "cr_values": cells / values,
+        "cr_payload_bytes": 4 * cells / payload,
+    }
+    if path is not None:
+        fb = _du(Path(path))
+        out.update(file_bytes=fb, cr_file_bytes=4 * cells / fb)
+    return out
+
+
+def summary_line(s: dict) -> str:
+    """One line for the CLI: cells, stored values, bytes, both ratios."""
+    line = (
+        f"{s['cells']:,} cells ({s['valid_cells']:,} valid) in {s['patches']:,} patches -> "
+        f"{s['stored_values']:,} stored values (CR {s['cr_values']:.1f}x in values), "
+        f"{s['payload_bytes']:,} payload bytes (CR {s['cr_payload_bytes']:.1f}x of float32)"
+    )
+    if "file_bytes" in s:
+        line += f", {s['file_bytes']:,} bytes on disk (CR {s['cr_file_bytes']:.1f}x)"
+    return line
+
+
+def _netcdf_attrs(attrs: dict) -> dict:
+    """Attributes NetCDF can hold: dicts become JSON, booleans integers, None is dropped."""
+    out = {}
+    for k, v in attrs.items():
+        if v is None:
+            continue
+        if isinstance(v, dict):
+            v = json.dumps(v)
+        elif isinstance(v, bool | np.bool_):
+            v = int(v)
+        elif isinstance(v, list | tuple) and any(isinstance(x, str) for x in v):
+            v = json.dumps(list(v))
+        out[str(k)] = v
+    return out
+
+
+def _clean(da: xr.DataArray) -> xr.DataArray:
+    da = da.copy(deep=False)
+    da.attrs = _netcdf_attrs(da.attrs)
+    for c in da.coords:
+        da[c].attrs = _netcdf_attrs(da[c].attrs)
+    return da
+
+
+def _as_int16(da: xr.DataArray) -> xr.DataArray:
+    """Round to whole metres and clip to the int16 range (NaN stays NaN; written as the fill)."""
+    return da.round().clip(-32767, 32767)
+
+
+def save_grid(
+    da: xr.DataArray, path: str | os.PathLike, *, dtype: str = "float32", overwrite: bool = False
+) -> Path:
+    """Write a decoded grid: GEBCO-style NetCDF-4 (``.nc``) or COG GeoTIFF (``.tif``).
+
+    ``dtype="int16"`` rounds to whole metres like GEBCO; NaN cells are written as
+    the fill value (NetCDF ``_FillValue`` / GeoTIFF nodata, -32768 for int16).
+    """
+    if dtype not in GRID_DTYPES:
+        raise ConfigError(f"--dtype must be one of {', '.join(GRID_DTYPES)}, got {dtype!r}")
+    p = Path(path)
+    fmt = GRID_SUFFIXES.get(p.suffix.lower())
+    if fmt is None:
+        raise ConfigError(f"output {p} must end in .nc or .tif")
+    name = str(da.name or "elevation")
+    da = _clean(da.rename(name))
+    if dtype == "int16":
+        da = _as_int16(da)
+    with atomic_path(p, overwrite=overwrite) as tmp:
+        if fmt == "netcdf":
+            h, w = da.shape
+            enc = {
+                name: {
+                    "dtype": dtype,
+                    "zlib": True,
+                    "complevel": 4,
+                    "chunksizes": (min(h, 256), min(w, 1024)),
+                    "_FillValue": INT16_FILL if dtype == "int16" else np.float32(np.nan),
+                }
+            }
+            da.to_dataset().to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=enc)
+        else:
+            import rioxarray  # noqa: F401
+
+            ydim, xdim = da.dims
+            nodata = INT16_FILL if dtype == "int16" else np.float32(np.nan)
+            north_up = da.isel({ydim: slice(None, None, -1)}).fillna(nodata).astype(dtype)
+            north_up = north_up.rio.set_spatial_dims(x_dim=xdim, y_dim=ydim)
+            north_up = north_up.rio.write_nodata(nodata, encoded=False)
+            try:
+                north_up.rio.to_raster(tmp, driver="COG", compress="DEFLATE")
+            except Exception as exc:  # GDAL errors (CRS, driver) as one line
+                raise ConfigError(f"cannot write {p} as a COG: {exc}") from None
+    return p
+
+
+def save_ensemble(ds: xr.Dataset, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Write an ensemble dataset (:func:`topoae.sampling.sample`) as NetCDF-4 or Zarr."""
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if suffix not in (".nc", ".nc4", ".zarr"):
+        raise ConfigError(f"ensemble output {p} must end in .nc or .zarr")
+    ds = ds.copy(deep=False)
+    ds.attrs = _netcdf_attrs(ds.attrs)
+    for v in ds.variables:
+        ds[v].attrs = _netcdf_attrs(ds[v].attrs)
+    with atomic_path(p, overwrite=overwrite) as tmp:
+        if suffix == ".zarr":
+            ds.to_zarr(tmp, mode="w", zarr_format=3, consolidated=False)
+        else:
+            enc = {}
+            for v, var in ds.data_vars.items():
+                chunks = tuple(
+                    min(n, c)
+                    for n, c in zip(var.shape, (1,) * (var.ndim - 2) + (256, 1024), strict=True)
+                )
+                enc[v] = {"zlib": True, "complevel": 4, "chunksizes": chunks}
+            ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=enc)
+    return p
