@@ -27,16 +27,17 @@ def _model_option(f):
     return click.option(
         "--model",
         "model_path",
-        required=True,
+        default=None,
         type=click.Path(dir_okay=False),
-        help="Checkpoint (.pt) of the model.",
+        help="Checkpoint (.pt) of the model [the shipped model].",
     )(f)
 
 
-def _load(model_path: str):
+def _load(model_path: str | None):
     from topoae.checkpoint import load_checkpoint
+    from topoae.zoo import resolve_model
 
-    return load_checkpoint(model_path, map_location="cpu")  # the codec moves it to --device
+    return load_checkpoint(resolve_model(model_path), map_location="cpu")  # the codec moves it to --device
 
 
 @click.command()

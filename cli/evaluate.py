@@ -56,8 +56,9 @@ def _ratios(text: str) -> tuple[float, ...]:
     "--model",
     "ckpt",
     type=click.Path(exists=True, dir_okay=False),
-    help="topoae checkpoint; without it (region form) only the baselines run.",
+    help="topoae checkpoint [the shipped model].",
 )
+@click.option("--no-model", is_flag=True, help="Run the baselines only (region form).")
 @click.option(
     "--compare",
     default=DEFAULT_COMPARE,
@@ -120,6 +121,7 @@ def _ratios(text: str) -> tuple[float, ...]:
 def evaluate(
     source,
     ckpt,
+    no_model,
     compare,
     ratios,
     max_error,
@@ -139,6 +141,11 @@ def evaluate(
     from topoae.errors import ConfigError
 
     src = Path(source)
+    if ckpt is None and not no_model:
+        from topoae.zoo import WEIGHTS, SHIPPED
+
+        if (WEIGHTS / SHIPPED).is_file():
+            ckpt = str(WEIGHTS / SHIPPED)
     if _is_patch_store(src):
         if ckpt is None:
             raise ConfigError("a patch store is evaluated with a model: pass --model CKPT")

@@ -115,7 +115,8 @@ def load_ensemble(path: str | os.PathLike) -> list[xr.DataArray] | None:
             return None
         var = "elevation" if "elevation" in names else names[0]
         spatial = [d for d in ds[var].dims if d != "member"]
-        ref_name = "mean" if "mean" in ds.data_vars else None
+        # topoae sample writes <var>_mean / <var>_std next to the members
+        ref_name = next((n for n in (f"{var}_mean", "mean") if n in ds.data_vars), None)
         if ref_name is not None and set(ds[ref_name].dims) == set(spatial):
             spatial = list(ds[ref_name].dims)  # same axis order as the mean's
         raw = ds[var].transpose("member", *spatial).load()

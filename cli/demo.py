@@ -1,0 +1,31 @@
+"""``topoae demo``: the whole pipeline on the bundled region, no arguments needed."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command()
+@click.option("--out", default="topoae-demo", show_default=True, type=click.Path(), help="Folder to create.")
+@click.option("--model", "model_path", default=None, type=click.Path(dir_okay=False),
+              help="Checkpoint [the shipped model].")
+@click.option("--region", default=None, type=click.Path(exists=True),
+              help="Grid to compress [the bundled ETOPO5 Japan-trench crop].")
+@click.option("--members", default=4, show_default=True, help="Ensemble members to draw.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
+def demo(out, model_path, region, members, overwrite):
+    """Encode, decode, measure, plot, sample and export the bundled region with the shipped model."""
+    from topoae.demo import run_demo
+
+    res = run_demo(out, model=model_path, region=region, members=members, overwrite=overwrite,
+                   echo=click.echo)
+    click.echo(f"\nwrote {res.out}/ in {res.seconds:.0f} s:")
+    for f in res.files:
+        click.echo(f"  {f}")
+    click.echo("\nthe same on your own GEBCO file:\n"
+               "  topoae encode GEBCO.nc --bbox W,S,E,N --quantize 8bit --out region.zarr\n"
+               "  topoae decode region.zarr --out recon.nc\n"
+               "  topoae encode GEBCO.nc --bbox W,S,E,N --keep-logvar --out region_q.zarr"
+               " && topoae sample region_q.zarr --n 32 --out ensemble.nc\n"
+               "  topoae export exahype recon.nc --out exahype/\n"
+               "  topoae evaluate GEBCO.nc --bbox W,S,E,N --out report/")
