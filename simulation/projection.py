@@ -282,8 +282,10 @@ def regrid_like(da: xr.DataArray, like: xr.DataArray, *, fill: bool = True) -> x
     else:
         qx = gx + float(like.attrs.get("origin_x", 0.0))
         qy = gy + float(like.attrs.get("origin_y", 0.0))
-    tol_x = 1e-6 * max(abs(xa[-1] - xa[0]), 1.0)
-    tol_y = 1e-6 * max(abs(ya[-1] - ya[0]), 1.0)
+    # Cell-centred grids cover half a cell beyond their outer centres; the inscribed box of the
+    # original can bulge that little past a same-extent grid's outer centres.
+    tol_x = 0.5 * abs(xa[1] - xa[0]) if xa.size > 1 else 1e-6
+    tol_y = 0.5 * abs(ya[1] - ya[0]) if ya.size > 1 else 1e-6
     if (
         qx.min() < xa[0] - tol_x
         or qx.max() > xa[-1] + tol_x

@@ -180,6 +180,7 @@ def test_cli_region_form(tmp_path, gebco_nc, codecs):
         "--ratios",
         "30",
         "--no-figures",
+        "--no-model",
         "--bbox",
         "-29.9,-39.9,-29.5,-39.5",
         "--out",
@@ -242,5 +243,5 @@ def test_cli_patch_store_form(tmp_path):
     assert "total_l2" in r.output and "rmse_m" in r.output
     data = json.loads((out / "results.json").read_text())
     assert data["n_patches"] == 16 and data["total_l2"] > 0
-    r = CliRunner().invoke(cli, ["evaluate", str(store), "--out", str(tmp_path / "T")])
+    r = CliRunner().invoke(cli, ["evaluate", str(store), "--no-model", "--out", str(tmp_path / "T")])
     assert r.exit_code == 1 and "--model" in r.output
