@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 import xarray as xr
-from topoae.simulation.projection import local_points, to_local_grid
 
 from topoae._atomic import atomic_path
 from topoae._version import __version__
 from topoae.errors import RegionError
+from topoae.simulation.projection import local_points, to_local_grid
 
 NODATA = -9999
 

@@ -30,13 +30,13 @@ from pathlib import Path
 
 import numpy as np
 import xarray as xr
-from topoae.simulation.asagi import check_asagi, write_asagi
-from topoae.simulation.projection import is_geographic, local_points, to_local_grid
-from topoae.simulation.sources import OkadaSource, source_on_grid
 
 from topoae._atomic import atomic_path
 from topoae._version import __version__
 from topoae.errors import ConfigError, InputError, RegionError
+from topoae.simulation.asagi import check_asagi, write_asagi
+from topoae.simulation.projection import is_geographic, local_points, to_local_grid
+from topoae.simulation.sources import OkadaSource, source_on_grid
 
 SPEC_NAME = "SWE_topoae.exahype2"
 

@@ -22,6 +22,10 @@ from pathlib import Path
 
 import numpy as np
 import xarray as xr
+
+from topoae._atomic import atomic_path
+from topoae._version import __version__
+from topoae.errors import ConfigError, RegionError
 from topoae.simulation.projection import (
     LocalProjection,
     default_origin,
@@ -29,10 +33,6 @@ from topoae.simulation.projection import (
     is_geographic,
 )
 from topoae.simulation.sources import OkadaSource
-
-from topoae._atomic import atomic_path
-from topoae._version import __version__
-from topoae.errors import ConfigError, RegionError
 
 NODATA = -99999
 
