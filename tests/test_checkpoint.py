@@ -1,0 +1,117 @@
+"""Checkpoints: round trip, model id, and rejection of corrupted, tampered and foreign files."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+import torch
+
+from topoae.checkpoint import LoadedModel, load_checkpoint, read_checkpoint, save_checkpoint
+from topoae.errors import CheckpointError
+from topoae.models import build_model
+from topoae.training import preset
+
+NORM = {"mode": "global", "zmin": -10880.587890625, "zrange": 19493.744140625}
+
+
+@pytest.fixture
+def saved(tmp_path):
+    cfg = preset(
+        "vae",
+        "default",
+        model={
+            "latent_dim": 12,
+            "enc_filters": (8, 8, 8, 16),
+            "dec_filters": (8, 8, 8),
+            "hidden_dim": 16,
+            "patch_size": 32,
+        },
+    )
+    torch.manual_seed(0)
+    model = build_model(cfg.model)
+    model(torch.rand(4, 1, 32, 32))  # move BatchNorm statistics away from their initial values
+    path = save_checkpoint(
+        tmp_path / "m.pt",
+        model,
+        cfg,
+        normalise=NORM,
+        feature_net="terrain:abc",
+        extra={"epoch": 3, "val_rmse_m": 12.5},
+    )
+    return path, model.eval(), cfg
+
+
+def test_round_trip(saved):
+    path, model, cfg = saved
+    loaded = load_checkpoint(path)
+    assert isinstance(loaded, LoadedModel)
+    assert loaded.config == cfg and loaded.model_config == cfg.model
+    assert loaded.normalise == NORM and loaded.feature_net == "terrain:abc"
+    assert loaded.extra == {"epoch": 3, "val_rmse_m": 12.5}
+    assert loaded.model_id == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert not loaded.model.training
+    x = torch.rand(2, 1, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(loaded.model(x)["x_hat"], model(x)["x_hat"])
+    assert [p.name for p in path.parent.iterdir()] == ["m.pt"]  # no temporary left behind
+
+
+def test_tampered_weights_are_detected(saved, tmp_path):
+    path, _, _ = saved
+    payload = torch.load(path, weights_only=True)
+    key = next(iter(payload["model"]))
+    payload["model"][key] = payload["model"][key] + 1e-3
+    torch.save(payload, tmp_path / "t.pt")
+    with pytest.raises(CheckpointError, match="digest"):
+        load_checkpoint(tmp_path / "t.pt")
+
+
+def test_tampered_config_is_detected(saved, tmp_path):
+    path, _, _ = saved
+    payload = torch.load(path, weights_only=True)
+    payload["normalise"]["mode"] = "patch"
+    torch.save(payload, tmp_path / "t.pt")
+    with pytest.raises(CheckpointError, match="modified"):
+        load_checkpoint(tmp_path / "t.pt")
+
+
+def test_truncated_and_garbage_files(saved, tmp_path):
+    path, _, _ = saved
+    data = path.read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint at all" * 10)
+    (tmp_path / "flip.pt").write_bytes(data[:-100] + bytes(100))
+    for name in ("cut.pt", "junk.pt", "flip.pt"):
+        with pytest.raises(CheckpointError):
+            load_checkpoint(tmp_path / name)
+
+
+def test_foreign_files(tmp_path):
+    torch.save({"conv.weight": torch.zeros(3)}, tmp_path / "plain.pt")
+    with pytest.raises(CheckpointError, match="not a topoae checkpoint"):
+        load_checkpoint(tmp_path / "plain.pt")
+    with pytest.raises(CheckpointError, match="not found"):
+        load_checkpoint(tmp_path / "absent.pt")
+
+
+class _Payload:
+    """An arbitrary object: unpickling it would run code, so weights_only refuses it."""
+
+    def __reduce__(self):
+        return (print, ("this must never run",))
+
+
+def test_pickled_code_is_refused(tmp_path, capsys):
+    torch.save({"format": "topoae-checkpoint", "evil": _Payload()}, tmp_path / "evil.pt")
+    with pytest.raises(CheckpointError, match="weights_only"):
+        read_checkpoint(tmp_path / "evil.pt")
+    assert "must never run" not in capsys.readouterr().out
+
+
+def test_weights_that_do_not_fit_the_config(saved, tmp_path):
+    path, model, cfg = saved
+    other = cfg.replace(model={"latent_dim": 13})
+    save_checkpoint(tmp_path / "x.pt", model, other, normalise=NORM)
+    with pytest.raises(CheckpointError, match="do not fit"):
+        load_checkpoint(tmp_path / "x.pt")

@@ -1,0 +1,223 @@
+"""Checkpoints: save atomically, load safely (``weights_only=True``), reject anything odd.
+
+A checkpoint is a ``torch.save`` file holding only tensors and builtins:
+
+- ``format`` (``"topoae-checkpoint"``) and ``version``;
+- ``config``: the :class:`~topoae.training.config.TrainConfig` as a nested dict;
+- ``normalise``: the patch store's normalisation (``mode``, ``zmin``, ``zrange``);
+- ``feature_net``: id of the perceptual feature network (``None`` without one);
+- ``model``: the model's state dict (CPU tensors);
+- ``state``: optional training state for ``--resume`` (optimiser, epoch, RNG);
+- ``extra``: optional record (epoch, validation metrics, ...);
+- ``digest``: SHA-256 over all of the above, so an edited file is detected.
+
+The model id used across topoae is the SHA-256 of the whole file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import pickle
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from topoae._atomic import atomic_path
+from topoae.errors import CheckpointError, ConfigError
+
+FORMAT = "topoae-checkpoint"
+VERSION = 1
+
+
+def _digest_update(h: Any, obj: Any) -> None:
+    """Feed a canonical byte form of ``obj`` (nested dicts/lists/tensors/builtins) to ``h``."""
+    if isinstance(obj, torch.Tensor):
+        t = obj.detach().cpu().contiguous()
+        h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    elif isinstance(obj, Mapping):
+        h.update(b"{")
+        for key in sorted(obj, key=str):
+            h.update(repr(str(key)).encode() + b":")
+            _digest_update(h, obj[key])
+        h.update(b"}")
+    elif isinstance(obj, list | tuple):
+        h.update(b"[")
+        for v in obj:
+            _digest_update(h, v)
+            h.update(b",")
+        h.update(b"]")
+    elif obj is None or isinstance(obj, bool | int | float | str):
+        h.update(f"{type(obj).__name__}:{obj!r};".encode())
+    else:
+        raise CheckpointError(
+            f"cannot store an object of type {type(obj).__name__} in a checkpoint"
+        )
+
+
+def content_digest(payload: Mapping[str, Any]) -> str:
+    """SHA-256 of every entry of ``payload`` except ``digest`` itself."""
+    h = hashlib.sha256()
+    _digest_update(h, {k: v for k, v in payload.items() if k != "digest"})
+    return h.hexdigest()
+
+
+def _cpu(obj: Any) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu().clone()
+    if isinstance(obj, Mapping):
+        return {k: _cpu(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(_cpu(v) for v in obj)
+    return obj
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The bare module inside a DistributedDataParallel wrapper (or ``model`` itself)."""
+    return getattr(model, "module", model)
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    model: nn.Module,
+    config: Any,
+    *,
+    normalise: Mapping[str, Any],
+    feature_net: str | None = None,
+    state: Mapping[str, Any] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write a checkpoint atomically (temporary file then rename); returns its path.
+
+    ``config`` is a :class:`TrainConfig`; ``state`` and ``extra`` may hold
+    tensors, dicts, lists and builtins only (they must load with
+    ``weights_only=True``).
+    """
+    payload: dict[str, Any] = {
+        "format": FORMAT,
+        "version": VERSION,
+        "config": config.to_dict(),
+        "normalise": dict(normalise),
+        "feature_net": feature_net,
+        "model": _cpu(unwrap(model).state_dict()),
+        "state": _cpu(dict(state)) if state is not None else None,
+        "extra": dict(extra) if extra is not None else {},
+    }
+    payload["digest"] = content_digest(payload)
+    with atomic_path(path, overwrite=True) as tmp:
+        torch.save(payload, tmp)
+    return Path(path)
+
+
+def read_checkpoint(
+    path: str | os.PathLike, map_location: Any = "cpu"
+) -> tuple[dict[str, Any], str]:
+    """Load and verify a checkpoint file; returns ``(payload, model_id)``.
+
+    Raises
+    ------
+    CheckpointError
+        Missing, unreadable, truncated, pickled-code, foreign, newer-version or
+        tampered files, each with a one-line reason.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise CheckpointError(f"checkpoint {p} not found")
+    data = p.read_bytes()
+    model_id = hashlib.sha256(data).hexdigest()
+    try:
+        payload = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsupported object"
+        raise CheckpointError(
+            f"{p} holds objects other than tensors and builtins; refused (weights_only): {reason}"
+        ) from None
+    except Exception as exc:  # truncated zip, random bytes, wrong file type
+        raise CheckpointError(
+            f"{p} is not a readable checkpoint (corrupted or truncated): {type(exc).__name__}"
+        ) from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{p} is not a topoae checkpoint")
+    if payload.get("version") != VERSION:
+        raise CheckpointError(
+            f"{p} has checkpoint version {payload.get('version')}, this topoae reads {VERSION}"
+        )
+    if payload.get("digest") != content_digest(payload):
+        raise CheckpointError(f"{p} does not match its digest: the file was modified or damaged")
+    return payload, model_id
+
+
+@dataclass
+class LoadedModel:
+    """A model restored from a checkpoint, with what is needed to use it.
+
+    Attributes
+    ----------
+    model
+        The network in eval mode (protocol of ``docs/ARCHITECTURE.md``).
+    config
+        The frozen :class:`~topoae.training.config.TrainConfig` it was trained with
+        (``config.model`` is its :class:`~topoae.models.ModelConfig`).
+    normalise
+        Normalisation of the patches it was trained on: ``{"mode", "zmin", "zrange"}``.
+    model_id
+        SHA-256 (hex) of the checkpoint file.
+    feature_net
+        Id of the perceptual feature network used in training, or ``None``.
+    path
+        Where it was loaded from.
+    extra
+        The record saved with it (epoch, validation metrics).
+    """
+
+    model: nn.Module
+    config: Any
+    normalise: dict[str, Any]
+    model_id: str
+    feature_net: str | None
+    path: Path
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def model_config(self) -> Any:
+        """The :class:`~topoae.models.ModelConfig` (shortcut for ``config.model``)."""
+        return self.config.model
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> LoadedModel:
+    """Rebuild the model of a checkpoint and load its weights (``weights_only=True``).
+
+    Raises :class:`~topoae.errors.CheckpointError` for anything that is not an
+    intact topoae checkpoint whose weights fit its own configuration.
+    """
+    from topoae.models import build_model
+    from topoae.training.config import TrainConfig
+
+    payload, model_id = read_checkpoint(path, map_location)
+    try:
+        config = TrainConfig.from_dict(payload["config"])
+        model = build_model(config.model)
+    except (ConfigError, TypeError, KeyError) as exc:
+        raise CheckpointError(f"{path} has an invalid configuration: {exc}") from None
+    try:
+        model.load_state_dict(payload["model"], strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(
+            f"{path}: weights do not fit its configuration: {str(exc).splitlines()[0]}"
+        ) from None
+    model.to(map_location if isinstance(map_location, str | torch.device) else "cpu")
+    return LoadedModel(
+        model=model.eval(),
+        config=config,
+        normalise=dict(payload["normalise"]),
+        model_id=model_id,
+        feature_net=payload.get("feature_net"),
+        path=Path(path),
+        extra=dict(payload.get("extra") or {}),
+    )
