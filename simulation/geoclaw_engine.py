@@ -32,8 +32,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from topoae.errors import ConfigError, DependencyError, RegionError
-from topoae.simulation.engine import EngineConfig, GaugeRun
+from topoae.errors import DependencyError, RegionError
+from topoae.simulation.engine import EngineConfig, GaugeRun, engine_inputs
 
 DRY_TOLERANCE = 1e-3  # m; as ANUGA's gauge reading (NaN while drier than this)
 
@@ -246,22 +246,7 @@ def run_geoclaw(
     from topoae.simulation.geoclaw import write_tt3
 
     cfg = config or EngineConfig()
-    x = np.asarray(bathymetry["x"].values, np.float64)
-    y = np.asarray(bathymetry["y"].values, np.float64)
-    z = np.asarray(bathymetry.values, np.float64)
-    e0 = np.asarray(getattr(eta0, "values", eta0), np.float64)
-    if e0.shape != z.shape:
-        raise ConfigError(f"initial displacement shape {e0.shape} != bathymetry {z.shape}")
-    if not (np.all(np.isfinite(z)) and np.all(np.isfinite(e0))):
-        raise RegionError("bathymetry and initial displacement must hold no NaN")
-    if x.size < 3 or y.size < 3:
-        raise RegionError("the simulation grid needs at least 3×3 samples")
-    pts = np.asarray(gauges, np.float64).reshape(-1, 2)
-    if pts.size == 0:
-        raise ConfigError("give at least one gauge")
-    inside = (pts[:, 0] >= x[0]) & (pts[:, 0] <= x[-1]) & (pts[:, 1] >= y[0]) & (pts[:, 1] <= y[-1])
-    if not inside.all():
-        raise RegionError(f"gauge {pts[~inside][0].tolist()} (m) lies outside the domain")
+    x, y, z, e0, pts = engine_inputs(bathymetry, eta0, gauges)
 
     exe = geoclaw_executable()  # imports clawpack
     from clawpack.pyclaw.gauges import GaugeSolution
