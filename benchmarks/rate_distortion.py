@@ -37,8 +37,13 @@ BOUNDS = (1.0, 10.0, 50.0, 250.0)
 
 
 def shipped_model() -> Path | None:
-    found = sorted((REPO / "topoae" / "weights").glob("*.pt"))
-    return found[0] if found else None
+    from topoae.errors import CheckpointError
+    from topoae.zoo import default_model_path
+
+    try:
+        return default_model_path()
+    except CheckpointError:
+        return None
 
 
 def table(res: dict, ratio: float) -> list[str]:
