@@ -142,7 +142,7 @@ def evaluate(
 
     src = Path(source)
     if ckpt is None and not no_model:
-        from topoae.zoo import WEIGHTS, SHIPPED
+        from topoae.zoo import SHIPPED, WEIGHTS
 
         if (WEIGHTS / SHIPPED).is_file():
             ckpt = str(WEIGHTS / SHIPPED)

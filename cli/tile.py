@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import click
+
 from topoae.cli._common import SCHEDULER_HELP, bbox_option, scheduler, var_option
 
 

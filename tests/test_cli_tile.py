@@ -8,8 +8,8 @@ import sys
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from topoae.cli.main import cli
 
+from topoae.cli.main import cli
 from topoae.tiling import open_store
 
 

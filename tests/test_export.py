@@ -10,15 +10,15 @@ import numpy as np
 import pytest
 import xarray as xr
 from click.testing import CliRunner
+
 from topoae.cli.main import cli
+from topoae.errors import ConfigError, RegionError
+from topoae.io import open_grid
 from topoae.simulation.anuga_export import export_anuga
 from topoae.simulation.asagi import check_asagi, read_asagi
 from topoae.simulation.exahype import ExahypeConfig, check_export, export_exahype
 from topoae.simulation.geoclaw import read_tt3, write_dtopo3, write_tt3
 from topoae.simulation.projection import LocalProjection
-
-from topoae.errors import ConfigError, RegionError
-from topoae.io import open_grid
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 EXAHYPE_REF = SHARED / "exahype" / "tohoku_gebco_ucsb3_2000m_hawaii_displ.nc"

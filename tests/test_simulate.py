@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 import xarray as xr
 from click.testing import CliRunner
+
 from topoae.cli.main import cli
+from topoae.errors import ConfigError, RegionError
 from topoae.simulation.gauges import (
     arrival_time,
     compare_series,
@@ -17,8 +19,6 @@ from topoae.simulation.gauges import (
     read_exahype_probe,
 )
 from topoae.simulation.sources import GaussianSource, OkadaSource, Subfault, okada_uz
-
-from topoae.errors import ConfigError, RegionError
 
 # --- Okada (1985): the paper's own check values (Table 2, finite source) -------------------
 
