@@ -16,7 +16,7 @@ import datetime as _dt
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +25,7 @@ import xarray as xr
 from topoae import splits as _splits
 from topoae._atomic import atomic_path
 from topoae._version import __version__
+from topoae.codec_model import jsonable
 from topoae.errors import ConfigError, RegionError, StoreError
 from topoae.normalise import Normalisation, normalise
 
@@ -46,7 +47,9 @@ class TileConfig:
     nan: str = "drop"
     dtype: str = "float32"
     chunk: int = 64  # patches per Zarr chunk (64 × 96² float32 = 2.4 MB)
-    band_mb: float = 32.0  # target size of one band of patches in memory (peak RSS is a few times this)
+    band_mb: float = (
+        32.0  # target size of one band of patches in memory (peak RSS is a few times this)
+    )
     exclude: tuple[tuple[float, float, float, float], ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
@@ -322,7 +325,7 @@ def tile(
             "dtype": cfg.dtype,
             "augmentation": "on the fly: 8 symmetries of the square (topoae.dataset)",
             "sources": [_describe(g) for g in grids],
-            "config": _jsonable(asdict(cfg)),
+            "config": jsonable(cfg),
             "counts": {
                 "patches": n,
                 **summary.per_split,
@@ -345,14 +348,6 @@ def _describe(da: xr.DataArray) -> dict:
         "bbox": [float(da[xdim][0]), float(da[ydim][0]), float(da[xdim][-1]), float(da[ydim][-1])],
         "requested_bbox": [float(v) for v in da.attrs["bbox"]] if "bbox" in da.attrs else None,
     }
-
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
-    return obj
 
 
 def open_store(path: str | os.PathLike):
