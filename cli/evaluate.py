@@ -69,7 +69,8 @@ def _ratios(text: str) -> tuple[float, ...]:
     "--ratios",
     default="92,369",
     show_default=True,
-    help="Target compression ratios (float32 bytes / compressed bytes).",
+    help="Target compression ratios (float32 bytes / compressed bytes); one within 1 %% of "
+    "topoae's own ratio is replaced by it.",
 )
 @click.option(
     "--max-error",

@@ -7,7 +7,17 @@ from typing import Any
 import click
 
 # Options that define the model; they cannot change when a run is resumed.
-_FIXED_ON_RESUME = ("model", "config", "batch", "lr", "seed", "latent_dim", "kl_max", "feature_net")
+_FIXED_ON_RESUME = (
+    "model",
+    "config",
+    "batch",
+    "lr",
+    "seed",
+    "latent_dim",
+    "kl_max",
+    "feature_net",
+    "clip_norm",
+)
 
 
 class _Progress:
@@ -91,6 +101,13 @@ class _Progress:
     help="Final KL weight of the annealing schedule (default 1; lower keeps more detail).",
 )
 @click.option(
+    "--clip-norm",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Per-tensor gradient-norm clipping threshold (Keras clipnorm; default: the preset's, 1); "
+    "0 turns clipping off.",
+)
+@click.option(
     "--seed",
     type=int,
     default=None,
@@ -147,6 +164,7 @@ def train(
     lr,
     latent_dim,
     kl_max,
+    clip_norm,
     seed,
     device,
     num_workers,
@@ -192,6 +210,8 @@ def train(
         for key, value in (("epochs", epochs), ("batch_size", batch), ("lr", lr), ("seed", seed)):
             if value is not None:
                 overrides[key] = value
+        if clip_norm is not None:
+            overrides.update(clip_norm=clip_norm, clip="tensor" if clip_norm > 0 else "none")
         if latent_dim is not None:
             overrides["model"] = {"latent_dim": latent_dim}
         loss: dict[str, Any] = {}

@@ -96,6 +96,22 @@ def test_topoae_codec_is_one_more_entry(region, codecs):
     assert res["model_id"] and own[0]["info"]["patches"] > 0
 
 
+def test_ratio_next_to_topoaes_own_gives_one_table(region, codecs):
+    pytest.importorskip("torch")
+    pytest.importorskip("topoae.codec")
+    from topoae.report import render_markdown
+
+    base = EvaluateConfig(ratios=(30.0,), compare=("dct",), quantize="none", timing_s=0.0)
+    mine = round(next(r for r in evaluate(region, model=PoolModel(), config=base)["runs"]
+                      if r["codec"] == "topoae")["ratio"], 2)
+    near = round(mine * 1.005, 2)  # what a user types after reading the model card
+    res = evaluate(region, model=PoolModel(), config=base.__class__(
+        ratios=(near, 30.0), compare=("dct",), quantize="none", timing_s=0.0))
+    assert near not in res["ratios"] and mine in res["ratios"] and 30.0 in res["ratios"]
+    md = render_markdown(res)
+    assert md.count("## At ") == 2 and f"## At {mine:g}x" in md
+
+
 def test_report_files_parse_and_are_atomic(region, tmp_path, codecs):
     out = tmp_path / "REPORT"
     cfg = EvaluateConfig(
