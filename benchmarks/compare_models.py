@@ -66,8 +66,19 @@ def main() -> None:
             "batch": c["batch_size"],
             "lr": c["lr"],
             "budget": budget(run),
-            "test": {k: test[k] for k in ("rmse_m", "mae_m", "max_abs_m", "slope_rmse_m",
-                                          "total_l2", "max_patch_l2", "psnr_db", "ssim")},
+            "test": {
+                k: test[k]
+                for k in (
+                    "rmse_m",
+                    "mae_m",
+                    "max_abs_m",
+                    "slope_rmse_m",
+                    "total_l2",
+                    "max_patch_l2",
+                    "psnr_db",
+                    "ssim",
+                )
+            },
             "held_out": measure(run / "best.pt"),
         }
         print(run.name, json.dumps(report[run.name]["test"]), flush=True)
@@ -99,14 +110,22 @@ def render(report: dict, shortest: float) -> str:
             f"{t['max_patch_l2']:.2f} | {t['ssim']:.3f} |"
         )
     regions = sorted({k for r in report.values() for k in r["held_out"]})
-    lines += ["", "Codec on held-out real regions (RMSE m / max m at payload ratio):", "",
-              "| run | " + " | ".join(regions) + " |", "|---|" + "---|" * len(regions)]
+    lines += [
+        "",
+        "Codec on held-out real regions (RMSE m / max m at payload ratio):",
+        "",
+        "| run | " + " | ".join(regions) + " |",
+        "|---|" + "---|" * len(regions),
+    ]
     for name, r in report.items():
         cells = []
         for k in regions:
             h = r["held_out"].get(k)
-            cells.append("–" if h is None else
-                         f"{h['rmse_m']:.0f} / {h['max_abs_m']:.0f} at {h['cr_payload_bytes']:.0f}×")
+            cells.append(
+                "–"
+                if h is None
+                else f"{h['rmse_m']:.0f} / {h['max_abs_m']:.0f} at {h['cr_payload_bytes']:.0f}×"
+            )
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -135,8 +135,10 @@ def main() -> None:
         t = time.perf_counter()
         exe = geoclaw_executable()
         meta["geoclaw_compile_or_lookup_s"] = time.perf_counter() - t
-        print(f"xgeoclaw: {exe} ({meta['geoclaw_compile_or_lookup_s']:.1f} s to find or "
-              f"compile; cache {cache_dir()})")
+        print(
+            f"xgeoclaw: {exe} ({meta['geoclaw_compile_or_lookup_s']:.1f} s to find or "
+            f"compile; cache {cache_dir()})"
+        )
     cases = ["flat"] + (["suruga"] if SURUGA.exists() else [])
     results = []
     for case in cases:

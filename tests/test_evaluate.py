@@ -102,11 +102,20 @@ def test_ratio_next_to_topoaes_own_gives_one_table(region, codecs):
     from topoae.report import render_markdown
 
     base = EvaluateConfig(ratios=(30.0,), compare=("dct",), quantize="none", timing_s=0.0)
-    mine = round(next(r for r in evaluate(region, model=PoolModel(), config=base)["runs"]
-                      if r["codec"] == "topoae")["ratio"], 2)
+    mine = round(
+        next(
+            r
+            for r in evaluate(region, model=PoolModel(), config=base)["runs"]
+            if r["codec"] == "topoae"
+        )["ratio"],
+        2,
+    )
     near = round(mine * 1.005, 2)  # what a user types after reading the model card
-    res = evaluate(region, model=PoolModel(), config=base.__class__(
-        ratios=(near, 30.0), compare=("dct",), quantize="none", timing_s=0.0))
+    res = evaluate(
+        region,
+        model=PoolModel(),
+        config=base.__class__(ratios=(near, 30.0), compare=("dct",), quantize="none", timing_s=0.0),
+    )
     assert near not in res["ratios"] and mine in res["ratios"] and 30.0 in res["ratios"]
     md = render_markdown(res)
     assert md.count("## At ") == 2 and f"## At {mine:g}x" in md
@@ -259,5 +268,7 @@ def test_cli_patch_store_form(tmp_path):
     assert "total_l2" in r.output and "rmse_m" in r.output
     data = json.loads((out / "results.json").read_text())
     assert data["n_patches"] == 16 and data["total_l2"] > 0
-    r = CliRunner().invoke(cli, ["evaluate", str(store), "--no-model", "--out", str(tmp_path / "T")])
+    r = CliRunner().invoke(
+        cli, ["evaluate", str(store), "--no-model", "--out", str(tmp_path / "T")]
+    )
     assert r.exit_code == 1 and "--model" in r.output

@@ -245,7 +245,9 @@ def test_cli_train_stop_and_resume(store96, store, tmp_path):
     cfg = load_checkpoint(run / "best.pt").config
     assert cfg.model.latent_dim == 16 and cfg.loss.kl_max == 0.1
     assert cfg.clip_norm == 0 and cfg.clip == "none"
-    res = runner.invoke(cli, ["train", str(store96), "--out", str(run), "--resume", "--clip-norm", "1"])
+    res = runner.invoke(
+        cli, ["train", str(store96), "--out", str(run), "--resume", "--clip-norm", "1"]
+    )
     assert res.exit_code == 1 and "cannot change --clip-norm" in res.output
     res = runner.invoke(cli, args)
     assert res.exit_code == 1 and "exists" in res.output
