@@ -23,13 +23,15 @@ import json
 import sys
 from pathlib import Path
 
+from topoae.training.trainer import BEST, CONFIG, METRICS
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ship_model import measure  # noqa: E402
 
 
 def budget(run: Path) -> dict:
-    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    rows = list(csv.DictReader((run / METRICS).open()))
     best = min(rows, key=lambda r: float(r["val_rmse_m"]))
     return {
         "epochs": int(rows[-1]["epoch"]),
@@ -55,9 +57,9 @@ def main() -> None:
 
     report = {}
     for run in a.runs:
-        cfg = json.loads((run / "config.json").read_text())
+        cfg = json.loads((run / CONFIG).read_text())
         c = cfg["config"]
-        test = evaluate_store(run / "best.pt", cfg["store"], split="test")
+        test = evaluate_store(run / BEST, cfg["store"], split="test")
         report[run.name] = {
             "model": c["model"]["kind"],
             "preset": c["preset"],
@@ -79,7 +81,7 @@ def main() -> None:
                     "ssim",
                 )
             },
-            "held_out": measure(run / "best.pt"),
+            "held_out": measure(run / BEST),
         }
         print(run.name, json.dumps(report[run.name]["test"]), flush=True)
     shortest = min(r["budget"]["seconds"] for r in report.values())

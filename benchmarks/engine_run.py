@@ -71,7 +71,7 @@ t = time.perf_counter()
 run = run_fn(grid, eta0, gauges, EngineConfig(duration=900.0, every=5.0, threads=threads))
 print(json.dumps({"wall_s": time.perf_counter() - t, "engine_s": run.wall_s,
                   "samples": int(run.eta.shape[0]),
-                  "triangles": getattr(run, "triangles", None),
+                  "triangles": run.triangles,
                   "shape": list(grid.shape), "spacing_m": float(grid.attrs["spacing_m"]),
                   "depth_min_m": float(grid.min()),
                   "peak_m": [float(v) for v in np.nanmax(np.abs(run.eta), axis=0)]}))

@@ -47,19 +47,16 @@ def shipped_model() -> Path | None:
 
 
 def table(res: dict, ratio: float) -> list[str]:
-    from topoae.report import group_of
+    from topoae.report import row_name, rows_at
 
-    rows = [r for r in res["runs"] if group_of(r) == ratio]
-    rows.sort(key=lambda r: (not r["reached"], r["metrics"]["rmse"]))
     out = [
         "| codec | ratio | RMSE m | max m | MAE m | PSNR dB | SSIM | total L2 | enc / dec MB/s |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in rows:
+    for r in rows_at(res, ratio):
         m = r["metrics"]
-        name = r["codec"] if r["reached"] else f"{r['codec']} (cannot reach)"
         out.append(
-            f"| {name} | {r['ratio']:.1f} | {m['rmse']:.1f} | {m['max_abs']:.0f} | {m['mae']:.1f} | "
+            f"| {row_name(r)} | {r['ratio']:.1f} | {m['rmse']:.1f} | {m['max_abs']:.0f} | {m['mae']:.1f} | "
             f"{m['psnr']:.1f} | {m['ssim']:.3f} | {m['total_l2']:.2f} | "
             f"{r['encode_mbs']:.0f} / {r['decode_mbs']:.0f} |"
         )

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from topoae.checkpoint import content_digest, read_checkpoint
+from topoae.training.trainer import BEST
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
@@ -70,7 +71,7 @@ def main() -> None:
     ap.add_argument("run", type=Path)
     ap.add_argument("--out", type=Path, default=REPO / "topoae" / "weights" / "topoae-vae-default.pt")
     args = ap.parse_args()
-    best = args.run / "best.pt"
+    best = args.run / BEST
     payload, run_id = read_checkpoint(best)
     note = {"from_run": str(args.run), "from_checkpoint_sha256": run_id, "dtype": "float16",
             "epoch": payload.get("extra", {}).get("epoch")}

@@ -156,22 +156,16 @@ def export_geoclaw(
         tmp.mkdir(parents=True)
         write_tt3(tmp / "topo.tt3", bathymetry)
         has_d = displacement is not None or okada is not None
-        if displacement is not None:
-            a, b = displacement.dims
-            write_dtopo3(
-                tmp / "dtopo.tt3",
-                displacement[b].values,
-                displacement[a].values,
-                np.asarray(displacement.values),
+        if has_d:
+            # the deformation on its own grid, or Okada's evaluated on the bathymetry's
+            on = displacement if displacement is not None else bathymetry
+            uz = (
+                np.asarray(displacement.values)
+                if displacement is not None
+                else okada_on_native_grid(okada, bathymetry)
             )
-        elif okada is not None:
-            a, b = bathymetry.dims
-            write_dtopo3(
-                tmp / "dtopo.tt3",
-                bathymetry[b].values,
-                bathymetry[a].values,
-                okada_on_native_grid(okada, bathymetry),
-            )
+            a, b = on.dims
+            write_dtopo3(tmp / "dtopo.tt3", on[b].values, on[a].values, uz)
         cs = 2 if geographic else 1
         (tmp / "README.md").write_text(
             f"# GeoClaw input written by topoae {__version__}\n\n"

@@ -36,6 +36,17 @@ def group_of(rec: dict[str, Any]) -> float:
     return rec["target_ratio"] if rec["target_ratio"] is not None else round(rec["ratio"], 2)
 
 
+def rows_at(res: dict[str, Any], ratio: float) -> list[dict[str, Any]]:
+    """The runs of the table at ``ratio``: those that reached it first, then by RMSE."""
+    rows = [r for r in res["runs"] if group_of(r) == ratio]
+    return sorted(rows, key=lambda x: (not x["reached"], x["metrics"]["rmse"] or 0))
+
+
+def row_name(rec: dict[str, Any]) -> str:
+    """A codec's name in a table, marked when it could not reach the target ratio."""
+    return rec["codec"] if rec["reached"] else f"{rec['codec']} (cannot reach)"
+
+
 class FigureWriter:
     """Collects figures while an evaluation runs (pass :meth:`on_result` to ``evaluate``)."""
 
@@ -149,16 +160,12 @@ def render_markdown(res: dict[str, Any]) -> str:
         "| codec | ratio | bytes | RMSE m | MAE m | max m | PSNR dB | SSIM | total L2 | "
         "max patch L2 | enc MB/s | dec MB/s | setting |"
     )
-    groups: dict[float, list[dict[str, Any]]] = {}
-    for rec in res["runs"]:
-        groups.setdefault(group_of(rec), []).append(rec)
-    for r in sorted(groups):
+    for r in sorted({group_of(rec) for rec in res["runs"]}):
         lines += ["", f"## At {ratio_tag(r)}", "", head, "|" + "---|" * 13]
-        for rec in sorted(groups[r], key=lambda x: (not x["reached"], x["metrics"]["rmse"] or 0)):
+        for rec in rows_at(res, r):
             m = rec["metrics"]
-            name = rec["codec"] if rec["reached"] else f"{rec['codec']} (cannot reach)"
             lines.append(
-                f"| {name} | {rec['ratio']:.1f} | {rec['nbytes']} | {_f(m['rmse'], '.2f')} | "
+                f"| {row_name(rec)} | {rec['ratio']:.1f} | {rec['nbytes']} | {_f(m['rmse'], '.2f')} | "
                 f"{_f(m['mae'], '.2f')} | {_f(m['max_abs'], '.1f')} | {_f(m['psnr'], '.2f')} | "
                 f"{_f(m['ssim'], '.4f')} | {_f(m['total_l2'], '.3f')} | {_f(m['max_patch_l2'], '.3f')} | "
                 f"{_f(rec['encode_mbs'], '.1f')} | {_f(rec['decode_mbs'], '.1f')} | {_setting(rec['setting'])} |"

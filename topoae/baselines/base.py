@@ -131,6 +131,14 @@ def _check_grid(z: Any) -> np.ndarray:
     return a
 
 
+def _byte_budget(z: Any, ratio: float) -> tuple[np.ndarray, float]:
+    """The checked float32 grid and the bytes a compression ``ratio`` allows it (4 bytes a cell)."""
+    if not ratio > 0:
+        raise ConfigError(f"compression ratio must be positive, got {ratio}")
+    a = _check_grid(z)
+    return a, 4.0 * a.size / ratio
+
+
 class Baseline(ABC):
     """A classic (non-learned) codec run on a whole 2-D grid.
 
@@ -204,13 +212,10 @@ class Baseline(ABC):
         RMSE is kept. When even the knob's cheapest end gives more bytes, that
         encoding is returned with ``reached=False``.
         """
-        if not ratio > 0:
-            raise ConfigError(f"compression ratio must be positive, got {ratio}")
+        a, budget = _byte_budget(z, ratio)
         knob = self.knob
         if knob is None:
             raise NotImplementedError(f"{self.name} must override at_ratio")
-        a = _check_grid(z)
-        budget = 4.0 * a.size / ratio
         scale = value_range(a) if knob.relative else 1.0
         fwd = math.log if knob.log else (lambda v: v)
         inv = math.exp if knob.log else (lambda v: v)

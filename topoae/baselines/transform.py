@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from topoae.baselines.base import Baseline, Encoded, _check_grid, frame_size
+from topoae.baselines.base import Baseline, Encoded, _byte_budget, _check_grid, frame_size
 from topoae.errors import ConfigError, InputError
 
 _PHEAD = struct.Struct("<HHB")  # patch, k, bits
@@ -139,10 +139,7 @@ class _PatchTransform(Baseline):
         return k
 
     def at_ratio(self, z: Any, ratio: float, **_: Any) -> Encoded:
-        if not ratio > 0:
-            raise ConfigError(f"compression ratio must be positive, got {ratio}")
-        a = _check_grid(z)
-        budget = 4.0 * a.size / ratio
+        a, budget = _byte_budget(z, ratio)
         n = math.prod(-(-s // self.patch) for s in a.shape)
         fixed = frame_size(a)
         best: tuple[float, Encoded] | None = None
@@ -340,10 +337,7 @@ class Downsample(Baseline):
         return out
 
     def at_ratio(self, z: Any, ratio: float, **_: Any) -> Encoded:
-        if not ratio > 0:
-            raise ConfigError(f"compression ratio must be positive, got {ratio}")
-        a = _check_grid(z)
-        budget = 4.0 * a.size / ratio
+        a, budget = _byte_budget(z, ratio)
         overhead = frame_size(a) + _DHEAD.size
         best: tuple[float, Encoded] | None = None
         for bits in (16, 32):
