@@ -44,17 +44,32 @@ def _load(model_path: str | None):
 @click.argument("region", type=click.Path(dir_okay=True))
 @_model_option
 @click.option(
-    "--out", required=True, type=click.Path(), help="Latent file to create (.zarr or .nc)."
+    "--out",
+    required=True,
+    type=click.Path(),
+    help="File to create: .tae (learned codec) or, for the thesis patch models, .zarr / .nc.",
 )
 @bbox_option
 @var_option
-@click.option("--stride", type=int, default=None, help="Patch spacing in cells [patch - patch/8].")
+@click.option(
+    "--quality", type=int, default=None, help="Learned codec: quality level (0 = smallest file)."
+)
+@click.option(
+    "--ratio",
+    type=float,
+    default=None,
+    help="Learned codec: best quality whose whole file is at least this many times smaller "
+    "than the float32 grid [a level near 100x].",
+)
+@click.option("--no-attrs", is_flag=True, help="Learned codec: drop the grid's attributes (tiny regions).")
+@click.option("--stride", type=int, default=None, help="Patch models: spacing in cells [patch - patch/8].")
 @click.option(
     "--quantize",
     type=click.Choice(["none", "8bit"]),
-    default="none",
+    default="8bit",
     show_default=True,
-    help="8bit: uint8 latents with per-channel scale/offset.",
+    help="Patch models: 8bit stores uint8 latents with per-channel scale/offset (half the bytes, "
+    "same error).",
 )
 @click.option(
     "--max-error",
@@ -82,6 +97,9 @@ def encode(
     out,
     bbox,
     var,
+    quality,
+    ratio,
+    no_attrs,
     stride,
     quantize,
     max_error,
@@ -93,16 +111,26 @@ def encode(
     sched,
     overwrite,
 ):
-    """Encode REGION (any grid topoae reads) into a latent grid."""
+    """Encode REGION (any grid topoae reads) into one compact file."""
     from topoae import codec, codec_io
     from topoae._atomic import check_output
     from topoae.blending import Layout
+    from topoae.codec import learned
     from topoae.io import open_grid, parse_bbox
 
     check_output(out, overwrite=overwrite)
+    loaded = _load(model_path)
+    if learned.is_rd_model(loaded):
+        _encode_learned(loaded, region, out, bbox, var, quality, ratio, no_attrs, max_error,
+                        overwrite)
+        return
+    if quality is not None or ratio is not None:
+        from topoae.errors import ConfigError
+
+        raise ConfigError("--quality / --ratio need a learned-codec model; this is a patch model")
     codec_io.latent_format(out)
     grid = open_grid(region, var=var, bbox=parse_bbox(bbox) if bbox else None)
-    cm = codec.as_codec_model(_load(model_path))
+    cm = codec.as_codec_model(loaded)
     s = codec.default_stride(cm.patch) if stride is None else stride
     lay = Layout(grid.shape[0], grid.shape[1], cm.patch, s)
     total = lay.n_rows * lay.n_cols
@@ -127,6 +155,37 @@ def encode(
     click.echo(f"{path}: " + codec_io.summary_line(codec_io.summary(ds, path)))
 
 
+def _encode_learned(loaded, region, out, bbox, var, quality, ratio, no_attrs, max_error, overwrite):
+    import warnings
+    from pathlib import Path
+
+    from topoae.codec import learned
+    from topoae.errors import ConfigError
+    from topoae.io import open_grid, parse_bbox
+
+    if Path(out).suffix.lower() != ".tae":
+        raise ConfigError(f"output {out} must end in .tae for the learned codec")
+    if quality is not None and ratio is not None:
+        raise ConfigError("give --quality or --ratio, not both")
+    grid = open_grid(region, var=var, bbox=parse_bbox(bbox) if bbox else None)
+    rd = learned.as_rd_model(loaded)
+    kw = {"max_error": max_error, "keep_attrs": not no_attrs}
+    if ratio is not None:
+        header, streams, reached = learned.encode_to_ratio(grid, rd, ratio, **kw)
+        if not reached:
+            warnings.warn(f"no quality level reaches {ratio:g}x on this region; used the "
+                          "smallest (quality 0)", stacklevel=1)
+            click.echo(f"Warning: no quality level reaches {ratio:g}x; used quality 0", err=True)
+    else:
+        header, streams = learned.encode(grid, rd, level=quality, **kw)
+    n = learned.write(out, header, streams, overwrite=overwrite)
+    h, w = grid.shape
+    lev = header["codec"]["level"]
+    bound = f", every cell within {max_error:g} m" if max_error else ""
+    click.echo(f"{out}: {h}x{w} cells -> {n:,} bytes on disk (CR {h * w * 4 / n:.1f}x of float32), "
+               f"quality {lev}{bound}")
+
+
 @click.command()
 @click.argument("latents", type=click.Path(dir_okay=True))
 @_model_option
@@ -134,9 +193,9 @@ def encode(
 @click.option(
     "--dtype",
     type=click.Choice(["int16", "float32"]),
-    default="float32",
-    show_default=True,
-    help="int16 rounds to whole metres like GEBCO.",
+    default=None,
+    help="int16 rounds to whole metres like GEBCO [the input's: int16 for integer-valued "
+    "GEBCO input coded with the learned codec, else float32].",
 )
 @click.option("--force", is_flag=True, help="Decode latents made by another model anyway.")
 @_device_option
@@ -145,10 +204,23 @@ def encode(
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 def decode(latents, model_path, out, dtype, force, device, batch, sched, overwrite):
     """Decode LATENTS back onto the original grid (same shape, coordinates, attributes)."""
+    from pathlib import Path
+
     from topoae import codec, codec_io
     from topoae._atomic import check_output
 
     check_output(out, overwrite=overwrite)
+    if Path(latents).suffix.lower() == ".tae":
+        from topoae.codec import learned
+
+        header, streams = learned.read(latents)
+        grid = learned.decode(header, streams, _load(model_path), force=force, dtype=dtype)
+        dtype = grid.encoding["dtype"]
+        path = codec_io.save_grid(grid, out, dtype=dtype, overwrite=overwrite)
+        h, w = grid.shape
+        click.echo(f"{path}: {h}x{w} {dtype} grid '{grid.name}' decoded from {latents}")
+        return
+    dtype = dtype or "float32"
     ds = codec_io.open_latents(latents)
     grid = codec.decode(ds, _load(model_path), force=force, device=device, batch=batch, lazy=True)
     with scheduler(sched):

@@ -186,8 +186,8 @@ class LoadedModel:
 
     @property
     def model_config(self) -> Any:
-        """The :class:`~topoae.models.ModelConfig` (shortcut for ``config.model``)."""
-        return self.config.model
+        """The model's own config (``config.model`` for a patch model's TrainConfig)."""
+        return getattr(self.config, "model", self.config)
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> LoadedModel:
@@ -196,10 +196,13 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> Loade
     Raises :class:`~topoae.errors.CheckpointError` for anything that is not an
     intact topoae checkpoint whose weights fit its own configuration.
     """
+    payload, model_id = read_checkpoint(path, map_location)
+    model_cfg = payload.get("config", {}).get("model", {}) if isinstance(payload.get("config"), dict) else {}
+    if isinstance(model_cfg, dict) and model_cfg.get("kind") == "hyperprior":
+        return _load_hyperprior(payload, model_id, path, map_location)
     from topoae.models import build_model
     from topoae.training.config import TrainConfig
 
-    payload, model_id = read_checkpoint(path, map_location)
     try:
         config = TrainConfig.from_dict(payload["config"])
         model = build_model(config.model)
@@ -218,6 +221,32 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> Loade
         normalise=dict(payload["normalise"]),
         model_id=model_id,
         feature_net=payload.get("feature_net"),
+        path=Path(path),
+        extra=dict(payload.get("extra") or {}),
+    )
+
+
+def _load_hyperprior(payload: dict[str, Any], model_id: str, path: str | os.PathLike,
+                     map_location: Any) -> LoadedModel:
+    """A learned-codec checkpoint: the model config travels on its own (no training import)."""
+    from topoae.models.hyperprior import HyperpriorConfig, HyperpriorModel
+
+    try:
+        config = HyperpriorConfig.from_dict(payload["config"]["model"])
+        model = HyperpriorModel(config)
+        model.load_state_dict(payload["model"], strict=True)
+    except (TypeError, KeyError, ValueError) as exc:
+        raise CheckpointError(f"{path} has an invalid configuration: {exc}") from None
+    except RuntimeError as exc:
+        raise CheckpointError(
+            f"{path}: weights do not fit its configuration: {str(exc).splitlines()[0]}"
+        ) from None
+    return LoadedModel(
+        model=model.eval(),
+        config=config,
+        normalise=dict(payload.get("normalise") or {}),
+        model_id=model_id,
+        feature_net=None,
         path=Path(path),
         extra=dict(payload.get("extra") or {}),
     )

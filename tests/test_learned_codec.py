@@ -1,0 +1,292 @@
+"""The learned codec: bitstreams, container, tiling, bounds, the CLI (tiny models made in code)."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from topoae.checkpoint import load_checkpoint, save_checkpoint
+from topoae.codec import container, learned, tables
+from topoae.errors import ConfigError, ModelMismatchError, StoreError
+from topoae.io.synthetic import synthetic_grid
+from topoae.models.entropy import gaussian_likelihood
+from topoae.models.hyperprior import HyperpriorConfig, HyperpriorModel
+from topoae.training.rd import RDTrainConfig
+
+TINY = HyperpriorConfig(channels=16, latent_channels=24, hyper_channels=16)
+
+
+def _tiny(seed: int = 0) -> HyperpriorModel:
+    torch.manual_seed(seed)
+    return HyperpriorModel(TINY).eval()
+
+
+@pytest.fixture(scope="module")
+def rd():
+    return learned.as_rd_model(_tiny())
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    path = tmp_path_factory.mktemp("models") / "tiny.pt"
+    save_checkpoint(path, _tiny(), RDTrainConfig(model=TINY), normalise={"mode": "offset-field"})
+    return path
+
+
+@pytest.fixture(scope="module")
+def grid():
+    return synthetic_grid(200, 260, seed=3)
+
+
+def _rmse(a, b) -> float:
+    return float(np.sqrt(np.nanmean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2)))
+
+
+def test_round_trip_is_deterministic_and_keeps_the_grid(rd, grid):
+    h1, s1 = learned.encode(grid, rd, level=2)
+    h2, s2 = learned.encode(grid, rd, level=2)
+    b1, b2 = learned.to_bytes(h1, s1), learned.to_bytes(h2, s2)
+    assert b1 == b2
+    header, streams = container.unpack(b1)
+    out1 = learned.decode(header, streams, rd)
+    out2 = learned.decode(header, streams, rd)
+    assert np.array_equal(out1.values, out2.values)
+    assert out1.shape == grid.shape and out1.dims == grid.dims
+    for d in grid.dims:
+        assert np.array_equal(out1[d].values, grid[d].values)
+    assert out1.name == grid.name
+
+
+def test_file_size_is_the_reported_size(rd, grid, tmp_path):
+    h, s = learned.encode(grid, rd, level=1)
+    n = learned.write(tmp_path / "r.tae", h, s)
+    assert n == os.path.getsize(tmp_path / "r.tae") == len(learned.to_bytes(h, s))
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_damaged_or_missing_streams_are_errors(rd, grid, tmp_path):
+    h, s = learned.encode(grid, rd, level=1)
+    data = bytearray(learned.to_bytes(h, s))
+    flipped = bytearray(data)
+    flipped[-10] ^= 0x40
+    with pytest.raises(StoreError, match="damaged"):
+        container.unpack(bytes(flipped))
+    with pytest.raises(StoreError, match="truncated"):
+        container.unpack(bytes(data[:-7]))
+    with pytest.raises(StoreError, match="not a topoae"):
+        container.unpack(b"PK\x03\x04" + bytes(data[4:]))
+    header, streams = container.unpack(bytes(data))
+    del streams["tile:0,0"]
+    with pytest.raises(StoreError, match="tile:0,0"):
+        learned.decode(header, streams, rd)
+
+
+def test_a_tile_stream_decoded_with_other_tables_is_caught(rd, grid):
+    h, s = learned.encode(grid, rd, level=1)
+    other = learned.as_rd_model(_tiny(seed=5))
+    with pytest.raises((StoreError, ModelMismatchError)):
+        learned.decode(h, s, other)
+    with pytest.raises(StoreError):  # forced: the symbol hash catches the desynchronised coder
+        learned.decode(h, s, other, force=True)
+
+
+def test_estimated_rate_matches_coded_size(rd):
+    g = synthetic_grid(256, 256, seed=11)
+    h, s = learned.encode(g, rd, level=3, tile=256)
+    net = rd.net
+    x = np.asarray(g.values, np.float64)
+    from topoae import offset_field
+
+    nodes = offset_field.compute_nodes(x, 64, 1.0)
+    r = (x - offset_field.expand(nodes, x.shape, 64, 1.0)) / TINY.unit
+    geo = learned.Geometry(256, 256, 256)
+    cfg = learned.RDCodecConfig(level=3, tile=256)
+    y0 = learned._analyse_tile(net, g, nodes, geo, cfg, 0, 0)
+    with torch.no_grad():
+        y = torch.from_numpy(y0) * net.gains(3)[0]
+        zh = torch.round(net.h_a(y[None]))
+        mean, scale = net.hyper_params(zh)
+        bits = -torch.log2(gaussian_likelihood(torch.round(y - mean[0]), scale[0])).sum()
+        bits += -torch.log2(net.z_density.likelihood(zh)).sum()
+    est = float(bits) / 8
+    coded = len(s["tile:0,0"])
+    assert r.shape == (256, 256)
+    assert abs(coded - est) / est < 0.06, (coded, est)
+
+
+def test_tiled_matches_one_shot(rd):
+    g = synthetic_grid(256, 256, seed=4)
+    h1, s1 = learned.encode(g, rd, level=4, tile=256)
+    h2, s2 = learned.encode(g, rd, level=4, tile=128)
+    a = learned.decode(h1, s1, rd).values
+    b = learned.decode(h2, s2, rd).values
+    x = np.asarray(g.values, np.float64)
+    e1, e2 = _rmse(a, x), _rmse(b, x)
+    assert abs(e1 - e2) / e1 < 0.05
+    # on the cells along the tiled run's tile borders, its error is the one-shot's (within 5 %)
+    border = np.zeros(x.shape, bool)
+    border[124:132, :] = border[:, 124:132] = True
+    eb = _rmse(b[border], x[border])
+    ea = _rmse(a[border], x[border])
+    assert abs(eb - ea) < 0.05 * ea
+
+
+def test_levels_trade_bytes_for_error(ckpt):
+    # a tiny model trained for a few steps: higher levels cost more bytes
+    lm = load_checkpoint(ckpt)
+    rdm = learned.as_rd_model(lm)
+    g = synthetic_grid(128, 128, seed=2)
+    sizes = [len(learned.to_bytes(*learned.encode(g, rdm, level=k))) for k in (0, 5)]
+    assert sizes[0] < sizes[1]
+
+
+@pytest.mark.parametrize("max_error", [0.5, 3.0, 25.0])
+def test_max_error_holds_on_every_cell_for_integer_input_in_int16_and_float(rd, grid, max_error):
+    g = grid.round()
+    h, s = learned.encode(g, rd, level=0, max_error=max_error)
+    assert h["grid"]["integer"] and h["grid"]["dtype"] == "int16"
+    x = np.asarray(g.values, np.float64)
+    for dtype in ("float32", "int16"):
+        out = learned.decode(h, s, rd, dtype=dtype)
+        v = out.values.astype(np.float64)
+        if dtype == "int16":
+            v = np.round(v)
+        assert np.nanmax(np.abs(v - x)) <= max_error
+    assert learned.decode(h, s, rd).encoding["dtype"] == "int16"  # the input's dtype by default
+
+
+def test_max_error_float_input_refuses_int16(rd, grid):
+    g = grid + 0.37
+    h, s = learned.encode(g, rd, level=0, max_error=2.0)
+    out = learned.decode(h, s, rd)
+    assert np.nanmax(np.abs(out.values.astype(np.float64) - g.values)) <= 2.0
+    assert out.encoding["dtype"] == "float32"
+    with pytest.raises(ConfigError, match="float32"):
+        learned.decode(h, s, rd, dtype="int16")
+
+
+def test_nan_cells_come_back_as_nan(rd):
+    g = synthetic_grid(100, 120, seed=9)
+    g[10:30, 40:90] = np.nan
+    h, s = learned.encode(g, rd, level=2)
+    out = learned.decode(h, s, rd)
+    assert np.array_equal(np.isnan(out.values), np.isnan(g.values))
+
+
+def test_georeferencing_and_attributes_are_kept(rd, grid):
+    import rioxarray  # noqa: F401
+
+    g = grid.rio.write_crs("EPSG:4326")
+    g.attrs.update(title="a test grid", history="made in a test")
+    h, s = learned.encode(g, rd, level=1)
+    out = learned.decode(h, s, rd)
+    assert out.rio.crs.to_epsg() == 4326
+    assert out.attrs["grid_mapping"] == "spatial_ref"
+    assert out.attrs["title"] == "a test grid"
+    assert out.attrs["history"].startswith("made in a test\n")
+    assert "reconstructed by topoae" in out.attrs["history"]
+    h2, s2 = learned.encode(g, rd, level=1, keep_attrs=False)
+    assert len(learned.to_bytes(h2, s2)) < len(learned.to_bytes(h, s))
+    assert "title" not in learned.decode(h2, s2, rd).attrs
+
+
+def test_encode_on_one_thread_decodes_on_two(rd, grid):
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        h, s = learned.encode(grid, rd, level=3)
+        a = learned.decode(h, s, rd).values
+        torch.set_num_threads(2)
+        b = learned.decode(h, s, rd).values
+    finally:
+        torch.set_num_threads(old)
+    assert np.allclose(a, b, atol=1e-3)
+
+
+def test_scale_index_ties_are_flagged():
+    s = tables.scale_table()
+    mid = math.sqrt(s[10] * s[11])  # exactly between two table entries in log σ
+    idx, flagged = tables.scale_indices(np.array([mid, s[10], s[11]]))
+    assert flagged.tolist() == [True, False, False]
+    assert idx[1:].tolist() == [10, 11]
+
+
+def test_tables_sum_to_the_coder_precision(rd):
+    for t in (*rd.tables.y, *rd.tables.z):
+        assert t.sum() == 1 << tables.PRECISION and t.min() >= 1
+
+
+def test_ratio_picks_the_best_level_that_reaches_it(rd, grid):
+    raw = grid.size * 4
+    sizes = {k: len(learned.to_bytes(*learned.encode(grid, rd, level=k))) for k in range(rd.levels)}
+    target = raw / sizes[2] * 0.999
+    h, s, reached = learned.encode_to_ratio(grid, rd, target)
+    assert reached
+    lev = h["codec"]["level"]
+    assert raw / len(learned.to_bytes(h, s)) >= target
+    assert all(raw / sizes[k] < target for k in range(lev + 1, rd.levels))
+    h, s, reached = learned.encode_to_ratio(grid, rd, 1e9)
+    assert not reached and h["codec"]["level"] == 0
+
+
+def test_a_tiny_model_lowers_its_loss():
+    from topoae.models.hyperprior import rd_loss
+    from topoae.training.rd import prepare
+
+    torch.manual_seed(0)
+    net = HyperpriorModel(TINY)
+    x = torch.from_numpy(prepare(np.stack([synthetic_grid(64, 64, seed=k).values.astype(np.float64)
+                                           for k in range(4)]), TINY))
+    level = torch.tensor([0, 2, 4, 5])
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+
+    def loss() -> float:
+        torch.manual_seed(1)
+        with torch.no_grad():
+            return float(rd_loss(net, net(x, level), x, level)["loss"])
+
+    before = loss()
+    for _ in range(40):
+        out = rd_loss(net, net(x, level), x, level)
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+    assert loss() < 0.8 * before
+
+
+def test_cli_encode_decode_round_trip(ckpt, gebco_nc, tmp_path):
+    from topoae.cli.main import cli
+
+    r = CliRunner()
+    out = tmp_path / "r.tae"
+    res = r.invoke(cli, ["encode", str(gebco_nc), "--model", str(ckpt), "--out", str(out),
+                         "--quality", "2"])
+    assert res.exit_code == 0, res.output
+    assert f"{os.path.getsize(out):,} bytes on disk" in res.output
+    rec = tmp_path / "r.nc"
+    res = r.invoke(cli, ["decode", str(out), "--model", str(ckpt), "--out", str(rec)])
+    assert res.exit_code == 0, res.output
+    import xarray as xr
+
+    with xr.open_dataset(rec) as ds, xr.open_dataset(gebco_nc) as orig:
+        assert ds["elevation"].encoding["dtype"] == np.int16
+        assert ds["elevation"].shape == orig["elevation"].shape
+    # bad input: one line, non-zero exit, no output left behind
+    res = r.invoke(cli, ["encode", str(gebco_nc), "--model", str(ckpt), "--out",
+                         str(tmp_path / "x.zarr"), "--quality", "1"])
+    assert res.exit_code != 0 and "must end in .tae" in res.output
+    assert not (tmp_path / "x.zarr").exists()
+    res = r.invoke(cli, ["encode", str(gebco_nc), "--model", str(ckpt), "--out",
+                         str(tmp_path / "y.tae"), "--quality", "9"])
+    assert res.exit_code != 0 and "--quality must be" in res.output
+    assert not (tmp_path / "y.tae").exists()
+    bad = tmp_path / "bad.tae"
+    bad.write_bytes(out.read_bytes()[:-20])
+    res = r.invoke(cli, ["decode", str(bad), "--model", str(ckpt), "--out", str(tmp_path / "b.nc")])
+    assert res.exit_code != 0 and "truncated" in res.output
+    assert not (tmp_path / "b.nc").exists()

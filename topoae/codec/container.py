@@ -1,0 +1,101 @@
+"""The ``.tae`` container: one compact file per region.
+
+Layout (little-endian)::
+
+    magic     b"TAE"  + format version (1 byte)
+    count     uvarint: number of streams
+    table     per stream: uvarint length, 4-byte CRC-32 of the payload
+    payloads  the streams, back to back
+
+Stream 0 is the header: zstd-compressed JSON (model id, codec config, grid
+shape, dims, coordinates, CRS, attributes, stream roles). The other streams are
+named in the header (``streams``: list of roles such as ``"offset"``, ``"mask"``,
+``"tile:r,c"``, ``"residual:b"``). A missing, truncated or damaged stream is a
+:class:`~topoae.errors.StoreError` naming the stream, never a silent wrong grid.
+The file is written to a temporary name and renamed (no half-written output).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zlib
+from pathlib import Path
+from typing import Any
+
+from topoae import residual as _res
+from topoae._atomic import atomic_path
+from topoae.codec.entropy import _get_uvarint, _put_uvarint
+from topoae.errors import StoreError
+
+MAGIC = b"TAE"
+VERSION = 1
+
+
+def pack(header: dict[str, Any], streams: list[bytes]) -> bytes:
+    """The container bytes for ``header`` and its streams (``header["streams"]`` names them)."""
+    if len(header.get("streams", [])) != len(streams):
+        raise ValueError("header must name every stream")
+    head = _res.compress(json.dumps(header, separators=(",", ":"), sort_keys=True).encode(), 19)
+    parts = [head, *streams]
+    out = bytearray(MAGIC + bytes([VERSION]))
+    _put_uvarint(out, len(parts))
+    for p in parts:
+        _put_uvarint(out, len(p))
+        out += zlib.crc32(p).to_bytes(4, "little")
+    for p in parts:
+        out += p
+    return bytes(out)
+
+
+def unpack(data: bytes, *, name: str = "file") -> tuple[dict[str, Any], dict[str, bytes]]:
+    """Inverse of :func:`pack`: ``(header, {role: payload})``, every CRC checked."""
+    if len(data) < 5 or data[:3] != MAGIC:
+        raise StoreError(f"{name} is not a topoae .tae file")
+    if data[3] != VERSION:
+        raise StoreError(f"{name} has .tae format version {data[3]}, this topoae reads {VERSION}")
+    try:
+        n, pos = _get_uvarint(data, 4)
+        table = []
+        for _ in range(n):
+            length, pos = _get_uvarint(data, pos)
+            crc = int.from_bytes(data[pos:pos + 4], "little")
+            pos += 4
+            table.append((length, crc))
+    except StoreError:
+        raise StoreError(f"{name}: stream table is truncated or damaged") from None
+    payloads = []
+    for i, (length, crc) in enumerate(table):
+        p = data[pos:pos + length]
+        pos += length
+        if len(p) != length:
+            raise StoreError(f"{name}: stream {i} is truncated ({len(p)} of {length} bytes)")
+        if zlib.crc32(p) != crc:
+            raise StoreError(f"{name}: stream {i} is damaged (checksum mismatch)")
+        payloads.append(p)
+    if pos != len(data):
+        raise StoreError(f"{name}: {len(data) - pos} unexpected bytes after the last stream")
+    try:
+        header = json.loads(_res.decompress(payloads[0]))
+    except Exception:
+        raise StoreError(f"{name}: header cannot be read (damaged)") from None
+    roles = header.get("streams", [])
+    if len(roles) != len(payloads) - 1:
+        raise StoreError(f"{name}: header names {len(roles)} streams, file holds {len(payloads) - 1}")
+    return header, dict(zip(roles, payloads[1:], strict=True))
+
+
+def write(path: str | os.PathLike, header: dict[str, Any], streams: list[bytes], *,
+          overwrite: bool = False) -> int:
+    """Write atomically; returns the file size in bytes."""
+    data = pack(header, streams)
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        Path(tmp).write_bytes(data)
+    return len(data)
+
+
+def read(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, bytes]]:
+    p = Path(path)
+    if not p.is_file():
+        raise StoreError(f"{p} not found")
+    return unpack(p.read_bytes(), name=str(p))

@@ -1,0 +1,616 @@
+"""The learned rate–distortion codec: a region in, one ``.tae`` file out, and back.
+
+Pipeline (encoder)::
+
+    z (metres) ──► offset field nodes (int, lossless)        stream "offset"
+               └─► residual r = (z − offset) / unit, NaN → 0
+                   tiles of T×T cells, each analysed with a margin of M cells
+                   (≥ the analysis receptive field), so the latent grid equals a
+                   one-shot pass over the region ──► y (gained, per level)
+                   per tile: ẑ = round(h_a(y)); μ, σ = h_s(ẑ) in float64;
+                   symbols round(y − μ) coded against zero-mean tables   stream "tile:i,j"
+    NaN mask per tile (when any)                                          stream "mask:i,j"
+    error-bounded residual per tile (``max_error``)                       stream "res:i,j"
+
+The decoder rebuilds ŷ = symbols + μ tile by tile, synthesises each tile from
+its latents plus a margin of neighbouring latents (so tile borders do not show),
+adds the offset field and returns the exact input grid: shape, coordinates,
+name, attributes (plus a history line), CRS and dtype. Memory is bounded by a
+band of three tile rows, whatever the region's size.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import math
+import warnings
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import xarray as xr
+
+from topoae import offset_field
+from topoae import residual as _res
+from topoae._version import __version__
+from topoae.codec import container, entropy, tables
+from topoae.codec_io import pack_coord, unpack_coord
+from topoae.errors import ConfigError, InputError, ModelMismatchError, RegionError, StoreError
+from topoae.models.hyperprior import HyperpriorModel
+
+FORMAT = "topoae-rd"
+
+
+@dataclass(frozen=True)
+class RDCodecConfig:
+    """How a region is coded; stored in every file's header."""
+
+    level: int
+    tile: int = 512  # cells per tile side (multiple of 64)
+    margin: int = 64  # analysis margin in cells (≥ the receptive field, 61)
+    synth_margin: int = 4  # synthesis margin in latents
+    max_error: float | None = None
+    keep_attrs: bool = True
+
+    def check(self, levels: int) -> None:
+        if not 0 <= self.level < levels:
+            raise ConfigError(f"--quality must be 0..{levels - 1}, got {self.level}")
+        if self.tile % 64 or self.tile < 64:
+            raise ConfigError(f"tile must be a positive multiple of 64 cells, got {self.tile}")
+        if self.margin % 16:
+            raise ConfigError("margin must be a multiple of 16 cells")
+        if self.max_error is not None and not (math.isfinite(self.max_error) and self.max_error > 0):
+            raise ConfigError(f"--max-error must be a positive number of metres, got {self.max_error}")
+
+
+@dataclass
+class RDModel:
+    """A hyperprior model ready to code: network, frozen tables and id."""
+
+    net: HyperpriorModel
+    tables: tables.Tables
+    model_id: str
+    name: str = "hyperprior"
+
+    @property
+    def levels(self) -> int:
+        return self.net.config.levels
+
+
+def is_rd_model(model: Any) -> bool:
+    net = getattr(model, "model", model)
+    return isinstance(model, RDModel) or isinstance(net, HyperpriorModel)
+
+
+def as_rd_model(model: Any) -> RDModel:
+    """An :class:`RDModel` from a ``LoadedModel`` of a hyperprior checkpoint (or itself)."""
+    if isinstance(model, RDModel):
+        return model
+    net = getattr(model, "model", model)
+    if not isinstance(net, HyperpriorModel):
+        raise ConfigError("this codec needs a hyperprior model")
+    extra = getattr(model, "extra", {}) or {}
+    if "tables" in extra:
+        t = tables.Tables.from_arrays({k: np.asarray(v) for k, v in extra["tables"].items()})
+    else:
+        t = tables.freeze(net.z_density)
+    mid = getattr(model, "model_id", None) or _weights_id(net)
+    return RDModel(net=net.eval(), tables=t, model_id=mid)
+
+
+def _weights_id(net: torch.nn.Module) -> str:
+    h = hashlib.sha256()
+    for k, v in sorted(net.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+# -- geometry ------------------------------------------------------------------------
+def _reflect(idx: np.ndarray, n: int) -> np.ndarray:
+    """Symmetric reflection of indices into ``0..n-1`` (any distance outside)."""
+    period = 2 * n
+    m = np.mod(idx, period)
+    return np.where(m < n, m, period - 1 - m)
+
+
+@dataclass(frozen=True)
+class Geometry:
+    height: int
+    width: int
+    tile: int
+
+    @property
+    def padded(self) -> tuple[int, int]:
+        return (-(-self.height // 64) * 64, -(-self.width // 64) * 64)
+
+    @property
+    def tiles(self) -> tuple[int, int]:
+        hp, wp = self.padded
+        return (-(-hp // self.tile), -(-wp // self.tile))
+
+    def span(self, i: int, axis: int) -> tuple[int, int]:
+        """Cells ``[a, b)`` of tile ``i`` along ``axis`` on the padded grid."""
+        a = i * self.tile
+        return a, min(a + self.tile, self.padded[axis])
+
+    def cells(self, i: int, axis: int) -> tuple[int, int]:
+        """The part of the tile's span inside the real grid."""
+        a, b = self.span(i, axis)
+        n = (self.height, self.width)[axis]
+        return min(a, n), min(b, n)
+
+
+def _read(grid: xr.DataArray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """float64 values at (reflected) row/col indices, read as one contiguous block."""
+    r0, r1 = int(rows.min()), int(rows.max()) + 1
+    c0, c1 = int(cols.min()), int(cols.max()) + 1
+    block = np.asarray(grid.isel({grid.dims[0]: slice(r0, r1), grid.dims[1]: slice(c0, c1)}).values,
+                       dtype=np.float64)
+    return block[np.ix_(rows - r0, cols - c0)]
+
+
+def _scan(grid: xr.DataArray, stride: int, step: float, band: int = 1024) -> tuple[np.ndarray, bool]:
+    """Offset-field nodes of the whole grid and whether every valid value is a whole number,
+    read in bands of rows (bounded memory)."""
+    h, w = grid.shape
+    means = []
+    integer = True
+    band = max(stride, band // stride * stride)
+    for r0 in range(0, h, band):
+        z = np.asarray(grid.isel({grid.dims[0]: slice(r0, min(h, r0 + band))}).values, dtype=np.float64)
+        means.append(offset_field.block_means(z, stride))
+        if integer:
+            v = z[np.isfinite(z)]
+            integer = bool(np.all(v == np.rint(v)))
+    return offset_field.nodes_from_means(np.concatenate(means, axis=0), step), integer
+
+
+# -- encoding ------------------------------------------------------------------------
+def _h_s64(net: HyperpriorModel, z_hat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """μ and σ from integer hyper-latents, in float64 (the decisive probability path)."""
+    with torch.no_grad():
+        h_s = net.h_s.double()
+        try:
+            p = h_s(torch.from_numpy(z_hat[None].astype(np.float64)))
+            mean, raw = p.chunk(2, dim=1)
+            scale = torch.nn.functional.softplus(raw) + 0.05
+        finally:
+            net.h_s.float()
+    return mean[0].numpy(), scale[0].numpy()
+
+
+def _analyse_tile(net: HyperpriorModel, grid: xr.DataArray, nodes: np.ndarray, geo: Geometry,
+                  cfg: RDCodecConfig, i: int, j: int) -> np.ndarray:
+    """Ungained latents of tile (i, j), float32 ``(M, th/16, tw/16)``."""
+    mc = net.config
+    r0, r1 = geo.span(i, 0)
+    c0, c1 = geo.span(j, 1)
+    m = cfg.margin
+    rows = np.arange(r0 - m, r1 + m)
+    cols = np.arange(c0 - m, c1 + m)
+    z = _read(grid, _reflect(rows, geo.height), _reflect(cols, geo.width))
+    off = offset_field.expand(nodes, (geo.height, geo.width), mc.offset_stride, mc.offset_step,
+                              rows=_reflect(rows, geo.height), cols=_reflect(cols, geo.width))
+    r = np.where(np.isfinite(z), (z - off) / mc.unit, 0.0).astype(np.float32)
+    with torch.no_grad():
+        y = net.g_a(torch.from_numpy(r)[None, None])[0].numpy()
+    k = m // 16
+    return y[:, k:k + (r1 - r0) // 16, k:k + (c1 - c0) // 16]
+
+
+def _code_tile(rd: RDModel, y_base: np.ndarray, level: int) -> tuple[bytes, np.ndarray]:
+    """Stream of one tile at ``level`` and its dequantised latents ŷ (float32)."""
+    net = rd.net
+    with torch.no_grad():
+        g = net.gains(level)[0].numpy()
+        y = y_base * g
+        z_hat = torch.round(net.h_a(torch.from_numpy(y)[None]))[0].numpy().astype(np.int64)
+    mean, scale = _h_s64(net, z_hat)
+    sym = np.rint(y.astype(np.float64) - mean).astype(np.int64)
+    idx, flagged = tables.scale_indices(scale)
+    blob = entropy.encode_tile(z_hat, sym, idx, flagged, rd.tables)
+    return blob, (sym + mean).astype(np.float32)
+
+
+def _decode_tile(rd: RDModel, blob: bytes, shape: tuple[int, int]) -> np.ndarray:
+    net = rd.net
+    m, hz = net.config.latent_channels, net.config.hyper_channels
+    th, tw = shape
+    means: dict[str, np.ndarray] = {}
+
+    def indices(z: np.ndarray) -> np.ndarray:
+        mean, scale = _h_s64(net, z)
+        means["mean"] = mean
+        return tables.scale_indices(scale)[0]
+
+    _, sym = entropy.decode_tile(blob, (hz, th // 4, tw // 4), (m, th, tw), rd.tables, indices)
+    return (sym + means["mean"]).astype(np.float32)
+
+
+class _Synth:
+    """Synthesis of tiles from a latent source with a margin of neighbouring latents."""
+
+    def __init__(self, rd: RDModel, geo: Geometry, level: int, margin: int, latents) -> None:
+        self.rd, self.geo, self.level, self.margin = rd, geo, level, margin
+        self.latents = latents  # callable (i, j) -> ŷ of tile (i, j)
+
+    def tile(self, i: int, j: int) -> np.ndarray:
+        """Normalised residual of tile (i, j) on its padded span, float32."""
+        geo, k = self.geo, self.margin
+        nti, ntj = geo.tiles
+        lt = geo.tile // 16
+        parts_r = []
+        for di in (-1, 0, 1):
+            ii = i + di
+            if not 0 <= ii < nti:
+                continue
+            row = [self.latents(ii, jj) for jj in (j - 1, j, j + 1) if 0 <= jj < ntj]
+            parts_r.append(np.concatenate(row, axis=2))
+        big = np.concatenate(parts_r, axis=1)
+        top = k if i > 0 else 0
+        left = k if j > 0 else 0
+        r0 = (lt - k) if i > 0 else 0
+        c0 = (lt - k) if j > 0 else 0
+        h = self.latents(i, j).shape[1]
+        w = self.latents(i, j).shape[2]
+        win = big[:, r0:r0 + top + h + (k if i < nti - 1 else 0),
+                  c0:c0 + left + w + (k if j < ntj - 1 else 0)]
+        with torch.no_grad():
+            x = self.rd.net.synthesise(torch.from_numpy(np.ascontiguousarray(win))[None],
+                                       self.level)[0, 0].numpy()
+        return x[top * 16:(top + h) * 16, left * 16:(left + w) * 16]
+
+
+def _metres(rd: RDModel, x: np.ndarray, nodes: np.ndarray, geo: Geometry, i: int, j: int) -> np.ndarray:
+    """Tile (i, j) in metres (float64) on its real cells."""
+    mc = rd.net.config
+    a0, a1 = geo.cells(i, 0)
+    b0, b1 = geo.cells(j, 1)
+    off = offset_field.expand(nodes, (geo.height, geo.width), mc.offset_stride, mc.offset_step,
+                              rows=slice(a0, a1), cols=slice(b0, b1))
+    s0, _ = geo.span(i, 0)
+    t0, _ = geo.span(j, 1)
+    return off + mc.unit * x[a0 - s0:a1 - s0, b0 - t0:b1 - t0].astype(np.float64)
+
+
+def _check_grid(grid: xr.DataArray) -> None:
+    if not isinstance(grid, xr.DataArray) or grid.ndim != 2:
+        raise InputError("expected a 2-D xarray.DataArray grid")
+    for d in grid.dims:
+        if d not in grid.coords:
+            raise InputError(f"grid dimension {d!r} has no coordinates")
+    if min(grid.shape) < 16:
+        raise RegionError(f"region {grid.shape[0]}x{grid.shape[1]} cells is too small: the learned "
+                          "codec needs at least 16x16 cells")
+
+
+def _crs_text(grid: xr.DataArray) -> str | None:
+    try:
+        import rioxarray  # noqa: F401
+
+        crs = grid.rio.crs
+    except Exception:
+        return None
+    if crs is None:
+        return None
+    epsg = crs.to_epsg()
+    return f"EPSG:{epsg}" if epsg else crs.to_wkt()
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, float) and not math.isfinite(v):
+        return str(v)
+    return v if isinstance(v, str | int | float | bool) or v is None else str(v)
+
+
+def encode(grid: xr.DataArray, model: Any, *, level: int | None = None, max_error: float | None = None,
+           keep_attrs: bool = True, tile: int = 512) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """Code a region; returns the container's header and its streams by role (:func:`to_bytes`).
+
+    ``level`` defaults to :func:`default_level`. With ``max_error`` every decoded
+    cell is within that many metres of ``grid``, in float output and, for
+    integer-valued input (GEBCO int16), in the input's integer dtype too.
+    """
+    rd = as_rd_model(model)
+    _check_grid(grid)
+    lev = default_level(rd) if level is None else int(level)
+    cfg = RDCodecConfig(level=lev, tile=tile, max_error=max_error, keep_attrs=keep_attrs)
+    cfg.check(rd.levels)
+    mc = rd.net.config
+    geo = Geometry(int(grid.shape[0]), int(grid.shape[1]), cfg.tile)
+    nodes, integer = _scan(grid, mc.offset_stride, mc.offset_step)
+    streams: dict[str, bytes] = {"offset": _res.encode_residual(nodes)}
+    nti, ntj = geo.tiles
+    yhat: dict[tuple[int, int], np.ndarray] = {}
+    nan_cells = 0
+    for i in range(nti):
+        for j in range(ntj):
+            y0 = _analyse_tile(rd.net, grid, nodes, geo, cfg, i, j)
+            blob, yh = _code_tile(rd, y0, lev)
+            streams[f"tile:{i},{j}"] = blob
+            yhat[(i, j)] = yh
+            a0, a1 = geo.cells(i, 0)
+            b0, b1 = geo.cells(j, 1)
+            z = np.asarray(grid.isel({grid.dims[0]: slice(a0, a1), grid.dims[1]: slice(b0, b1)}).values,
+                           dtype=np.float64)
+            nan = ~np.isfinite(z)
+            if nan.any():
+                nan_cells += int(nan.sum())
+                streams[f"mask:{i},{j}"] = _res.encode_mask(nan)
+        # residuals of the previous tile row, once its lower neighbours exist
+        if max_error is not None and i >= 1:
+            _residual_row(rd, grid, nodes, geo, cfg, i - 1, yhat, streams, integer)
+        for key in [k for k in yhat if k[0] < i - 1]:
+            del yhat[key]
+    if max_error is not None:
+        _residual_row(rd, grid, nodes, geo, cfg, nti - 1, yhat, streams, integer)
+    if nan_cells == geo.height * geo.width:
+        raise RegionError("the region holds no valid (non-NaN) cell")
+    header = _header(grid, rd, cfg, geo, integer, nan_cells, streams)
+    return header, streams
+
+
+def _residual_row(rd, grid, nodes, geo, cfg, i, yhat, streams, integer) -> None:
+    synth = _Synth(rd, geo, cfg.level, cfg.synth_margin, lambda a, b: yhat[(a, b)])
+    for j in range(geo.tiles[1]):
+        base = _metres(rd, synth.tile(i, j), nodes, geo, i, j)
+        a0, a1 = geo.cells(i, 0)
+        b0, b1 = geo.cells(j, 1)
+        z = np.asarray(grid.isel({grid.dims[0]: slice(a0, a1), grid.dims[1]: slice(b0, b1)}).values,
+                       dtype=np.float64)
+        streams[f"res:{i},{j}"] = _encode_residual(z, base, cfg.max_error, integer)
+
+
+def _int_step(max_error: float) -> int:
+    return 2 * int(math.floor(max_error)) + 1
+
+
+def _encode_residual(z: np.ndarray, base: np.ndarray, max_error: float, integer: bool) -> bytes:
+    """Residual stream; the hash of the base lets the decoder check it reproduces it."""
+    valid = np.isfinite(z)
+    if integer:
+        b = np.rint(base)
+        s = _int_step(max_error)
+        q = np.where(valid, np.rint((np.where(valid, z, 0) - b) / s), 0).astype(np.int64)
+    else:
+        step = _res.residual_step(max_error, float(np.nanmax(np.abs(z))) if valid.any() else 1.0)
+        b = base.astype(np.float32)
+        q = _res.quantize_residual(np.where(valid, z, np.nan).astype(np.float64), b, max_error, step)
+        return (_res.digest(b).to_bytes(8, "little") + np.float64(step).astype("<f8").tobytes()
+                + _res.encode_residual(q))
+    return _res.digest(b).to_bytes(8, "little") + _res.encode_residual(q)
+
+
+def _header(grid, rd, cfg, geo, integer, nan_cells, streams: dict[str, bytes]) -> dict[str, Any]:
+    """The file header; adds the packed coordinate streams to ``streams``."""
+    d0, d1 = (str(d) for d in grid.dims)
+    coords = {}
+    for d in (d0, d1):
+        coords[d], s = pack_coord(grid[d].values)
+        if s is not None:
+            streams[f"coord:{d}"] = bytes(np.asarray(s, dtype=np.uint8))
+    attrs = dict(grid.attrs) if cfg.keep_attrs else {k: grid.attrs[k] for k in ("units",) if k in grid.attrs}
+    return {
+        "format": FORMAT,
+        "topoae": __version__,
+        "model": rd.model_id[:16],
+        "codec": asdict(cfg),
+        "grid": {
+            "name": grid.name, "dims": [d0, d1], "shape": [geo.height, geo.width],
+            "dtype": _input_dtype(grid, integer),
+            "integer": integer, "coords": coords,
+            "coord_attrs": {d: _jsonable(dict(grid[d].attrs)) for d in (d0, d1)} if cfg.keep_attrs else {},
+            "attrs": _jsonable(attrs), "crs": _crs_text(grid), "nan_cells": nan_cells,
+        },
+        "streams": list(streams),
+    }
+
+
+def _input_dtype(grid: xr.DataArray, integer: bool) -> str:
+    """int16 for integer-valued grids that fit it (GEBCO), float32 otherwise."""
+    if not integer:
+        return "float32"
+    enc = grid.encoding.get("dtype")
+    if enc is not None and np.dtype(enc).kind in "iu" and np.dtype(enc).itemsize <= 2:
+        return "int16"
+    v = np.asarray(grid.values, dtype=np.float64) if grid.size <= 16_000_000 else None
+    if v is not None and np.nanmax(np.abs(v)) <= 32767:
+        return "int16"
+    return "float32"
+
+
+def to_bytes(header: dict[str, Any], streams: dict[str, bytes]) -> bytes:
+    """The ``.tae`` file's bytes."""
+    return container.pack({**header, "streams": list(streams)}, list(streams.values()))
+
+
+def write(path, header: dict[str, Any], streams: dict[str, bytes], *, overwrite: bool = False) -> int:
+    """Write the ``.tae`` file atomically; returns its size in bytes."""
+    return container.write(path, {**header, "streams": list(streams)}, list(streams.values()),
+                           overwrite=overwrite)
+
+
+def read(path) -> tuple[dict[str, Any], dict[str, bytes]]:
+    header, streams = container.read(path)
+    if header.get("format") != FORMAT:
+        raise StoreError(f"{path} is not a learned-codec file")
+    return header, streams
+
+
+# -- decoding ------------------------------------------------------------------------
+def _need(streams: dict[str, bytes], role: str) -> bytes:
+    if role not in streams:
+        raise StoreError(f"the file lacks its {role!r} stream")
+    return streams[role]
+
+
+def decode(header: dict[str, Any], streams: dict[str, bytes], model: Any, *, force: bool = False,
+           dtype: str | None = None) -> xr.DataArray:
+    """Rebuild the grid from a container's header and streams."""
+    if header.get("format") != FORMAT:
+        raise StoreError("not a learned-codec file")
+    rd = as_rd_model(model)
+    if header["model"] != rd.model_id[:16] and not force:
+        raise ModelMismatchError(
+            f"the file was made with model {header['model']}, not {rd.model_id[:16]} "
+            "(pass the right --model, or --force)")
+    cfg = RDCodecConfig(**header["codec"])
+    g = header["grid"]
+    geo = Geometry(int(g["shape"][0]), int(g["shape"][1]), cfg.tile)
+    mc = rd.net.config
+    nh, nw = offset_field.node_shape((geo.height, geo.width), mc.offset_stride)
+    nodes = _res.decode_residual(_need(streams, "offset"), (nh, nw))
+    out_dtype = _check_dtype(dtype, g, cfg)
+    out = np.empty((geo.height, geo.width), dtype=np.float32)
+    for i, j, tile in _decoded_tiles(rd, streams, geo, cfg, nodes, g["integer"]):
+        a0, a1 = geo.cells(i, 0)
+        b0, b1 = geo.cells(j, 1)
+        out[a0:a1, b0:b1] = tile
+    return _template(out, header, streams, out_dtype)
+
+
+def _check_dtype(dtype: str | None, g: dict[str, Any], cfg: RDCodecConfig) -> str:
+    out = dtype or ("int16" if g["integer"] and g["dtype"] == "int16" else "float32")
+    if out not in ("float32", "int16"):
+        raise ConfigError(f"--dtype must be float32 or int16, got {out!r}")
+    if out == "int16" and cfg.max_error is not None and not g["integer"]:
+        raise ConfigError(
+            "this file's --max-error bound holds for float32 output only (the input was not "
+            "integer-valued); rounding to int16 would break it: decode with --dtype float32")
+    return out
+
+
+def _decoded_tiles(rd, streams, geo, cfg, nodes, integer) -> Iterator[tuple[int, int, np.ndarray]]:
+    """(i, j, float32 metres) tile by tile, keeping three rows of latents at most."""
+    nti, ntj = geo.tiles
+    cache: dict[tuple[int, int], np.ndarray] = {}
+
+    def latents(i: int, j: int) -> np.ndarray:
+        if (i, j) not in cache:
+            a0, a1 = geo.span(i, 0)
+            b0, b1 = geo.span(j, 1)
+            blob = _need(streams, f"tile:{i},{j}")
+            cache[(i, j)] = _decode_tile(rd, blob, ((a1 - a0) // 16, (b1 - b0) // 16))
+        return cache[(i, j)]
+
+    synth = _Synth(rd, geo, cfg.level, cfg.synth_margin, latents)
+    for i in range(nti):
+        for key in [k for k in cache if k[0] < i - 1]:
+            del cache[key]
+        for j in range(ntj):
+            base = _metres(rd, synth.tile(i, j), nodes, geo, i, j)
+            a0, a1 = geo.cells(i, 0)
+            b0, b1 = geo.cells(j, 1)
+            if cfg.max_error is not None:
+                base = _apply_residual(_need(streams, f"res:{i},{j}"), base, cfg.max_error,
+                                       integer, (a1 - a0, b1 - b0), i, j)
+            tile = base.astype(np.float32)
+            if f"mask:{i},{j}" in streams:
+                tile[_res.decode_mask(streams[f"mask:{i},{j}"], tile.shape)] = np.nan
+            yield i, j, tile
+
+
+def _apply_residual(blob: bytes, base: np.ndarray, max_error: float, integer: bool,
+                    shape: tuple[int, int], i: int, j: int) -> np.ndarray:
+    head = 8 if integer else 16
+    if len(blob) < head + 1:
+        raise StoreError(f"residual stream of tile {i},{j} is truncated")
+    want = int.from_bytes(blob[:8], "little")
+    q = _res.decode_residual(blob[head:], shape)
+    if integer:
+        b = np.rint(base)
+        out = b + q * _int_step(max_error)
+    else:
+        step = float(np.frombuffer(blob[8:16], dtype="<f8")[0])
+        b = base.astype(np.float32)
+        out = _res.apply_residual(b, q, step).astype(np.float64)
+    if _res.digest(b) != want:
+        warnings.warn(f"tile {i},{j}: this machine's reconstruction differs from the encoder's; "
+                      "the error bound may be exceeded by a fraction of a metre", stacklevel=2)
+    return out
+
+
+def _template(values: np.ndarray, header: dict[str, Any], streams: dict[str, bytes],
+              dtype: str) -> xr.DataArray:
+    g = header["grid"]
+    d0, d1 = g["dims"]
+    coords = {}
+    for d in (d0, d1):
+        entry = g["coords"][d]
+        coords[d] = unpack_coord(entry, None if entry["kind"] == "linspace" else
+                                 np.frombuffer(_need(streams, f"coord:{d}"), dtype=np.uint8))
+    da = xr.DataArray(values, dims=(d0, d1), coords=coords, name=g["name"] or "elevation")
+    for d in (d0, d1):
+        da[d].attrs = dict(g.get("coord_attrs", {}).get(d, {}))
+    attrs = dict(g["attrs"])
+    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    line = (f"{stamp}: reconstructed by topoae {__version__} (learned codec, model "
+            f"{header['model']}, quality {header['codec']['level']}"
+            + (f", max error {header['codec']['max_error']:g} m" if header["codec"]["max_error"] else "")
+            + ")")
+    attrs["history"] = (str(attrs["history"]) + "\n" + line) if attrs.get("history") else line
+    da.attrs = attrs
+    if g.get("crs"):
+        try:
+            import rioxarray  # noqa: F401
+
+            da = da.rio.write_crs(g["crs"])
+            da.attrs["grid_mapping"] = "spatial_ref"
+        except Exception:  # no rioxarray / unknown CRS: keep the text
+            da.attrs["crs"] = g["crs"]
+    da.encoding["dtype"] = dtype
+    return da
+
+
+def encode_to_ratio(grid: xr.DataArray, model: Any, ratio: float, **kw: Any
+                    ) -> tuple[dict[str, Any], dict[str, bytes], bool]:
+    """The best-quality level whose whole file reaches at least ``ratio`` on this region.
+
+    Returns ``(header, streams, reached)``; if no level reaches it, the highest-ratio
+    level and ``reached=False``. Binary search over levels (ratio falls as level rises),
+    each candidate sized by its real bytes.
+    """
+    rd = as_rd_model(model)
+    if not (math.isfinite(ratio) and ratio > 0):
+        raise ConfigError(f"--ratio must be a positive number, got {ratio}")
+    raw = grid.shape[0] * grid.shape[1] * 4
+    lo, hi = 0, rd.levels - 1
+    best = None
+    tried: dict[int, tuple[dict[str, Any], dict[str, bytes], int]] = {}
+
+    def attempt(level: int):
+        if level not in tried:
+            h, s = encode(grid, rd, level=level, **kw)
+            tried[level] = (h, s, len(to_bytes(h, s)))
+        return tried[level]
+
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        h, s, n = attempt(mid)
+        if raw / n >= ratio:
+            best = mid
+            lo = mid + 1
+        else:
+            hi = mid - 1
+    if best is None:
+        h, s, _ = attempt(0)
+        return h, s, False
+    h, s, _ = tried[best]
+    return h, s, True
+
+
+def default_level(rd: RDModel) -> int:
+    """The level nearest 100x on the model's validation record (middle level otherwise)."""
+    return rd.levels // 2

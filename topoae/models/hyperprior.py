@@ -1,0 +1,179 @@
+"""Mean–scale hyperprior codec model with gain units (one network, several rates).
+
+The analysis transform ``g_a`` maps a grid of elevation residuals (metres minus
+a smooth offset field, divided by ``config.unit``) to a latent grid at 1/16 of
+the resolution; ``g_s`` maps it back. The hyper-analysis ``h_a`` summarises the
+latents at 1/64 resolution; ``h_s`` turns the quantised hyper-latents into the
+mean and the scale of a Gaussian conditional for every latent (Ballé et al.
+2018; Minnen et al. 2018). The hyper-latents have a learned factorized density.
+
+Quality levels share all weights: level ``k`` multiplies the latents by a
+per-channel gain vector before quantisation and divides by it afterwards
+(gain units, Cui et al. 2021), so one training run serves the whole ladder.
+
+``forward`` is for training only: it returns ``x_hat`` (normalised units) and
+the likelihoods of the noisy latents and hyper-latents. Bitstreams live in
+:mod:`topoae.rdcodec`, which uses :meth:`analyse`, :meth:`hyper_params` and
+:meth:`synthesise`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from topoae.models.entropy import FactorizedDensity, gaussian_likelihood
+
+
+@dataclass(frozen=True)
+class HyperpriorConfig:
+    """Architecture of a :class:`HyperpriorModel` (saved with every checkpoint)."""
+
+    kind: str = "hyperprior"
+    channels: int = 64  # N: hidden channels of g_a / g_s
+    latent_channels: int = 96  # M: channels of the latent grid y
+    hyper_channels: int = 64  # channels of the hyper-latent grid z
+    unit: float = 200.0  # metres per network unit
+    offset_stride: int = 64  # cells between nodes of the offset field
+    offset_step: float = 1.0  # metres: quantisation step of the offset field
+    lambdas: tuple[float, ...] = (2.5e-4, 8e-4, 2.5e-3, 8e-3, 2.5e-2, 8e-2)
+
+    @property
+    def levels(self) -> int:
+        return len(self.lambdas)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["lambdas"] = list(self.lambdas)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> HyperpriorConfig:
+        d = dict(d)
+        d["lambdas"] = tuple(d.get("lambdas", cls.lambdas))
+        return cls(**d)
+
+
+class GDN(nn.Module):
+    """Generalised divisive normalisation (``inverse=True``: IGDN), float32 always."""
+
+    def __init__(self, channels: int, *, inverse: bool = False) -> None:
+        super().__init__()
+        self.inverse = inverse
+        self.beta = nn.Parameter(torch.ones(channels))
+        self.gamma = nn.Parameter(0.1 * torch.eye(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c = x.shape[1]
+        beta = self.beta.clamp_min(1e-3) ** 2
+        gamma = (self.gamma.clamp_min(0.0) ** 2).reshape(c, c, 1, 1)
+        xf = x.float()
+        norm = torch.sqrt(F.conv2d(xf * xf, gamma, beta))
+        out = xf * norm if self.inverse else xf / norm
+        return out.to(x.dtype)
+
+
+def _conv(cin: int, cout: int, k: int = 5, stride: int = 2) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, k, stride=stride, padding=k // 2)
+
+
+def _deconv(cin: int, cout: int, k: int = 5, stride: int = 2) -> nn.ConvTranspose2d:
+    return nn.ConvTranspose2d(
+        cin, cout, k, stride=stride, padding=k // 2, output_padding=stride - 1
+    )
+
+
+class HyperpriorModel(nn.Module):
+    """Mean–scale hyperprior with gain units; see the module docstring."""
+
+    downsample = 16  # cells per latent
+    hyper_downsample = 64  # cells per hyper-latent
+
+    def __init__(self, config: HyperpriorConfig | None = None) -> None:
+        super().__init__()
+        cfg = config or HyperpriorConfig()
+        self.config = cfg
+        n, m, h = cfg.channels, cfg.latent_channels, cfg.hyper_channels
+        self.g_a = nn.Sequential(
+            _conv(1, n), GDN(n), _conv(n, n), GDN(n), _conv(n, n), GDN(n), _conv(n, m)
+        )
+        self.g_s = nn.Sequential(
+            _deconv(m, n), GDN(n, inverse=True), _deconv(n, n), GDN(n, inverse=True),
+            _deconv(n, n), GDN(n, inverse=True), _deconv(n, 1),
+        )
+        self.h_a = nn.Sequential(
+            _conv(m, h, 3, 1), nn.LeakyReLU(0.1), _conv(h, h), nn.LeakyReLU(0.1), _conv(h, h)
+        )
+        self.h_s = nn.Sequential(
+            _deconv(h, h), nn.LeakyReLU(0.1), _deconv(h, h), nn.LeakyReLU(0.1),
+            _conv(h, 2 * m, 3, 1),
+        )
+        self.z_density = FactorizedDensity(h)
+        self.gain = nn.Parameter(torch.zeros(cfg.levels, m))  # log-gains per level
+        self.register_buffer("lambdas", torch.tensor(cfg.lambdas, dtype=torch.float32))
+        with torch.no_grad():  # start the levels apart: higher level, finer quantisation
+            steps = torch.linspace(-1.5, 1.5, cfg.levels)
+            self.gain.copy_(steps[:, None].expand(cfg.levels, m))
+
+    # -- pieces used by the codec -------------------------------------------------
+    def gains(self, level: torch.Tensor | int) -> torch.Tensor:
+        """Per-sample gains ``(B, M, 1, 1)`` (or ``(1, M, 1, 1)`` for an int level)."""
+        g = torch.exp(self.gain[level])
+        return g.reshape(-1, g.shape[-1], 1, 1)
+
+    def analyse(self, x: torch.Tensor, level: torch.Tensor | int) -> torch.Tensor:
+        """Normalised residual ``(B,1,H,W)`` -> gained latents ``(B,M,H/16,W/16)``."""
+        return self.g_a(x) * self.gains(level)
+
+    def hyper_analyse(self, y: torch.Tensor) -> torch.Tensor:
+        return self.h_a(y)
+
+    def hyper_params(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and scale (> 0) of the Gaussian conditional for each latent."""
+        p = self.h_s(z_hat)
+        mean, raw = p.chunk(2, dim=1)
+        return mean, F.softplus(raw) + 0.05
+
+    def synthesise(self, y_hat: torch.Tensor, level: torch.Tensor | int) -> torch.Tensor:
+        """Dequantised gained latents -> normalised residual ``(B,1,H,W)``."""
+        return self.g_s(y_hat / self.gains(level))
+
+    # -- training -----------------------------------------------------------------
+    def forward(self, x: torch.Tensor, level: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Training pass: noisy latents for the rate, rounded ones for the synthesis."""
+        y = self.analyse(x, level)
+        z = self.hyper_analyse(y)
+        z_noisy = z + torch.empty_like(z).uniform_(-0.5, 0.5)
+        z_hat = z + (torch.round(z) - z).detach()
+        z_lik = self.z_density.likelihood(z_noisy)
+        mean, scale = self.hyper_params(z_hat)
+        y_noisy = y + torch.empty_like(y).uniform_(-0.5, 0.5)
+        y_lik = gaussian_likelihood(y_noisy - mean, scale)
+        y_hat = mean + (torch.round(y - mean) - (y - mean)).detach() + (y - mean)
+        x_hat = self.synthesise(y_hat, level)
+        return {"x_hat": x_hat, "y_likelihoods": y_lik, "z_likelihoods": z_lik}
+
+
+def rd_loss(
+    model: HyperpriorModel, out: dict[str, torch.Tensor], x: torch.Tensor, level: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """Rate (bits per cell) + λ_level · MSE (m²), averaged over the batch.
+
+    Returns the named parts: ``loss``, ``bpc`` (bits per cell) and ``mse_m2``.
+    """
+    b = x.shape[0]
+    cells = x.shape[-2] * x.shape[-1]
+    bits = (
+        -torch.log2(out["y_likelihoods"].float()).reshape(b, -1).sum(1)
+        - torch.log2(out["z_likelihoods"].float()).reshape(b, -1).sum(1)
+    ) / cells
+    unit = model.config.unit
+    mse = ((out["x_hat"].float() - x.float()) ** 2).reshape(b, -1).mean(1) * unit * unit
+    lam = model.lambdas[level]
+    loss = (bits + lam * mse).mean()
+    return {"loss": loss, "bpc": bits.mean(), "mse_m2": mse.mean(), "bpc_each": bits.detach(),
+            "mse_each": mse.detach()}

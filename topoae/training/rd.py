@@ -1,0 +1,282 @@
+"""Rate–distortion training of the hyperprior codec model on real 15″ grids.
+
+Data: an ``.npz`` with ``names`` and an int16 stack ``tiles (T, H, W)`` (fill −32768),
+made by ``benchmarks/make_rd_data.py``, and a split file naming whole tiles per
+split (``benchmarks/rd_split.json``). Each step draws random ``crop × crop``
+windows from random training tiles under a random symmetry of the square,
+removes their offset field (:mod:`topoae.offset_field`, exactly as the codec
+does), and trains rate (bits per cell) + λ_level · MSE (m²) with a random
+quality level per sample.
+
+Runs on CPU or CUDA (bf16 autocast on CUDA; likelihoods and GDN stay float32).
+Checkpoints (``last.pt`` every ``checkpoint_minutes``, ``best.pt`` on the best
+validation loss) are atomic; ``resume=True`` continues from ``last.pt``.
+``metrics.csv`` logs step, wall time, and per-level validation bits per cell and
+RMSE (m).
+
+    python -m topoae.training.rd --data data_cache/gebco15_tiles.npz --out runs/rd --minutes 120
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from topoae import offset_field
+from topoae.checkpoint import read_checkpoint, save_checkpoint
+from topoae.models.hyperprior import HyperpriorConfig, HyperpriorModel, rd_loss
+
+FILL = -32768
+
+
+@dataclass(frozen=True)
+class RDTrainConfig:
+    """How a hyperprior model was trained (saved in every checkpoint)."""
+
+    model: HyperpriorConfig = field(default_factory=HyperpriorConfig)
+    data: str = "data_cache/gebco15_tiles.npz"
+    split: str = "benchmarks/rd_split.json"
+    crop: int = 128
+    batch: int = 8
+    lr: float = 2e-4
+    lr_final: float = 2e-5
+    total_steps: int = 40000
+    clip_norm: float = 1.0
+    seed: int = 0
+    val_every: int = 500
+    checkpoint_minutes: float = 4.0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["model"] = self.model.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RDTrainConfig:
+        d = dict(d)
+        d["model"] = HyperpriorConfig.from_dict(d["model"])
+        return cls(**d)
+
+
+def load_tiles(data: str | Path, split_file: str | Path, split: str) -> np.ndarray:
+    """int16 stack of the tiles of one split."""
+    z = np.load(data)
+    names = list(z["names"])
+    wanted = set(json.loads(Path(split_file).read_text())[split])
+    idx = [i for i, n in enumerate(names) if n in wanted]
+    return z["tiles"][idx]
+
+
+def prepare(windows: np.ndarray, cfg: HyperpriorConfig) -> np.ndarray:
+    """Metres windows ``(B, h, w)`` -> normalised residuals ``(B, 1, h, w)`` float32.
+
+    The offset field of each window is computed and expanded exactly as the codec
+    does for a region; NaN cells become 0 residual.
+    """
+    out = np.empty((windows.shape[0], 1, *windows.shape[1:]), dtype=np.float32)
+    for i, w in enumerate(windows):
+        nodes = offset_field.compute_nodes(w, cfg.offset_stride, cfg.offset_step)
+        off = offset_field.expand(nodes, w.shape, cfg.offset_stride, cfg.offset_step)
+        r = (w - off) / cfg.unit
+        out[i, 0] = np.where(np.isfinite(r), r, 0.0)
+    return out
+
+
+class CropSampler:
+    """Random valid crops under the 8 symmetries of the square, reproducible per seed."""
+
+    def __init__(self, tiles: np.ndarray, crop: int, seed: int) -> None:
+        self.tiles = tiles
+        self.crop = crop
+        self.rng = np.random.default_rng(seed)
+
+    def state(self) -> dict[str, Any]:
+        return self.rng.bit_generator.state
+
+    def set_state(self, s: dict[str, Any]) -> None:
+        self.rng.bit_generator.state = s
+
+    def batch(self, n: int) -> np.ndarray:
+        out = np.empty((n, self.crop, self.crop), dtype=np.float64)
+        t, h, w = self.tiles.shape
+        i = 0
+        while i < n:
+            k = self.rng.integers(t)
+            r = self.rng.integers(h - self.crop + 1)
+            c = self.rng.integers(w - self.crop + 1)
+            a = self.tiles[k, r:r + self.crop, c:c + self.crop]
+            if (a == FILL).mean() > 0.01:
+                continue
+            a = np.where(a == FILL, np.nan, a.astype(np.float64))
+            a = np.rot90(a, self.rng.integers(4))
+            if self.rng.integers(2):
+                a = a[:, ::-1]
+            out[i] = a
+            i += 1
+        return out
+
+
+def validation_windows(tiles: np.ndarray, size: int = 256) -> np.ndarray:
+    """Fixed windows: the four quadrants of every validation tile."""
+    wins = []
+    for a in tiles:
+        for r in (0, a.shape[0] - size):
+            for c in (0, a.shape[1] - size):
+                wins.append(np.where(a[r:r + size, c:c + size] == FILL, np.nan,
+                                     a[r:r + size, c:c + size].astype(np.float64)))
+    return np.stack(wins)
+
+
+@torch.no_grad()
+def validate(model: HyperpriorModel, x: torch.Tensor, device: torch.device) -> dict[str, float]:
+    """Estimated bits per cell, RMSE (m) per level with rounding (not noise), and mean loss."""
+    model.eval()
+    res: dict[str, float] = {}
+    losses = []
+    for lev in range(model.config.levels):
+        bpc, mse = [], []
+        for i in range(0, x.shape[0], 4):
+            xb = x[i:i + 4].to(device)
+            level = torch.full((xb.shape[0],), lev, dtype=torch.long, device=device)
+            y = model.analyse(xb, level)
+            z_hat = torch.round(model.hyper_analyse(y))
+            mean, scale = model.hyper_params(z_hat)
+            from topoae.models.entropy import gaussian_likelihood
+
+            y_sym = torch.round(y - mean)
+            bits = -torch.log2(gaussian_likelihood(y_sym, scale)).sum() - torch.log2(
+                model.z_density.likelihood(z_hat)).sum()
+            x_hat = model.synthesise(y_sym + mean, level)
+            bpc.append(float(bits) / xb[:, 0].numel())
+            mse.append(float(((x_hat - xb) ** 2).mean()) * model.config.unit ** 2)
+        b, m = float(np.mean(bpc)), float(np.mean(mse))
+        res[f"bpc{lev}"] = b
+        res[f"rmse{lev}"] = math.sqrt(m)
+        losses.append(b + model.config.lambdas[lev] * m)
+    res["val_loss"] = float(np.mean(losses))
+    model.train()
+    return res
+
+
+def train(cfg: RDTrainConfig, out: Path, *, minutes: float, resume: bool, device: str,
+          threads: int | None) -> None:
+    if threads:
+        torch.set_num_threads(threads)
+    dev = torch.device(device if device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    model = HyperpriorModel(cfg.model).to(dev)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    sampler = CropSampler(load_tiles(cfg.data, cfg.split, "train"), cfg.crop, cfg.seed)
+    val_x = torch.from_numpy(prepare(validation_windows(load_tiles(cfg.data, cfg.split, "val")), cfg.model))
+    step, best, wall = 0, float("inf"), 0.0
+    last = out / "last.pt"
+    if resume and last.exists():
+        payload, _ = read_checkpoint(last)
+        model.load_state_dict(payload["model"])
+        st = payload["state"]
+        opt.load_state_dict(st["optimizer"])
+        step, best, wall = int(st["step"]), float(st["best"]), float(st["wall"])
+        sampler.set_state(json.loads(st["sampler"]))
+        torch.set_rng_state(st["torch_rng"])
+        print(f"resumed at step {step} ({wall / 60:.1f} min trained)", flush=True)
+    (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
+    metrics = out / "metrics.csv"
+    new_file = not metrics.exists()
+    fh = metrics.open("a", newline="")
+    writer = csv.writer(fh)
+    levels = cfg.model.levels
+    if new_file:
+        writer.writerow(["step", "wall_s", "train_loss", "val_loss"]
+                        + [f"bpc{k}" for k in range(levels)] + [f"rmse{k}" for k in range(levels)])
+    t_start = time.time() - wall
+    t_ckpt = time.time()
+    deadline = time.time() + minutes * 60
+    run_loss: list[float] = []
+
+    def save(path: Path, extra: dict[str, Any]) -> None:
+        state = {"optimizer": opt.state_dict(), "step": step, "best": best,
+                 "wall": time.time() - t_start, "sampler": json.dumps(sampler.state()),
+                 "torch_rng": torch.get_rng_state()}
+        save_checkpoint(path, model, cfg, normalise={"mode": "offset-field"}, state=state,
+                        extra=extra)
+
+    use_amp = dev.type == "cuda"
+    while step < cfg.total_steps and time.time() < deadline:
+        frac = step / cfg.total_steps
+        lr = cfg.lr_final + 0.5 * (cfg.lr - cfg.lr_final) * (1 + math.cos(math.pi * frac))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        x = torch.from_numpy(prepare(sampler.batch(cfg.batch), cfg.model)).to(dev)
+        level = torch.from_numpy(sampler.rng.integers(levels, size=cfg.batch)).to(dev)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_amp):
+            outd = model(x, level)
+        parts = rd_loss(model, outd, x, level)
+        opt.zero_grad(set_to_none=True)
+        parts["loss"].backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)
+        opt.step()
+        step += 1
+        run_loss.append(float(parts["loss"].detach()))
+        if step % cfg.val_every == 0:
+            v = validate(model, val_x, dev)
+            wall = time.time() - t_start
+            writer.writerow([step, round(wall, 1), round(float(np.mean(run_loss)), 5),
+                             round(v["val_loss"], 5)]
+                            + [round(v[f"bpc{k}"], 5) for k in range(levels)]
+                            + [round(v[f"rmse{k}"], 3) for k in range(levels)])
+            fh.flush()
+            print(f"step {step} {wall / 60:.1f} min loss {np.mean(run_loss):.4f} val {v['val_loss']:.4f} "
+                  + " ".join(f"L{k}:{32 / max(v[f'bpc{k}'], 1e-9):.0f}x/{v[f'rmse{k}']:.1f}m"
+                             for k in range(levels)), flush=True)
+            run_loss = []
+            if v["val_loss"] < best:
+                best = v["val_loss"]
+                save(out / "best.pt", {"step": step, **v})
+        if time.time() - t_ckpt > cfg.checkpoint_minutes * 60:
+            save(last, {"step": step})
+            t_ckpt = time.time()
+    save(last, {"step": step})
+    fh.close()
+    print(f"stopped at step {step}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description="Train the hyperprior codec model (rate + λ·MSE).")
+    ap.add_argument("--data", default=RDTrainConfig.data)
+    ap.add_argument("--split", default=RDTrainConfig.split)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--minutes", type=float, default=60.0)
+    ap.add_argument("--steps", type=int, default=RDTrainConfig.total_steps)
+    ap.add_argument("--batch", type=int, default=RDTrainConfig.batch)
+    ap.add_argument("--crop", type=int, default=RDTrainConfig.crop)
+    ap.add_argument("--lr", type=float, default=RDTrainConfig.lr)
+    ap.add_argument("--channels", type=int, default=HyperpriorConfig.channels)
+    ap.add_argument("--latent-channels", type=int, default=HyperpriorConfig.latent_channels)
+    ap.add_argument("--val-every", type=int, default=RDTrainConfig.val_every)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--resume", action="store_true")
+    a = ap.parse_args(argv)
+    out = Path(a.out)
+    if a.resume and (out / "config.json").exists():
+        cfg = RDTrainConfig.from_dict(json.loads((out / "config.json").read_text()))
+    else:
+        cfg = RDTrainConfig(
+            model=HyperpriorConfig(channels=a.channels, latent_channels=a.latent_channels),
+            data=a.data, split=a.split, crop=a.crop, batch=a.batch, lr=a.lr,
+            total_steps=a.steps, val_every=a.val_every)
+    train(cfg, out, minutes=a.minutes, resume=a.resume, device=a.device, threads=a.threads)
+
+
+if __name__ == "__main__":
+    main()
