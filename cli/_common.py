@@ -43,7 +43,8 @@ def bbox_option(f):
         "--bbox",
         default=None,
         metavar="W,S,E,N",
-        help="Subset box in degrees; may cross the antimeridian (W > E).",
+        help="Subset box in the grid's coordinates (degrees, or metres on projected grids); "
+        "W > E crosses the antimeridian, on grids that span it.",
     )(f)
 
 

@@ -29,15 +29,19 @@ def _model_option(f):
         "model_path",
         default=None,
         type=click.Path(dir_okay=False),
-        help="Checkpoint (.pt) of the model [the shipped model].",
+        help="A registered model name (see `topoae models`) or a checkpoint (.pt) [the default "
+        "model: hyperprior-gebco15].",
     )(f)
 
 
-def _load(model_path: str | None):
+def _load(model_path: str | None, *, patch: bool = False):
+    """The model asked for, else the default (``patch``: the default patch model, for latent
+    files of the patch codec)."""
     from topoae.checkpoint import load_checkpoint
-    from topoae.zoo import resolve_model
+    from topoae.zoo import DEFAULT, PATCH_DEFAULT, resolve_model
 
-    return load_checkpoint(resolve_model(model_path), map_location="cpu")  # the codec moves it to --device
+    return load_checkpoint(resolve_model(model_path, default=PATCH_DEFAULT if patch else DEFAULT),
+                           map_location="cpu")  # the codec moves it to --device
 
 
 @click.command()
@@ -222,7 +226,8 @@ def decode(latents, model_path, out, dtype, force, device, batch, sched, overwri
         return
     dtype = dtype or "float32"
     ds = codec_io.open_latents(latents)
-    grid = codec.decode(ds, _load(model_path), force=force, device=device, batch=batch, lazy=True)
+    grid = codec.decode(ds, _load(model_path, patch=True), force=force, device=device, batch=batch,
+                        lazy=True)
     with scheduler(sched):
         path = codec_io.save_grid(grid, out, dtype=dtype, overwrite=overwrite)
     h, w = grid.shape
@@ -251,10 +256,26 @@ def sample(
     from topoae.sampling import sample as run_sample
 
     check_output(out, overwrite=overwrite)
+    from pathlib import Path
+
+    if Path(latents).suffix.lower() == ".tae":
+        from topoae.codec import ensemble, learned
+
+        if prior:
+            from topoae.errors import ConfigError
+
+            raise ConfigError("--prior applies to the patch models; a .tae file samples its posterior")
+        header, streams = learned.read(latents)
+        ens = ensemble.sample(header, streams, _load(model_path), n=n, seed=seed,
+                              temperature=temperature, force=force)
+        path = codec_io.save_ensemble(ens, out, overwrite=overwrite)
+        click.echo(f"{path}: {n} members (seed {seed}, {ens.attrs['topoae_ensemble']}) with mean, "
+                   "standard deviation and 5/95 % quantiles")
+        return
     ds = codec_io.open_latents(latents)
     ens = run_sample(
         ds,
-        _load(model_path),
+        _load(model_path, patch=True),
         n=n,
         seed=seed,
         temperature=temperature,

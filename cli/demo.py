@@ -10,7 +10,7 @@ import click
 @click.option("--model", "model_path", default=None, type=click.Path(dir_okay=False),
               help="Checkpoint [the shipped model].")
 @click.option("--region", default=None, type=click.Path(exists=True),
-              help="Grid to compress [the bundled ETOPO5 Japan-trench crop].")
+              help="Grid to compress [the bundled GEBCO 15-arc-second Suruga Bay tile].")
 @click.option("--members", default=4, show_default=True, help="Ensemble members to draw.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
 def demo(out, model_path, region, members, overwrite):
@@ -23,9 +23,8 @@ def demo(out, model_path, region, members, overwrite):
     for f in res.files:
         click.echo(f"  {f}")
     click.echo("\nthe same on your own GEBCO file:\n"
-               "  topoae encode GEBCO.nc --bbox W,S,E,N --quantize 8bit --out region.zarr\n"
-               "  topoae decode region.zarr --out recon.nc\n"
-               "  topoae encode GEBCO.nc --bbox W,S,E,N --keep-logvar --out region_q.zarr"
-               " && topoae sample region_q.zarr --n 32 --out ensemble.nc\n"
-               "  topoae export exahype recon.nc --out exahype/\n"
-               "  topoae evaluate GEBCO.nc --bbox W,S,E,N --out report/")
+               "  topoae encode GEBCO.nc --bbox W,S,E,N --ratio 100 --out region.tae\n"
+               "  topoae decode region.tae --out recon.nc\n"
+               "  topoae encode GEBCO.nc --bbox W,S,E,N --max-error 10 --out bounded.tae\n"
+               "  topoae sample region.tae --n 32 --out ensemble.nc\n"
+               "  topoae export exahype recon.nc --out exahype/")

@@ -69,7 +69,7 @@ def _ratios(text: str) -> tuple[float, ...]:
     "--ratios",
     default="92,369",
     show_default=True,
-    help="Target compression ratios (float32 bytes / compressed bytes); one within 1 %% of "
+    help="Target compression ratios (float32 bytes / compressed bytes); one within 1 % of "
     "topoae's own ratio is replaced by it.",
 )
 @click.option(
@@ -143,10 +143,10 @@ def evaluate(
 
     src = Path(source)
     if ckpt is None and not no_model:
-        from topoae.zoo import SHIPPED, WEIGHTS
+        from topoae.zoo import REGISTRY, WEIGHTS
 
-        if (WEIGHTS / SHIPPED).is_file():
-            ckpt = str(WEIGHTS / SHIPPED)
+        if (WEIGHTS / REGISTRY["vae-default"]).is_file():  # evaluate runs the patch codec
+            ckpt = str(WEIGHTS / REGISTRY["vae-default"])
     if _is_patch_store(src):
         if ckpt is None:
             raise ConfigError("a patch store is evaluated with a model: pass --model CKPT")

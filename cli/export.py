@@ -20,7 +20,7 @@ def _open(path: str, var: str | None, bbox: str | None, out: str, overwrite: boo
     return open_grid(path, var=var, bbox=parse_bbox(bbox) if bbox else None)
 
 
-def _source(displacement: str | None, okada: str | None):
+def _source(displacement: str | None, okada: str | None, displacement_var: str | None = None):
     from topoae.errors import ConfigError
 
     if displacement and okada:
@@ -29,7 +29,7 @@ def _source(displacement: str | None, okada: str | None):
     if displacement:
         from topoae.io import open_grid
 
-        displ = open_grid(displacement)
+        displ = open_grid(displacement, var=displacement_var, kind="displacement")
     if okada:
         from topoae.simulation.sources import OkadaSource, load_subfaults
 
@@ -48,7 +48,12 @@ def _common(f):
             help="Output folder (must not exist).",
         ),
         click.option("--var", default=None, help="Elevation variable (detected if omitted)."),
-        click.option("--bbox", default=None, help="Crop to W,S,E,N (degrees) first."),
+        click.option(
+            "--bbox",
+            default=None,
+            help="Crop to W,S,E,N first, in the grid's coordinates (degrees, or metres on "
+            "projected grids).",
+        ),
         click.option("--overwrite", is_flag=True, help="Replace an existing output folder."),
     ]
     for opt in reversed(opts):
@@ -68,7 +73,12 @@ def _source_options(f):
         "--displacement",
         type=click.Path(dir_okay=False),
         default=None,
-        help="Sea-floor displacement grid (NetCDF).",
+        help="Sea-floor displacement grid (NetCDF, metres of uplift).",
+    )(f)
+    f = click.option(
+        "--displacement-var",
+        default=None,
+        help="Variable of the displacement grid (detected if omitted).",
     )(f)
     return f
 
@@ -109,6 +119,7 @@ def exahype_cmd(
     overwrite,
     displacement,
     okada,
+    displacement_var,
     origin,
     end_time,
     probes,
@@ -123,7 +134,7 @@ def exahype_cmd(
     from topoae.simulation.projection import parse_point
 
     grid = _open(bathymetry, var, bbox, out, overwrite)
-    displ, ok = _source(displacement, okada)
+    displ, ok = _source(displacement, okada, displacement_var)
     cfg = ExahypeConfig(
         end_time=end_time,
         probe_every=probe_every,
@@ -153,12 +164,14 @@ def exahype_cmd(
 @export.command("geoclaw")
 @_common
 @_source_options
-def geoclaw_cmd(bathymetry, out, var, bbox, overwrite, displacement, okada) -> None:
+def geoclaw_cmd(
+    bathymetry, out, var, bbox, overwrite, displacement, okada, displacement_var
+) -> None:
     """Write BATHYMETRY as a GeoClaw topotype-3 file (and a dtopo file with a source)."""
     from topoae.simulation.geoclaw import export_geoclaw
 
     grid = _open(bathymetry, var, bbox, out, overwrite)
-    displ, ok = _source(displacement, okada)
+    displ, ok = _source(displacement, okada, displacement_var)
     files = export_geoclaw(
         grid,
         out,

@@ -25,8 +25,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "train",
         "Train an AE / VAE / DFC-VAE / VAE-GAN on a patch store.",
     ),
-    "encode": ("topoae.cli.codec", "encode", "Encode a region into a latent grid."),
-    "decode": ("topoae.cli.codec", "decode", "Decode a latent grid back onto the original grid."),
+    "encode": ("topoae.cli.codec", "encode", "Compress a region into one file (.tae)."),
+    "decode": ("topoae.cli.codec", "decode", "Decode a file back onto the original grid."),
+    "models": ("topoae.cli.models", "models", "List the models this install has."),
     "sample": ("topoae.cli.codec", "sample", "Draw an ensemble of plausible bathymetries."),
     "evaluate": (
         "topoae.cli.evaluate",

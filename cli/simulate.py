@@ -37,7 +37,7 @@ import click
     "--radius",
     type=float,
     default=None,
-    help="Gaussian hump radius (m); default 5 %% of the domain.",
+    help="Gaussian hump radius (m); default 5 % of the domain.",
 )
 @click.option("--source-at", default=None, help="LON,LAT of the hump (default: origin).")
 @click.option(
@@ -51,6 +51,11 @@ import click
     type=click.Path(dir_okay=False),
     default=None,
     help="Displacement grid (with --source displacement).",
+)
+@click.option(
+    "--displacement-var",
+    default=None,
+    help="Variable of the displacement grid (detected if omitted).",
 )
 @click.option(
     "--gauge",
@@ -113,6 +118,7 @@ def simulate(
     source_at,
     okada,
     displacement,
+    displacement_var,
     gauges,
     duration,
     every,
@@ -157,7 +163,7 @@ def simulate(
 
         src = OkadaSource(tuple(load_subfaults(okada)))
     elif displacement:
-        src = open_grid(displacement)
+        src = open_grid(displacement, var=displacement_var, kind="displacement")
     compared, ensembles = {}, {}
     for path in compares:
         name = Path(path).stem

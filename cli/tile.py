@@ -16,7 +16,10 @@ from topoae.cli._common import SCHEDULER_HELP, bbox_option, scheduler, var_optio
 )
 @click.option("--patch", default=96, show_default=True, help="Patch edge in cells.")
 @click.option(
-    "--stride", default=96, show_default=True, help="Step between patches in cells (<= patch)."
+    "--stride",
+    default=None,
+    type=int,
+    help="Step between patches in cells (<= patch) [default: the patch size].",
 )
 @bbox_option
 @var_option
@@ -82,6 +85,7 @@ def tile(
     from topoae.tiling import tile as run_tile
 
     check_output(out, overwrite=overwrite)
+    stride = patch if stride is None else stride
     cfg = TileConfig(
         patch=patch,
         stride=stride,

@@ -32,7 +32,7 @@ from topoae.simulation.projection import (
     fill_nearest,
     is_geographic,
 )
-from topoae.simulation.sources import OkadaSource
+from topoae.simulation.sources import OkadaSource, check_displacement
 
 NODATA = -99999
 
@@ -151,6 +151,7 @@ def export_geoclaw(
     geographic = is_geographic(bathymetry)
     if displacement is not None and is_geographic(displacement) != geographic:
         raise ConfigError("bathymetry and displacement must both be geographic or both x/y")
+    uz = check_displacement(displacement, bathymetry) if displacement is not None else None
     out = Path(out_dir)
     with atomic_path(out, overwrite=overwrite) as tmp:
         tmp.mkdir(parents=True)
@@ -159,11 +160,8 @@ def export_geoclaw(
         if has_d:
             # the deformation on its own grid, or Okada's evaluated on the bathymetry's
             on = displacement if displacement is not None else bathymetry
-            uz = (
-                np.asarray(displacement.values)
-                if displacement is not None
-                else okada_on_native_grid(okada, bathymetry)
-            )
+            if uz is None:
+                uz = okada_on_native_grid(okada, bathymetry)
             a, b = on.dims
             write_dtopo3(tmp / "dtopo.tt3", on[b].values, on[a].values, uz)
         cs = 2 if geographic else 1

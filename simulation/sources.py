@@ -20,7 +20,10 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from topoae.errors import ConfigError, InputError
+from topoae.errors import ConfigError, InputError, RegionError
+
+#: Largest plausible vertical sea-floor displacement (m); larger values are not a source.
+MAX_DISPLACEMENT = 100.0
 
 
 @dataclass(frozen=True)
@@ -242,6 +245,42 @@ class OkadaSource:
                 dip_slip=sf.slip * np.sin(rake),
             )
         return total
+
+
+def _extent(da: xr.DataArray) -> dict[str, tuple[float, float]]:
+    return {d: (float(da[d].min()), float(da[d].max())) for d in da.dims}
+
+
+def check_displacement(displacement: xr.DataArray, bathymetry: xr.DataArray) -> np.ndarray:
+    """The displacement's values (m), refusing one that cannot be a source on ``bathymetry``.
+
+    :class:`RegionError` if it does not overlap the bathymetry (compared in their own
+    coordinates, as GeoClaw does, when both are geographic or both x/y) or holds no
+    finite value; :class:`InputError` if any value
+    exceeds ±:data:`MAX_DISPLACEMENT` m (a bathymetry given as displacement, or feet/mm).
+    """
+    from topoae.simulation.projection import is_geographic
+
+    d_ext, b_ext = _extent(displacement), _extent(bathymetry)
+    same_frame = is_geographic(displacement) == is_geographic(bathymetry)
+    for dd, bd in zip(displacement.dims, bathymetry.dims, strict=True):
+        (d0, d1), (b0, b1) = d_ext[dd], b_ext[bd]
+        if same_frame and (d1 < b0 or d0 > b1):
+            raise RegionError(
+                f"the displacement grid ({dd} {d0:g} to {d1:g}) does not overlap the "
+                f"bathymetry ({bd} {b0:g} to {b1:g})"
+            )
+    uz = np.asarray(displacement.values, np.float64)
+    finite = np.isfinite(uz)
+    if not finite.any():
+        raise RegionError("the displacement grid holds no finite value")
+    peak = float(np.abs(uz[finite]).max())
+    if peak > MAX_DISPLACEMENT:
+        raise InputError(
+            f"the displacement grid reaches {peak:.0f} m; more than {MAX_DISPLACEMENT:g} m of "
+            "sea-floor displacement is not plausible (is it a bathymetry, or not in metres?)"
+        )
+    return uz
 
 
 def source_on_grid(source: GaussianSource | OkadaSource, grid: xr.DataArray) -> xr.DataArray:

@@ -102,11 +102,31 @@ class _Payload:
         return (print, ("this must never run",))
 
 
+class _Custom:
+    """A plain custom class: loading it would import and build arbitrary objects."""
+
+    def __init__(self) -> None:
+        self.weights = [1.0, 2.0]
+
+
 def test_pickled_code_is_refused(tmp_path, capsys):
     torch.save({"format": "topoae-checkpoint", "evil": _Payload()}, tmp_path / "evil.pt")
-    with pytest.raises(CheckpointError, match="weights_only"):
+    with pytest.raises(CheckpointError, match="not a topoae checkpoint.*other than tensors"):
         read_checkpoint(tmp_path / "evil.pt")
     assert "must never run" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("obj", [_Custom(), _Payload()], ids=["custom-class", "reduce"])
+def test_refusal_never_suggests_unsafe_loading(tmp_path, obj):
+    torch.save({"format": "topoae-checkpoint", "model": obj}, tmp_path / "c.pt")
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(tmp_path / "c.pt")
+    msg = str(info.value)
+    assert "not a topoae checkpoint" in msg and "other than tensors" in msg
+    assert "weights_only" not in msg and "will likely succeed" not in msg
+    assert "safe_globals" not in msg and "\n" not in msg
+    if isinstance(obj, _Custom):
+        assert "_Custom" in msg  # names what it refused
 
 
 def test_weights_that_do_not_fit_the_config(saved, tmp_path):

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from topoae.cli.main import cli
-from topoae.tiling import open_store
+from topoae.tiling import TileConfig, open_store
 
 
 def run(*args):
@@ -47,11 +47,41 @@ def test_bad_input_gives_one_line_and_no_store(tmp_path, gebco_nc, args, message
     args = [a.format(grid=gebco_nc, bad=bad) for a in args]
     out = tmp_path / "o.zarr"
     r = run("tile", *args, "--out", out)
-    assert r.exit_code == 1
-    assert message in r.output
-    assert "Traceback" not in r.output and r.output.strip().count("\n") == 0
+    # a TopoAEError becomes one "Error:" line and exit 1 (SystemExit); any other
+    # exception would also give exit 1 under CliRunner, but as r.exception itself
+    assert r.exit_code == 1 and isinstance(r.exception, SystemExit), repr(r.exception)
+    assert r.output.startswith("Error: ") and message in r.output
+    assert len(r.output.strip().splitlines()) == 1
     assert not out.exists()
     assert not any(p.name.startswith(".o.zarr") for p in tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("patch", [32, 48])
+def test_stride_defaults_to_the_patch_size(tmp_path, gebco_nc, patch):
+    out = tmp_path / "p.zarr"
+    r = run("tile", gebco_nc, "--out", out, "--patch", patch)
+    assert r.exit_code == 0, r.output
+    g, attrs = open_store(out)
+    assert attrs["patch"] == patch and attrs["stride"] == patch
+    assert g["patches"].shape[1:] == (patch, patch)
+    assert attrs["config"]["stride"] == patch
+    c = attrs["counts"]
+    stored = c["patches"] + c["dropped_nan"] + c["dropped_guard"] + c["dropped_excluded"]
+    assert stored == (300 // patch) * (420 // patch)  # side by side, none skipped
+    assert TileConfig(patch=patch).stride == patch  # the library's default too
+
+
+@pytest.mark.parametrize(
+    "command", [["evaluate"], ["simulate"], ["tile"], ["export", "geoclaw"], ["export", "exahype"]]
+)
+def test_help_texts_print_no_doubled_percent(command):
+    r = run(*command, "--help")
+    assert r.exit_code == 0, r.output
+    assert "%%" not in r.output
+    if command[0] in ("evaluate", "simulate"):
+        assert " % of" in r.output
+    if command == ["tile"]:
+        assert "grid's coordinates" in " ".join(r.output.split())  # --bbox: not only degrees
 
 
 def test_existing_output_needs_overwrite(tmp_path, gebco_nc):
@@ -85,12 +115,20 @@ def test_tile_through_a_local_cluster(tmp_path, gebco_nc):
     with distributed.LocalCluster(
         n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
     ) as cluster:
-        r = run(
-            "tile", gebco_nc, "--out", tmp_path / "c.zarr", "--scheduler", cluster.scheduler_address
-        )
+        with distributed.Client(cluster) as client, distributed.get_task_stream(client) as ts:
+            r = run(
+                "tile",
+                gebco_nc,
+                "--out",
+                tmp_path / "c.zarr",
+                "--scheduler",
+                cluster.scheduler_address,
+            )
+            workers = set(client.scheduler_info()["workers"])
         assert r.exit_code == 0, r.output
-        with distributed.Client(cluster) as client:
-            assert len(client.scheduler_info()["workers"]) == 2
+    # the tiling's own tasks ran on the cluster's workers, not in this process
+    assert ts.data, "no task ran on the cluster"
+    assert {t["worker"] for t in ts.data} <= workers
     assert run("tile", gebco_nc, "--out", tmp_path / "t.zarr").exit_code == 0
     a, _ = open_store(tmp_path / "c.zarr")
     b, _ = open_store(tmp_path / "t.zarr")

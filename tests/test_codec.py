@@ -16,6 +16,7 @@ from topoae.errors import (
     ConfigError,
     InputError,
     ModelMismatchError,
+    OutputExistsError,
     RegionError,
     StoreError,
 )
@@ -284,7 +285,7 @@ def test_latent_files_round_trip(trained, tmp_path, suffix):
     np.testing.assert_array_equal(
         codec.decode(back, trained).values, codec.decode(ds, trained).values
     )
-    with pytest.raises(Exception, match="exists"):
+    with pytest.raises(OutputExistsError, match="exists"):
         codec_io.save_latents(ds, path)
     s = codec_io.summary(back, path)
     assert s["file_bytes"] > 0 and s["cr_file_bytes"] == pytest.approx(
@@ -457,6 +458,48 @@ def test_cli_encode_decode_sample(checkpoint, tmp_path):
     with xr.open_dataset(ens) as e:
         assert e["elevation"].shape == (3, 50, 60)
         assert {"elevation_mean", "elevation_std"} <= set(e.data_vars)
+
+
+def _chunk_files(store, array):
+    return sorted(f for f in (store / array / "c").rglob("*") if f.is_file())
+
+
+def test_lost_latent_chunk_is_refused_naming_the_array(checkpoint, tmp_path):
+    """Zarr reads a deleted chunk back as the fill value: the digests must catch it."""
+    from topoae.io.synthetic import write_synthetic_gebco
+
+    ckpt, _ = checkpoint
+    grid = write_synthetic_gebco(tmp_path / "g.nc", 40, 50, seed=2)
+    lat = tmp_path / "region.zarr"
+    r = _run(["encode", grid, "--model", ckpt, "--out", lat, "--stride", "12"])
+    assert r.exit_code == 0, r.output
+    codec_io.open_latents(lat)  # intact: accepted
+    chunks = _chunk_files(lat, "mu")
+    assert chunks, "mu has no chunk files"
+    chunks[0].unlink()
+    with pytest.raises(StoreError, match="'mu'.*damaged"):
+        codec_io.open_latents(lat)
+    out = tmp_path / "rec.nc"
+    r = _run(["decode", lat, "--model", ckpt, "--out", out])
+    assert r.exit_code == 1
+    assert r.output.startswith("Error:") and len(r.output.strip().splitlines()) == 1
+    assert "'mu'" in r.output
+    assert not out.exists()
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".rec.nc")]
+
+
+@pytest.mark.parametrize("suffix", [".nc", ".zarr"])
+def test_latent_digests_cover_every_array(trained, tmp_path, suffix):
+    ds = codec.encode(make_grid(30, 30, nan=True), trained, stride=12, max_error=5.0)
+    path = codec_io.save_latents(ds, tmp_path / f"lat{suffix}")
+    back = codec_io.open_latents(path)
+    assert set(codec_io.read_meta(back)["digests"]) == {str(n) for n in ds.variables}
+    damaged = back.copy(deep=True)
+    damaged["residual"].values[0] ^= 1
+    with pytest.raises(StoreError, match="'residual'"):
+        codec_io.verify_digests(damaged)
+    with pytest.raises(StoreError, match="'recon_hash' is missing"):
+        codec_io.verify_digests(back.drop_vars("recon_hash"))
 
 
 def test_cli_bad_input_is_one_line_error(checkpoint, tmp_path):

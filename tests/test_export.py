@@ -12,7 +12,7 @@ import xarray as xr
 from click.testing import CliRunner
 
 from topoae.cli.main import cli
-from topoae.errors import ConfigError, RegionError
+from topoae.errors import ConfigError, InputError, RegionError
 from topoae.io import open_grid
 from topoae.simulation.anuga_export import export_anuga
 from topoae.simulation.asagi import check_asagi, read_asagi
@@ -246,6 +246,54 @@ def test_geoclaw_tt3_and_dtopo_round_trip(tmp_path):
     assert rows.shape == (my, mx) and rows.max() > 0.5
 
 
+def _displacement(path: Path, lon0: float, lat0: float, peak: float) -> Path:
+    """A Gaussian uplift ``dz(lat, lon)`` of ``peak`` metres on a 0.5° x 0.4° box."""
+    lat = lat0 + np.arange(21) * 0.02
+    lon = lon0 + np.arange(26) * 0.02
+    glon, glat = np.meshgrid(lon, lat)
+    dz = peak * np.exp(-(((glon - lon.mean()) / 0.1) ** 2 + ((glat - lat.mean()) / 0.1) ** 2))
+    xr.Dataset(
+        {"dz": (("lat", "lon"), dz, {"units": "m"})},
+        coords={"lat": ("lat", lat, {"units": "degrees_north"}), "lon": ("lon", lon)},
+    ).to_netcdf(path)
+    return path
+
+
+def test_geoclaw_refuses_a_displacement_that_cannot_be_a_source(tmp_path):
+    bathy = write_gebco(tmp_path / "b.nc")  # 149.6-150.4 E, 29.7-30.4 N
+
+    def geoclaw(displacement, out):
+        return CliRunner().invoke(
+            cli,
+            [
+                "export",
+                "geoclaw",
+                str(bathy),
+                "--out",
+                str(out),
+                "--displacement",
+                str(displacement),
+            ],
+        )
+
+    ok = geoclaw(_displacement(tmp_path / "ok.nc", LON0 - 0.2, LAT0 - 0.2, 2.0), tmp_path / "ok")
+    assert ok.exit_code == 0, ok.output
+    rows = np.loadtxt(tmp_path / "ok" / "dtopo.tt3", skiprows=9)
+    assert 1.5 < rows.max() <= 2.0
+    cases = [
+        (_displacement(tmp_path / "far.nc", 10.0, LAT0, 2.0), "does not overlap the bathymetry"),
+        (bathy, "not plausible"),  # a bathymetry given as the displacement: -4000 m of "uplift"
+        (_displacement(tmp_path / "big.nc", LON0 - 0.2, LAT0 - 0.2, 500.0), "not plausible"),
+    ]
+    for i, (displacement, message) in enumerate(cases):
+        out = tmp_path / f"o{i}"
+        res = geoclaw(displacement, out)
+        assert res.exit_code == 1 and isinstance(res.exception, SystemExit), res.output
+        assert res.output.startswith("Error:") and message in res.output
+        assert len(res.output.strip().splitlines()) == 1
+        assert not out.exists()
+
+
 def test_dtopo_writer_orders_rows_north_to_south(tmp_path):
     x, y = np.arange(3.0), np.arange(4.0) * 2
     dz = np.arange(12.0).reshape(4, 3)
@@ -328,7 +376,7 @@ def test_check_asagi_rejects_a_packed_file(tmp_path):
         ds.createVariable("y", "f8", ("y",))[:] = [0, 1]
         v = ds.createVariable("z", "f4", ("y", "x"), fill_value=np.float32(-9999))
         v[:] = np.zeros((2, 3))
-    with pytest.raises(Exception, match="_FillValue"):
+    with pytest.raises(InputError, match="breaks the ASAGI layout.*_FillValue"):
         check_asagi(p)
 
 

@@ -172,3 +172,73 @@ def test_real_grids_open(shared_data):
         shared_data / "etopo_global/etopo1_global_10min_gmtcache.nc", bbox=(139, 34, 147, 42)
     )
     assert tohoku.shape == (49, 49)
+
+
+def _lone(tmp_path, name, **attrs):
+    ds = _global(np.arange(0, 10.0), np.arange(0, 10.0), name=name)
+    ds[name].attrs.update(attrs)
+    return _write(ds, tmp_path / f"{name}.nc")
+
+
+def test_lone_variable_must_say_it_is_elevation(tmp_path):
+    path = _lone(tmp_path, "temperature", units="degC", long_name="sea surface temperature")
+    with pytest.raises(VariableError, match="'temperature'.*--var temperature.*candidates"):
+        open_grid(path)
+    assert open_grid(path, var="temperature").name == "temperature"  # --var names it: taken
+    unnamed = _lone(tmp_path, "foo")
+    with pytest.raises(VariableError, match="does not say it is elevation"):
+        open_grid(unnamed)
+
+
+@pytest.mark.parametrize(
+    ("name", "attrs"),
+    [
+        ("seafloor_depth", {}),
+        ("foo", {"standard_name": "sea_floor_depth_below_sea_level"}),
+        ("foo", {"standard_name": "height_above_mean_sea_level"}),
+        ("foo", {"long_name": "Bathymetry"}),
+        ("foo", {"long_name": "Topography"}),
+        ("foo", {"units": "metres"}),
+        ("GDAL_altitude", {}),
+    ],
+)
+def test_lone_variable_saying_elevation_is_taken(tmp_path, name, attrs):
+    assert open_grid(_lone(tmp_path, name, **attrs)).name == name
+
+
+def test_displacement_grids_are_detected_by_their_own_words(tmp_path):
+    path = _lone(tmp_path, "uplift", units="m")
+    assert open_grid(path, kind="displacement").name == "uplift"
+    path = _lone(tmp_path, "temperature", units="degC")
+    with pytest.raises(VariableError, match="--displacement-var temperature"):
+        open_grid(path, kind="displacement")
+
+
+@pytest.mark.parametrize(
+    "box",
+    [
+        (10.0, 2.0, 5.0, 8.0),  # west and east swapped: would wrap the whole Earth
+        (8.0, 2.0, -170.0, 8.0),  # crosses the antimeridian, which this grid does not hold
+    ],
+)
+def test_west_above_east_on_a_regional_grid_is_refused(tmp_path, box):
+    path = _write(_global(np.arange(0, 20, 0.5), np.arange(0, 10, 0.5)), tmp_path / "r.nc")
+    with pytest.raises(RegionError, match="regional"):
+        open_grid(path, bbox=box)
+
+
+def test_regional_grid_over_a_seam_serves_a_box_across_it(tmp_path):
+    # a Pacific grid stored 150..210 holds the antimeridian; a -180..180 box may cross it
+    pacific = _write(
+        _global(np.arange(150, 210, 1.0) + 0.5, np.arange(-10, 11, 1.0)), tmp_path / "p.nc"
+    )
+    da = open_grid(pacific, bbox=(170, -5, -170, 5))
+    np.testing.assert_allclose(da.lon.values, np.arange(170.5, 190, 1.0))
+    # a Greenwich grid -20..20 holds 0°/360°; a 0..360 box may cross it
+    europe = _write(
+        _global(np.arange(-20, 20, 1.0) + 0.5, np.arange(-10, 11, 1.0)), tmp_path / "e.nc"
+    )
+    da = open_grid(europe, bbox=(350, -5, 10, 5))
+    np.testing.assert_allclose(da.lon.values % 360, np.arange(-9.5, 10, 1.0) % 360)
+    with pytest.raises(RegionError, match="two separate pieces"):
+        open_grid(europe, bbox=(15, -5, 5, 5))  # 15 east round to 5: both ends of this grid

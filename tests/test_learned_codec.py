@@ -103,9 +103,9 @@ def test_estimated_rate_matches_coded_size(rd):
     from topoae import offset_field
 
     nodes = offset_field.compute_nodes(x, 64, 1.0)
-    r = (x - offset_field.expand(nodes, x.shape, 64, 1.0)) / TINY.unit
+    cfg = learned.RDCodecConfig(**h["codec"])
+    r = (x - offset_field.expand(nodes, x.shape, 64, 1.0)) / (TINY.unit * cfg.scale)
     geo = learned.Geometry(256, 256, 256)
-    cfg = learned.RDCodecConfig(level=3, tile=256)
     y0 = learned._analyse_tile(net, g, nodes, geo, cfg, 0, 0)
     with torch.no_grad():
         y = torch.from_numpy(y0) * net.gains(3)[0]
@@ -240,8 +240,10 @@ def test_a_tiny_model_lowers_its_loss():
 
     torch.manual_seed(0)
     net = HyperpriorModel(TINY)
-    x = torch.from_numpy(prepare(np.stack([synthetic_grid(64, 64, seed=k).values.astype(np.float64)
-                                           for k in range(4)]), TINY))
+    from topoae.training.rd import tile_scales
+
+    w = np.stack([synthetic_grid(64, 64, seed=k).values.astype(np.float64) for k in range(4)])
+    x = torch.from_numpy(prepare(w, tile_scales(w), TINY))
     level = torch.tensor([0, 2, 4, 5])
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
 
@@ -290,3 +292,22 @@ def test_cli_encode_decode_round_trip(ckpt, gebco_nc, tmp_path):
     res = r.invoke(cli, ["decode", str(bad), "--model", str(ckpt), "--out", str(tmp_path / "b.nc")])
     assert res.exit_code != 0 and "truncated" in res.output
     assert not (tmp_path / "b.nc").exists()
+
+
+def test_outlier_corrections_fix_spikes_and_count_in_the_file(rd):
+    g = synthetic_grid(128, 128, seed=6)
+    g = g.copy(data=g.values.copy())
+    rng = np.random.default_rng(0)
+    ii, jj = rng.integers(0, 128, 40), rng.integers(0, 128, 40)
+    g.values[ii, jj] += 3000.0  # isolated spikes a smooth transform cannot follow
+    h0, s0 = learned.encode(g, rd, level=6, outliers=False)
+    h1, s1 = learned.encode(g, rd, level=6)
+    assert "out:0,0" in s1 and "out:0,0" not in s0
+    x = np.asarray(g.values, np.float64)
+    e0 = np.abs(learned.decode(h0, s0, rd).values - x)[ii, jj]
+    e1 = np.abs(learned.decode(h1, s1, rd).values - x)[ii, jj]
+    step = learned.outlier_step(rd, learned.RDCodecConfig(**h1["codec"]))
+    assert e1.max() <= step / 2 + 1e-3
+    assert e1.mean() < 0.1 * e0.mean()
+    # the corrections are part of the file: it grows by at least their stream
+    assert len(learned.to_bytes(h1, s1)) >= len(learned.to_bytes(h0, s0)) + len(s1["out:0,0"])

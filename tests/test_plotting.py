@@ -86,6 +86,31 @@ def test_histogram_and_rate_distortion(tmp_path):
         plotting.rate_distortion({})
 
 
+def _visible_labels(axis):
+    lo, hi = axis.get_view_interval()
+    ticks = axis.get_major_ticks() + axis.get_minor_ticks()
+    return [
+        (float(t.get_loc()), t.label1.get_text())
+        for t in ticks
+        if lo <= t.get_loc() <= hi and t.label1.get_text()
+    ]
+
+
+@pytest.mark.parametrize("span", [(1e-4, 1e-2), (1e-5, 1e-2), (1e-7, 1e-6), (0.3, 3.0)])
+def test_log_axis_labels_show_the_real_values(span):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig = plotting.rate_distortion({"codec": [(10.0, span[0]), (1000.0, span[1])]})
+    FigureCanvasAgg(fig).draw()
+    ax = fig.axes[0]
+    for axis in (ax.yaxis, ax.xaxis):
+        labels = _visible_labels(axis)
+        assert labels and not all(float(t.replace("\u2212", "-")) == 0 for _, t in labels)
+        for loc, text in labels:  # no rounding to 0, no hidden offset or multiplier
+            assert float(text.replace("\u2212", "-")) == pytest.approx(loc, rel=1e-3), text
+        assert axis.get_offset_text().get_text() == ""
+
+
 def test_import_is_lazy():
     import subprocess
     import sys

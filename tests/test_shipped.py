@@ -13,7 +13,7 @@ import torch
 from click.testing import CliRunner
 
 from topoae.cli.main import cli
-from topoae.zoo import DEMO_REGION, SHIPPED, WEIGHTS
+from topoae.zoo import ETOPO5_REGION, SHIPPED, WEIGHTS
 
 CARD = WEIGHTS / SHIPPED.replace(".pt", ".card.json")
 REPO = Path(__file__).resolve().parents[1]
@@ -43,7 +43,7 @@ def test_round_trip_on_bundled_region_within_card(card):
     from topoae.io import open_grid
 
     lm = load_checkpoint(WEIGHTS / SHIPPED)
-    grid = open_grid(DEMO_REGION).load()
+    grid = open_grid(ETOPO5_REGION).load()
     rec = topoae.decode(topoae.encode(grid, lm, quantize="8bit"), lm)
     assert rec.shape == grid.shape and np.array_equal(rec.lat, grid.lat) and np.array_equal(rec.lon, grid.lon)
     m = metrics.compare(grid.values, rec.values)

@@ -11,7 +11,7 @@ import xarray as xr
 from click.testing import CliRunner
 
 from topoae.cli.main import cli
-from topoae.errors import ConfigError, RegionError
+from topoae.errors import ConfigError, InputError, RegionError
 from topoae.simulation.gauges import (
     arrival_time,
     compare_series,
@@ -117,7 +117,7 @@ def test_quantile_bands_are_ordered():
     b = quantile_bands(members)
     assert b.shape == (3, 50, 2)
     assert np.all(b[0] <= b[1]) and np.all(b[1] <= b[2])
-    with pytest.raises(Exception, match="two members"):
+    with pytest.raises(InputError, match="need at least two members"):
         quantile_bands(members[:1])
 
 

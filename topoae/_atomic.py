@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import uuid
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,16 +33,45 @@ def _remove(p: Path) -> None:
         p.unlink()
 
 
+def _temporary(final: Path) -> Path:
+    return final.with_name(f".{final.name}.tmp-{uuid.uuid4().hex[:8]}")
+
+
+def remove_stale(final: Path) -> list[str]:
+    """Remove temporaries of ``final`` left by a killed run; warn in one line if any."""
+    pattern = re.compile(rf"\.{re.escape(final.name)}\.tmp-[0-9a-f]{{8}}")
+    try:
+        stale = sorted(p for p in final.parent.iterdir() if pattern.fullmatch(p.name))
+    except OSError:  # no parent folder yet: nothing stale
+        return []
+    names = []
+    for p in stale:
+        with contextlib.suppress(OSError):
+            _remove(p)
+            names.append(p.name)
+    if names:
+        warnings.warn(
+            f"removed {len(names)} stale temporary output(s) of {final.name} left by an "
+            f"interrupted run: {', '.join(names)}",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+    return names
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary sibling of ``path``; rename it to ``path`` on success.
 
     Works for files and directories (Zarr stores). On any exception the
-    temporary is removed and the final path is left untouched.
+    temporary is removed and the final path is left untouched. Temporaries of the
+    same ``path`` left by a run killed before its rename (``.NAME.tmp-XXXXXXXX``)
+    are removed first, with a one-line :class:`RuntimeWarning`.
     """
     final = check_output(path, overwrite=overwrite)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".{final.name}.tmp-{uuid.uuid4().hex[:8]}")
+    remove_stale(final)
+    tmp = _temporary(final)
     try:
         yield tmp
     except BaseException:

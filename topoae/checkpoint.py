@@ -20,6 +20,7 @@ import hashlib
 import io
 import os
 import pickle
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,9 +135,13 @@ def read_checkpoint(
     try:
         payload = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsupported object"
+        # torch's own text suggests loading with weights_only=False, i.e. running the
+        # file's code: never pass it on; name the offending object only.
+        found = re.search(r"GLOBAL (\S+) was not an allowed global", str(exc))
+        what = f" ({found.group(1)})" if found else ""
         raise CheckpointError(
-            f"{p} holds objects other than tensors and builtins; refused (weights_only): {reason}"
+            f"{p} is not a topoae checkpoint: it holds objects other than tensors and plain "
+            f"data{what}, which topoae never loads"
         ) from None
     except Exception as exc:  # truncated zip, random bytes, wrong file type
         raise CheckpointError(

@@ -13,6 +13,7 @@ Lazy (dask-backed) grids are written block by block, so memory stays bounded.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -124,9 +125,54 @@ def latent_format(path: str | os.PathLike) -> str:
     return fmt
 
 
+def array_digest(values: np.ndarray) -> str:
+    """blake2b (128 bits) of an array's shape and little-endian bytes (every NaN counted alike)."""
+    a = np.asarray(values)
+    if a.dtype.kind == "f":
+        a = np.where(np.isnan(a), np.array(np.nan, a.dtype), a)  # backends canonicalise NaN bits
+    a = np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<"))
+    h = hashlib.blake2b(digest_size=16)
+    h.update(repr(a.shape).encode())
+    h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _with_digests(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` with ``meta["digests"]``: the :func:`array_digest` of every array it holds."""
+    meta = read_meta(ds)
+    meta["digests"] = {str(n): array_digest(v.values) for n, v in ds.variables.items()}
+    return ds.assign_attrs(topoae=json.dumps(meta))
+
+
+def verify_digests(ds: xr.Dataset, source: str | os.PathLike = "latent file") -> None:
+    """Check every array of ``ds`` against ``meta["digests"]`` (written by :func:`save_latents`).
+
+    A missing, damaged (e.g. a deleted Zarr chunk, read back as the fill value) or
+    unexpected array raises :class:`StoreError` naming it. Files written before digests
+    were stored have none and are not checked.
+    """
+    digests = read_meta(ds).get("digests")
+    if digests is None:
+        return
+    for name, expected in digests.items():
+        if name not in ds.variables:
+            raise StoreError(f"{source}: array {name!r} is missing")
+        if array_digest(ds[name].values) != expected:
+            raise StoreError(
+                f"{source}: array {name!r} is damaged (checksum mismatch: missing or corrupted "
+                "chunks)"
+            )
+    extra = sorted(str(n) for n in ds.variables if str(n) not in digests)
+    if extra:
+        raise StoreError(f"{source}: array {extra[0]!r} is not covered by the stored checksums")
+
+
 def save_latents(ds: xr.Dataset, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
-    """Write a latent dataset to Zarr (``.zarr``) or NetCDF-4 (``.nc``), atomically."""
-    read_meta(ds)
+    """Write a latent dataset to Zarr (``.zarr``) or NetCDF-4 (``.nc``), atomically.
+
+    The metadata records a digest of every array, checked by :func:`open_latents`.
+    """
+    ds = _with_digests(ds)
     p = Path(path)
     fmt = latent_format(p)
     with atomic_path(p, overwrite=overwrite) as tmp:
@@ -139,7 +185,11 @@ def save_latents(ds: xr.Dataset, path: str | os.PathLike, *, overwrite: bool = F
 
 
 def open_latents(path: str | os.PathLike) -> xr.Dataset:
-    """Read a latent file fully into memory and check it; :class:`StoreError` if it is not one."""
+    """Read a latent file fully into memory and check it; :class:`StoreError` if it is not one.
+
+    Every array is checked against the digests written by :func:`save_latents`: a missing
+    or damaged array (a lost Zarr chunk reads back as the fill value) is refused by name.
+    """
     p = Path(path)
     if not p.exists():
         raise StoreError(f"latent file {p} does not exist")
@@ -155,6 +205,7 @@ def open_latents(path: str | os.PathLike) -> xr.Dataset:
     except Exception as exc:  # every backend raises its own types on corrupted input
         raise StoreError(f"cannot read latent file {p}: {type(exc).__name__}: {exc}") from None
     read_meta(ds)
+    verify_digests(ds, f"latent file {p}")
     return ds
 
 

@@ -82,3 +82,27 @@ def expand(nodes: np.ndarray, shape: tuple[int, int], stride: int, step: float,
     if cols is not None:
         j0, j1, u = j0[cols], j1[cols], u[cols]
     return a[:, j0] * (1.0 - u)[None, :] + a[:, j1] * u[None, :]
+
+
+def roughness_sums(z: np.ndarray) -> tuple[float, int]:
+    """Sum of |differences| between valid neighbours (both axes) and their count."""
+    dy = np.abs(np.diff(z, axis=0))
+    dx = np.abs(np.diff(z, axis=1))
+    vy, vx = np.isfinite(dy), np.isfinite(dx)
+    return float(dy[vy].sum() + dx[vx].sum()), int(vy.sum() + vx.sum())
+
+
+def roughness(z: np.ndarray) -> float:
+    """Mean |difference| between neighbouring cells, both axes together (metres per cell)."""
+    s, n = roughness_sums(z)
+    return 2.0 * s / n if n else 1.0
+
+
+def scale_exponent(rough: float) -> int:
+    """The roughness rounded to a quarter power of two: ``s = 2 ** (e / 4)``, e in [-8, 48]."""
+    r = max(float(rough), 2.0 ** -2) if np.isfinite(rough) else 1.0
+    return int(np.clip(np.rint(4.0 * np.log2(r)), -8, 48))
+
+
+def scale_from_exponent(e: int) -> float:
+    return float(2.0 ** (e / 4.0))

@@ -329,14 +329,17 @@ def rate_distortion(
             label=name,
             lw=2 if name.startswith("topoae") else 1.2,
         )
-    from matplotlib.ticker import LogFormatter, ScalarFormatter
+    from matplotlib.ticker import FuncFormatter, LogFormatter
 
+    # Each tick labelled with its own value (%g): a ScalarFormatter on a log axis uses
+    # one fixed number of decimals (or an offset) and prints 1e-5 as "0.0000".
+    plain = FuncFormatter(lambda v, _pos: f"{v:g}")
     ax.set_xscale("log")
     if log_y:
         ax.set_yscale("log")
-        ax.yaxis.set_major_formatter(ScalarFormatter())
+        ax.yaxis.set_major_formatter(plain)
         ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
-    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_major_formatter(plain)
     ax.xaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
     ax.set_xlabel("compression ratio (float32 bytes / compressed bytes)")
     ax.set_ylabel(ylabel)

@@ -39,7 +39,7 @@ class TileConfig:
     """How a patch store was cut; saved in the store's attributes."""
 
     patch: int = 96
-    stride: int = 96
+    stride: int | None = None  # None: the patch size (patches side by side)
     normalise: str = "global"
     split: tuple[float, float, float] = (0.9, 0.05, 0.05)
     block: int = 4  # split block edge, in patches (block cells = block * patch)
@@ -53,6 +53,8 @@ class TileConfig:
     exclude: tuple[tuple[float, float, float, float], ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
+        if self.stride is None:
+            object.__setattr__(self, "stride", self.patch)
         if self.patch < 4 or self.stride < 1 or self.stride > self.patch:
             raise ConfigError(
                 f"need patch >= 4 and 1 <= stride <= patch (got {self.patch}, {self.stride})"

@@ -54,6 +54,12 @@ class RDCodecConfig:
     synth_margin: int = 4  # synthesis margin in latents
     max_error: float | None = None
     keep_attrs: bool = True
+    outliers: bool = True  # sparse corrections of the cells the model misses (spikes)
+    scale_exp: int = 0  # the region's roughness s = 2^(scale_exp/4) metres per cell
+
+    @property
+    def scale(self) -> float:
+        return offset_field.scale_from_exponent(self.scale_exp)
 
     def check(self, levels: int) -> None:
         if not 0 <= self.level < levels:
@@ -74,6 +80,7 @@ class RDModel:
     tables: tables.Tables
     model_id: str
     name: str = "hyperprior"
+    level_ratios: tuple[float, ...] = ()
 
     @property
     def levels(self) -> int:
@@ -98,7 +105,8 @@ def as_rd_model(model: Any) -> RDModel:
     else:
         t = tables.freeze(net.z_density)
     mid = getattr(model, "model_id", None) or _weights_id(net)
-    return RDModel(net=net.eval(), tables=t, model_id=mid)
+    ratios = tuple(float(v) for v in extra.get("level_ratios", ()))
+    return RDModel(net=net.eval(), tables=t, model_id=mid, level_ratios=ratios)
 
 
 def _weights_id(net: torch.nn.Module) -> str:
@@ -153,20 +161,30 @@ def _read(grid: xr.DataArray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     return block[np.ix_(rows - r0, cols - c0)]
 
 
-def _scan(grid: xr.DataArray, stride: int, step: float, band: int = 1024) -> tuple[np.ndarray, bool]:
-    """Offset-field nodes of the whole grid and whether every valid value is a whole number,
-    read in bands of rows (bounded memory)."""
+def _scan(grid: xr.DataArray, stride: int, step: float, band: int = 1024) -> tuple[np.ndarray, bool, int]:
+    """One pass over the grid in bands of rows (bounded memory): the offset-field nodes,
+    whether every valid value is a whole number, and the roughness exponent."""
     h, w = grid.shape
     means = []
     integer = True
+    rsum, rcount = 0.0, 0
     band = max(stride, band // stride * stride)
+    prev = None
     for r0 in range(0, h, band):
         z = np.asarray(grid.isel({grid.dims[0]: slice(r0, min(h, r0 + band))}).values, dtype=np.float64)
         means.append(offset_field.block_means(z, stride))
         if integer:
             v = z[np.isfinite(z)]
             integer = bool(np.all(v == np.rint(v)))
-    return offset_field.nodes_from_means(np.concatenate(means, axis=0), step), integer
+        a, n = offset_field.roughness_sums(z if prev is None else np.vstack([prev, z]))
+        if prev is not None:  # the joined row pair only adds the vertical step across the seam
+            a0, n0 = offset_field.roughness_sums(prev)
+            a, n = a - a0, n - n0
+        rsum, rcount = rsum + a, rcount + n
+        prev = z[-1:]
+    rough = 2.0 * rsum / rcount if rcount else 1.0
+    nodes = offset_field.nodes_from_means(np.concatenate(means, axis=0), step)
+    return nodes, integer, offset_field.scale_exponent(rough)
 
 
 # -- encoding ------------------------------------------------------------------------
@@ -195,7 +213,7 @@ def _analyse_tile(net: HyperpriorModel, grid: xr.DataArray, nodes: np.ndarray, g
     z = _read(grid, _reflect(rows, geo.height), _reflect(cols, geo.width))
     off = offset_field.expand(nodes, (geo.height, geo.width), mc.offset_stride, mc.offset_step,
                               rows=_reflect(rows, geo.height), cols=_reflect(cols, geo.width))
-    r = np.where(np.isfinite(z), (z - off) / mc.unit, 0.0).astype(np.float32)
+    r = np.where(np.isfinite(z), (z - off) / (mc.unit * cfg.scale), 0.0).astype(np.float32)
     with torch.no_grad():
         y = net.g_a(torch.from_numpy(r)[None, None])[0].numpy()
     k = m // 16
@@ -265,7 +283,8 @@ class _Synth:
         return x[top * 16:(top + h) * 16, left * 16:(left + w) * 16]
 
 
-def _metres(rd: RDModel, x: np.ndarray, nodes: np.ndarray, geo: Geometry, i: int, j: int) -> np.ndarray:
+def _metres(rd: RDModel, x: np.ndarray, nodes: np.ndarray, geo: Geometry, cfg: RDCodecConfig,
+            i: int, j: int) -> np.ndarray:
     """Tile (i, j) in metres (float64) on its real cells."""
     mc = rd.net.config
     a0, a1 = geo.cells(i, 0)
@@ -274,7 +293,7 @@ def _metres(rd: RDModel, x: np.ndarray, nodes: np.ndarray, geo: Geometry, i: int
                               rows=slice(a0, a1), cols=slice(b0, b1))
     s0, _ = geo.span(i, 0)
     t0, _ = geo.span(j, 1)
-    return off + mc.unit * x[a0 - s0:a1 - s0, b0 - t0:b1 - t0].astype(np.float64)
+    return off + (mc.unit * cfg.scale) * x[a0 - s0:a1 - s0, b0 - t0:b1 - t0].astype(np.float64)
 
 
 def _check_grid(grid: xr.DataArray) -> None:
@@ -316,7 +335,8 @@ def _jsonable(v: Any) -> Any:
 
 
 def encode(grid: xr.DataArray, model: Any, *, level: int | None = None, max_error: float | None = None,
-           keep_attrs: bool = True, tile: int = 512) -> tuple[dict[str, Any], dict[str, bytes]]:
+           keep_attrs: bool = True, tile: int = 512, outliers: bool = True
+           ) -> tuple[dict[str, Any], dict[str, bytes]]:
     """Code a region; returns the container's header and its streams by role (:func:`to_bytes`).
 
     ``level`` defaults to :func:`default_level`. With ``max_error`` every decoded
@@ -330,7 +350,9 @@ def encode(grid: xr.DataArray, model: Any, *, level: int | None = None, max_erro
     cfg.check(rd.levels)
     mc = rd.net.config
     geo = Geometry(int(grid.shape[0]), int(grid.shape[1]), cfg.tile)
-    nodes, integer = _scan(grid, mc.offset_stride, mc.offset_step)
+    nodes, integer, scale_exp = _scan(grid, mc.offset_stride, mc.offset_step)
+    cfg = RDCodecConfig(level=lev, tile=tile, max_error=max_error, keep_attrs=keep_attrs,
+                        outliers=outliers, scale_exp=scale_exp)
     streams: dict[str, bytes] = {"offset": _res.encode_residual(nodes)}
     nti, ntj = geo.tiles
     yhat: dict[tuple[int, int], np.ndarray] = {}
@@ -350,12 +372,11 @@ def encode(grid: xr.DataArray, model: Any, *, level: int | None = None, max_erro
                 nan_cells += int(nan.sum())
                 streams[f"mask:{i},{j}"] = _res.encode_mask(nan)
         # residuals of the previous tile row, once its lower neighbours exist
-        if max_error is not None and i >= 1:
+        if i >= 1:
             _residual_row(rd, grid, nodes, geo, cfg, i - 1, yhat, streams, integer)
         for key in [k for k in yhat if k[0] < i - 1]:
             del yhat[key]
-    if max_error is not None:
-        _residual_row(rd, grid, nodes, geo, cfg, nti - 1, yhat, streams, integer)
+    _residual_row(rd, grid, nodes, geo, cfg, nti - 1, yhat, streams, integer)
     if nan_cells == geo.height * geo.width:
         raise RegionError("the region holds no valid (non-NaN) cell")
     header = _header(grid, rd, cfg, geo, integer, nan_cells, streams)
@@ -363,14 +384,46 @@ def encode(grid: xr.DataArray, model: Any, *, level: int | None = None, max_erro
 
 
 def _residual_row(rd, grid, nodes, geo, cfg, i, yhat, streams, integer) -> None:
+    """Side streams of tile row ``i``: the error-bounded residual (``max_error``) or else the
+    sparse outlier corrections."""
     synth = _Synth(rd, geo, cfg.level, cfg.synth_margin, lambda a, b: yhat[(a, b)])
     for j in range(geo.tiles[1]):
-        base = _metres(rd, synth.tile(i, j), nodes, geo, i, j)
+        base = _metres(rd, synth.tile(i, j), nodes, geo, cfg, i, j)
         a0, a1 = geo.cells(i, 0)
         b0, b1 = geo.cells(j, 1)
         z = np.asarray(grid.isel({grid.dims[0]: slice(a0, a1), grid.dims[1]: slice(b0, b1)}).values,
                        dtype=np.float64)
-        streams[f"res:{i},{j}"] = _encode_residual(z, base, cfg.max_error, integer)
+        if cfg.max_error is not None:
+            streams[f"res:{i},{j}"] = _encode_residual(z, base, cfg.max_error, integer)
+        elif cfg.outliers:
+            blob = _encode_outliers(z, base, outlier_step(rd, cfg))
+            if blob is not None:
+                streams[f"out:{i},{j}"] = blob
+
+
+#: bits a sparse correction costs (position and value after zstd), measured on 15″ tiles
+OUTLIER_BITS = 10.0
+
+
+def outlier_step(rd: RDModel, cfg: RDCodecConfig) -> float:
+    """Metres: correct a cell when its error exceeds this (RD-optimal for the level's λ:
+    a correction pays when λ·e² on the network scale exceeds its bits)."""
+    lam = float(rd.net.config.lambdas[cfg.level])
+    return float(rd.net.config.unit * cfg.scale * math.sqrt(OUTLIER_BITS / lam))
+
+
+def _encode_outliers(z: np.ndarray, base: np.ndarray, step: float) -> bytes | None:
+    """Sparse corrections ``q·step`` on cells whose error exceeds ``step`` (None when none do)."""
+    e = np.where(np.isfinite(z), z - base.astype(np.float32).astype(np.float64), 0.0)
+    q = np.where(np.abs(e) > step, np.rint(e / step), 0).astype(np.int64)
+    if not q.any():
+        return None
+    return _res.encode_residual(q)
+
+
+def _apply_outliers(blob: bytes, base: np.ndarray, step: float, shape: tuple[int, int]) -> np.ndarray:
+    q = _res.decode_residual(blob, shape)
+    return base.astype(np.float32).astype(np.float64) + q * step
 
 
 def _int_step(max_error: float) -> int:
@@ -456,9 +509,7 @@ def _need(streams: dict[str, bytes], role: str) -> bytes:
     return streams[role]
 
 
-def decode(header: dict[str, Any], streams: dict[str, bytes], model: Any, *, force: bool = False,
-           dtype: str | None = None) -> xr.DataArray:
-    """Rebuild the grid from a container's header and streams."""
+def _open(header: dict[str, Any], streams: dict[str, bytes], model: Any, force: bool):
     if header.get("format") != FORMAT:
         raise StoreError("not a learned-codec file")
     rd = as_rd_model(model)
@@ -466,15 +517,30 @@ def decode(header: dict[str, Any], streams: dict[str, bytes], model: Any, *, for
         raise ModelMismatchError(
             f"the file was made with model {header['model']}, not {rd.model_id[:16]} "
             "(pass the right --model, or --force)")
-    cfg = RDCodecConfig(**header["codec"])
-    g = header["grid"]
-    geo = Geometry(int(g["shape"][0]), int(g["shape"][1]), cfg.tile)
+    try:
+        cfg = RDCodecConfig(**header["codec"])
+        g = header["grid"]
+        geo = Geometry(int(g["shape"][0]), int(g["shape"][1]), cfg.tile)
+    except (TypeError, KeyError, ValueError):
+        raise StoreError("the file's header is incomplete or from another topoae") from None
+    cfg.check(rd.levels)
     mc = rd.net.config
     nh, nw = offset_field.node_shape((geo.height, geo.width), mc.offset_stride)
     nodes = _res.decode_residual(_need(streams, "offset"), (nh, nw))
+    return rd, cfg, g, geo, nodes
+
+
+def decode(header: dict[str, Any], streams: dict[str, bytes], model: Any, *, force: bool = False,
+           dtype: str | None = None, perturb=None) -> xr.DataArray:
+    """Rebuild the grid from a container's header and streams.
+
+    ``dtype`` defaults to the input's (int16 for integer-valued GEBCO input);
+    ``perturb`` is the sampling hook of :func:`_decoded_tiles`.
+    """
+    rd, cfg, g, geo, nodes = _open(header, streams, model, force)
     out_dtype = _check_dtype(dtype, g, cfg)
     out = np.empty((geo.height, geo.width), dtype=np.float32)
-    for i, j, tile in _decoded_tiles(rd, streams, geo, cfg, nodes, g["integer"]):
+    for i, j, tile in _decoded_tiles(rd, streams, geo, cfg, nodes, g["integer"], perturb):
         a0, a1 = geo.cells(i, 0)
         b0, b1 = geo.cells(j, 1)
         out[a0:a1, b0:b1] = tile
@@ -492,8 +558,12 @@ def _check_dtype(dtype: str | None, g: dict[str, Any], cfg: RDCodecConfig) -> st
     return out
 
 
-def _decoded_tiles(rd, streams, geo, cfg, nodes, integer) -> Iterator[tuple[int, int, np.ndarray]]:
-    """(i, j, float32 metres) tile by tile, keeping three rows of latents at most."""
+def _decoded_tiles(rd, streams, geo, cfg, nodes, integer, perturb=None
+                   ) -> Iterator[tuple[int, int, np.ndarray]]:
+    """(i, j, float32 metres) tile by tile, keeping three rows of latents at most.
+
+    ``perturb(i, j, ŷ)`` (sampling) may replace each tile's dequantised latents.
+    """
     nti, ntj = geo.tiles
     cache: dict[tuple[int, int], np.ndarray] = {}
 
@@ -502,7 +572,8 @@ def _decoded_tiles(rd, streams, geo, cfg, nodes, integer) -> Iterator[tuple[int,
             a0, a1 = geo.span(i, 0)
             b0, b1 = geo.span(j, 1)
             blob = _need(streams, f"tile:{i},{j}")
-            cache[(i, j)] = _decode_tile(rd, blob, ((a1 - a0) // 16, (b1 - b0) // 16))
+            y = _decode_tile(rd, blob, ((a1 - a0) // 16, (b1 - b0) // 16))
+            cache[(i, j)] = perturb(i, j, y) if perturb is not None else y
         return cache[(i, j)]
 
     synth = _Synth(rd, geo, cfg.level, cfg.synth_margin, latents)
@@ -510,12 +581,15 @@ def _decoded_tiles(rd, streams, geo, cfg, nodes, integer) -> Iterator[tuple[int,
         for key in [k for k in cache if k[0] < i - 1]:
             del cache[key]
         for j in range(ntj):
-            base = _metres(rd, synth.tile(i, j), nodes, geo, i, j)
+            base = _metres(rd, synth.tile(i, j), nodes, geo, cfg, i, j)
             a0, a1 = geo.cells(i, 0)
             b0, b1 = geo.cells(j, 1)
             if cfg.max_error is not None:
                 base = _apply_residual(_need(streams, f"res:{i},{j}"), base, cfg.max_error,
                                        integer, (a1 - a0, b1 - b0), i, j)
+            elif f"out:{i},{j}" in streams:
+                base = _apply_outliers(streams[f"out:{i},{j}"], base, outlier_step(rd, cfg),
+                                       (a1 - a0, b1 - b0))
             tile = base.astype(np.float32)
             if f"mask:{i},{j}" in streams:
                 tile[_res.decode_mask(streams[f"mask:{i},{j}"], tile.shape)] = np.nan
@@ -612,5 +686,8 @@ def encode_to_ratio(grid: xr.DataArray, model: Any, ratio: float, **kw: Any
 
 
 def default_level(rd: RDModel) -> int:
-    """The level nearest 100x on the model's validation record (middle level otherwise)."""
+    """The level nearest 100x on the model's validation record (the middle level without one)."""
+    if rd.level_ratios:
+        r = np.log(np.asarray(rd.level_ratios, dtype=np.float64))
+        return int(np.argmin(np.abs(r - math.log(100.0))))
     return rd.levels // 2

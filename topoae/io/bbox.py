@@ -65,18 +65,43 @@ def subset_bbox(da: xr.DataArray, bbox: tuple[float, float, float, float]) -> xr
     return sub
 
 
+def _holds_seam(lon: np.ndarray, step: float, w: float, e: float) -> bool:
+    """Whether a regional grid holds the meridian where a ``west > east`` box wraps.
+
+    The box runs east from ``w`` to ``e + 360`` and wraps at the 180° meridian
+    (−180…180 convention) or at 0°/360° (0…360 convention); a regional grid can serve
+    it only where its own longitudes run across that meridian (e.g. 150…210).
+    """
+    lo, span = float(lon[0]) - step / 2, float(lon[-1] - lon[0]) + step
+    seams = np.arange(180.0 * np.ceil(w / 180.0), e + 360.0, 180.0)
+    return bool(np.any((seams - lo) % 360.0 < span))
+
+
 def _subset_lon(da: xr.DataArray, w: float, e: float) -> xr.DataArray:
     lon = da["lon"].values
     step = float(np.median(np.diff(lon))) if lon.size > 1 else 0.0
     full_circle = float(lon[-1] - lon[0]) + step >= 360.0 - 1e-6
     width = 360.0 if e - w >= 360.0 else (e - w) % 360.0
     if not full_circle:
+        if w > e and not _holds_seam(lon, step, w, e):
+            raise RegionError(
+                f"bbox west ({w:g}) > east ({e:g}) crosses the antimeridian, but the grid is "
+                f"regional (longitudes {lon[0]:g} to {lon[-1]:g}) and does not: only a grid "
+                "spanning 360° can be crossed; give west < east"
+            )
         # Regional grid: nothing to wrap; use whichever 360° shift of the box overlaps most.
         best = max(
             (w + k * 360.0 for k in (-1, 0, 1)),
             key=lambda a: min(a + width, lon[-1]) - max(a, lon[0]),
         )
-        return da.isel(lon=np.flatnonzero((lon >= best) & (lon <= best + width)))
+        keep = (lon >= best) & (lon <= best + width)
+        d, tol = (lon - w) % 360.0, 1e-6 * step
+        if np.any((d > tol) & (d < width - tol) & ~keep):
+            raise RegionError(
+                f"bbox west {w:g} to east {e:g} covers two separate pieces of this regional grid "
+                f"(longitudes {lon[0]:g} to {lon[-1]:g}); give one contiguous box"
+            )
+        return da.isel(lon=np.flatnonzero(keep))
     eps = 1e-6 * step
     start = (w - lon[0]) % 360.0 + lon[0]
     stop = start + width

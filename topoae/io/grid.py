@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from topoae.errors import InputError, VariableError
+from topoae.errors import ConfigError, InputError, VariableError
 from topoae.io.readers import open_any
 
 #: Chunk edge (cells) of the dask arrays open_grid returns: 2048² float32 = 16 MiB.
@@ -38,6 +38,19 @@ PREFERRED_NAMES = (
     "data",
 )
 
+#: Words in a lone variable's name, ``standard_name``, ``long_name`` or ``units`` that say
+#: it holds elevation; a lone variable saying none of them is not taken without ``var``.
+ELEVATION_WORDS = ("elev", "height", "depth", "bathy", "topo", "altitude", "relief", "orography")
+#: The same for a sea-floor displacement grid (``kind="displacement"``).
+DISPLACEMENT_WORDS = ("displacement", "uplift", "deformation", "subsidence", "dtopo")
+_KIND_WORDS = {"elevation": ELEVATION_WORDS, "displacement": DISPLACEMENT_WORDS}
+#: Exact names (lower case) that need no further evidence.
+_KIND_NAMES = {
+    "elevation": {"z", "band1", "dem", "hgt"},
+    "displacement": {"z", "dz", "uz", "band1"},
+}
+_LENGTH_UNITS = {"m", "meter", "meters", "metre", "metres", "ft", "feet", "foot", "us_survey_foot"}
+
 _LAT_NAMES = {"lat", "latitude", "y_lat", "nav_lat"}
 _LON_NAMES = {"lon", "long", "longitude", "x_lon", "nav_lon"}
 _FEET_UNITS = {"ft", "feet", "foot", "us_survey_foot"}
@@ -50,8 +63,33 @@ def _candidates(ds: xr.Dataset) -> list[str]:
     ]
 
 
-def pick_variable(ds: xr.Dataset, var: str | None, source: str = "") -> str:
-    """Return the elevation variable's name: ``var`` if given, else a detected one."""
+def _says(v: xr.DataArray, kind: str) -> bool:
+    """Whether a variable's name or attributes say it holds ``kind`` (elevation or displacement)."""
+    name = str(v.name).lower()
+    if name in _KIND_NAMES[kind]:
+        return True
+    units = str(v.attrs.get("units", "")).strip().lower()
+    if kind == "elevation" and units in _LENGTH_UNITS:
+        return True
+    texts = [name, units] + [
+        str(v.attrs.get(k, "")).lower() for k in ("standard_name", "long_name")
+    ]
+    return any(w in t for w in _KIND_WORDS[kind] for t in texts)
+
+
+def pick_variable(
+    ds: xr.Dataset, var: str | None, source: str = "", *, kind: str = "elevation"
+) -> str:
+    """Return the elevation variable's name: ``var`` if given, else a detected one.
+
+    Without ``var``, a known name (:data:`PREFERRED_NAMES`) is taken, else the only
+    2-D numeric variable, but only when its name, ``standard_name``, ``long_name`` or
+    ``units`` says it holds elevation (``kind="displacement"``: a displacement);
+    anything else raises :class:`VariableError` listing the candidates.
+    """
+    if kind not in _KIND_WORDS:
+        raise ConfigError(f"kind must be one of {', '.join(_KIND_WORDS)}, not {kind!r}")
+    flag = "--var" if kind == "elevation" else f"--{kind}-var"
     cands = _candidates(ds)
     if var is not None:
         if var not in ds.data_vars:
@@ -68,10 +106,16 @@ def pick_variable(ds: xr.Dataset, var: str | None, source: str = "") -> str:
         if name in cands:
             return name
     if len(cands) == 1:
-        return cands[0]
+        if _says(ds[cands[0]], kind):
+            return cands[0]
+        raise VariableError(
+            f"the only 2-D variable in {source or 'the file'}, {cands[0]!r}, does not say it is "
+            f"{kind} (name, standard_name, long_name, units); pass {flag} {cands[0]} if it is "
+            f"(candidates: {', '.join(cands)})"
+        )
     raise VariableError(
-        f"cannot tell which variable is elevation in {source or 'the file'}; "
-        f"pass --var, one of: {', '.join(cands)}"
+        f"cannot tell which variable is {kind} in {source or 'the file'}; "
+        f"pass {flag}, one of: {', '.join(cands)}"
     )
 
 
@@ -176,6 +220,7 @@ def open_grid(
     bbox: tuple[float, float, float, float] | None = None,
     units: str | None = None,
     chunk: int = DEFAULT_CHUNK,
+    kind: str = "elevation",
 ) -> xr.DataArray:
     """Open an elevation grid lazily in topoae's canonical form.
 
@@ -192,6 +237,9 @@ def open_grid(
         Override the file's units (``"m"`` or ``"ft"``); feet are converted to metres.
     chunk
         Edge of the dask chunks, in cells.
+    kind
+        What the grid holds, for detecting a lone variable: ``"elevation"`` or
+        ``"displacement"`` (a sea-floor displacement grid).
 
     Returns
     -------
@@ -201,7 +249,7 @@ def open_grid(
     """
     p = Path(path)
     ds = open_any(p)
-    name = pick_variable(ds, var, str(p))
+    name = pick_variable(ds, var, str(p), kind=kind)
     da = ds[name]
     da = canonical_dims(da)
     da = da.chunk({d: min(chunk, n) for d, n in da.sizes.items()})

@@ -37,10 +37,13 @@ class HyperpriorConfig:
     channels: int = 64  # N: hidden channels of g_a / g_s
     latent_channels: int = 96  # M: channels of the latent grid y
     hyper_channels: int = 64  # channels of the hyper-latent grid z
-    unit: float = 200.0  # metres per network unit
+    #: network input = (elevation − offset field) / (unit × s), with s the region's roughness
+    #: (mean |difference| between neighbours, metres per cell, rounded to 2^(k/4)); the
+    #: distortion is MSE on that scale, so one λ ladder fits smooth and rugged regions alike
+    unit: float = 4.0
     offset_stride: int = 64  # cells between nodes of the offset field
     offset_step: float = 1.0  # metres: quantisation step of the offset field
-    lambdas: tuple[float, ...] = (2.5e-4, 8e-4, 2.5e-3, 8e-3, 2.5e-2, 8e-2)
+    lambdas: tuple[float, ...] = (0.6, 1.9, 5.9, 18.4, 58.0, 181.0, 570.0, 1800.0)
 
     @property
     def levels(self) -> int:
@@ -58,19 +61,40 @@ class HyperpriorConfig:
         return cls(**d)
 
 
+class _LowerBound(torch.autograd.Function):
+    """max(x, bound) whose gradient still flows where it would lift x above the bound."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, bound: float) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        ctx.bound = bound
+        return x.clamp_min(bound)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (x,) = ctx.saved_tensors
+        pass_through = (x >= ctx.bound) | (grad < 0)
+        return grad * pass_through, None
+
+
 class GDN(nn.Module):
-    """Generalised divisive normalisation (``inverse=True``: IGDN), float32 always."""
+    """Generalised divisive normalisation (``inverse=True``: IGDN), float32 always.
+
+    ``y_i = x_i / sqrt(β_i + Σ_j γ_ij x_j²)`` with β ≥ 1e-6 and γ ≥ 0 held directly
+    (lower bounds whose gradient can lift a parameter off its bound, so cross-channel
+    terms that start at zero can still grow).
+    """
 
     def __init__(self, channels: int, *, inverse: bool = False) -> None:
         super().__init__()
         self.inverse = inverse
         self.beta = nn.Parameter(torch.ones(channels))
-        self.gamma = nn.Parameter(0.1 * torch.eye(channels))
+        self.gamma = nn.Parameter(0.1 * torch.eye(channels) + 1e-3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c = x.shape[1]
-        beta = self.beta.clamp_min(1e-3) ** 2
-        gamma = (self.gamma.clamp_min(0.0) ** 2).reshape(c, c, 1, 1)
+        beta = _LowerBound.apply(self.beta, 1e-6)
+        gamma = _LowerBound.apply(self.gamma, 0.0).reshape(c, c, 1, 1)
         xf = x.float()
         norm = torch.sqrt(F.conv2d(xf * xf, gamma, beta))
         out = xf * norm if self.inverse else xf / norm
@@ -116,7 +140,7 @@ class HyperpriorModel(nn.Module):
         self.gain = nn.Parameter(torch.zeros(cfg.levels, m))  # log-gains per level
         self.register_buffer("lambdas", torch.tensor(cfg.lambdas, dtype=torch.float32))
         with torch.no_grad():  # start the levels apart: higher level, finer quantisation
-            steps = torch.linspace(-1.5, 1.5, cfg.levels)
+            steps = torch.linspace(-2.0, 2.0, cfg.levels)
             self.gain.copy_(steps[:, None].expand(cfg.levels, m))
 
     # -- pieces used by the codec -------------------------------------------------
@@ -161,9 +185,9 @@ class HyperpriorModel(nn.Module):
 def rd_loss(
     model: HyperpriorModel, out: dict[str, torch.Tensor], x: torch.Tensor, level: torch.Tensor
 ) -> dict[str, torch.Tensor]:
-    """Rate (bits per cell) + λ_level · MSE (m²), averaged over the batch.
+    """Rate (bits per cell) + λ_level · MSE (on the network's scale), averaged over the batch.
 
-    Returns the named parts: ``loss``, ``bpc`` (bits per cell) and ``mse_m2``.
+    Returns the named parts: ``loss``, ``bpc`` (bits per cell) and ``mse`` (network scale).
     """
     b = x.shape[0]
     cells = x.shape[-2] * x.shape[-1]
@@ -171,9 +195,8 @@ def rd_loss(
         -torch.log2(out["y_likelihoods"].float()).reshape(b, -1).sum(1)
         - torch.log2(out["z_likelihoods"].float()).reshape(b, -1).sum(1)
     ) / cells
-    unit = model.config.unit
-    mse = ((out["x_hat"].float() - x.float()) ** 2).reshape(b, -1).mean(1) * unit * unit
+    mse = ((out["x_hat"].float() - x.float()) ** 2).reshape(b, -1).mean(1)
     lam = model.lambdas[level]
     loss = (bits + lam * mse).mean()
-    return {"loss": loss, "bpc": bits.mean(), "mse_m2": mse.mean(), "bpc_each": bits.detach(),
+    return {"loss": loss, "bpc": bits.mean(), "mse": mse.mean(), "bpc_each": bits.detach(),
             "mse_each": mse.detach()}

@@ -58,11 +58,13 @@ class RDTrainConfig:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["model"] = self.model.to_dict()
+        d["gdn"] = "linear"  # GDN parameters held directly (see topoae.models.hyperprior.GDN)
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RDTrainConfig:
         d = dict(d)
+        d.pop("gdn", None)
         d["model"] = HyperpriorConfig.from_dict(d["model"])
         return cls(**d)
 
@@ -76,19 +78,29 @@ def load_tiles(data: str | Path, split_file: str | Path, split: str) -> np.ndarr
     return z["tiles"][idx]
 
 
-def prepare(windows: np.ndarray, cfg: HyperpriorConfig) -> np.ndarray:
-    """Metres windows ``(B, h, w)`` -> normalised residuals ``(B, 1, h, w)`` float32.
+def prepare(windows: np.ndarray, scales: np.ndarray, cfg: HyperpriorConfig) -> np.ndarray:
+    """Metres windows ``(B, h, w)`` -> network inputs ``(B, 1, h, w)`` float32.
 
     The offset field of each window is computed and expanded exactly as the codec
-    does for a region; NaN cells become 0 residual.
+    does for a region, and the residual divided by ``unit × scale`` (the region's
+    roughness, metres per cell); NaN cells become 0.
     """
     out = np.empty((windows.shape[0], 1, *windows.shape[1:]), dtype=np.float32)
     for i, w in enumerate(windows):
         nodes = offset_field.compute_nodes(w, cfg.offset_stride, cfg.offset_step)
         off = offset_field.expand(nodes, w.shape, cfg.offset_stride, cfg.offset_step)
-        r = (w - off) / cfg.unit
+        r = (w - off) / (cfg.unit * scales[i])
         out[i, 0] = np.where(np.isfinite(r), r, 0.0)
     return out
+
+
+def tile_scales(tiles: np.ndarray) -> np.ndarray:
+    """Each tile's roughness rounded as the codec rounds a region's (metres per cell)."""
+    out = []
+    for a in tiles:
+        z = np.where(a == FILL, np.nan, a.astype(np.float64))
+        out.append(offset_field.scale_from_exponent(offset_field.scale_exponent(offset_field.roughness(z))))
+    return np.asarray(out)
 
 
 class CropSampler:
@@ -96,6 +108,7 @@ class CropSampler:
 
     def __init__(self, tiles: np.ndarray, crop: int, seed: int) -> None:
         self.tiles = tiles
+        self.scales = tile_scales(tiles)
         self.crop = crop
         self.rng = np.random.default_rng(seed)
 
@@ -105,8 +118,10 @@ class CropSampler:
     def set_state(self, s: dict[str, Any]) -> None:
         self.rng.bit_generator.state = s
 
-    def batch(self, n: int) -> np.ndarray:
+    def batch(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """``n`` crops (metres) and their scales: the tile's roughness × 2^U(−½, ½)."""
         out = np.empty((n, self.crop, self.crop), dtype=np.float64)
+        scales = np.empty(n)
         t, h, w = self.tiles.shape
         i = 0
         while i < n:
@@ -121,54 +136,60 @@ class CropSampler:
             if self.rng.integers(2):
                 a = a[:, ::-1]
             out[i] = a
+            scales[i] = self.scales[k] * 2.0 ** self.rng.uniform(-0.5, 0.5)
             i += 1
-        return out
+        return out, scales
 
 
-def validation_windows(tiles: np.ndarray, size: int = 256) -> np.ndarray:
-    """Fixed windows: the four quadrants of every validation tile."""
-    wins = []
-    for a in tiles:
+def validation_windows(tiles: np.ndarray, size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Fixed windows: the four quadrants of every validation tile, with the tile's scale."""
+    wins, scales = [], []
+    for a, sc in zip(tiles, tile_scales(tiles), strict=True):
         for r in (0, a.shape[0] - size):
             for c in (0, a.shape[1] - size):
                 wins.append(np.where(a[r:r + size, c:c + size] == FILL, np.nan,
                                      a[r:r + size, c:c + size].astype(np.float64)))
-    return np.stack(wins)
+                scales.append(sc)
+    return np.stack(wins), np.asarray(scales)
 
 
 @torch.no_grad()
-def validate(model: HyperpriorModel, x: torch.Tensor, device: torch.device) -> dict[str, float]:
-    """Estimated bits per cell, RMSE (m) per level with rounding (not noise), and mean loss."""
+def validate(model: HyperpriorModel, x: torch.Tensor, scales: np.ndarray,
+             device: torch.device) -> dict[str, float]:
+    """Estimated bits per cell and RMSE (m) per level with rounding (not noise), and mean loss."""
+    from topoae.models.entropy import gaussian_likelihood
+
     model.eval()
     res: dict[str, float] = {}
     losses = []
+    unit = model.config.unit
     for lev in range(model.config.levels):
-        bpc, mse = [], []
+        bits_all, mse_n, mse_m = [], [], []
         for i in range(0, x.shape[0], 4):
             xb = x[i:i + 4].to(device)
             level = torch.full((xb.shape[0],), lev, dtype=torch.long, device=device)
             y = model.analyse(xb, level)
             z_hat = torch.round(model.hyper_analyse(y))
             mean, scale = model.hyper_params(z_hat)
-            from topoae.models.entropy import gaussian_likelihood
-
             y_sym = torch.round(y - mean)
             bits = -torch.log2(gaussian_likelihood(y_sym, scale)).sum() - torch.log2(
                 model.z_density.likelihood(z_hat)).sum()
             x_hat = model.synthesise(y_sym + mean, level)
-            bpc.append(float(bits) / xb[:, 0].numel())
-            mse.append(float(((x_hat - xb) ** 2).mean()) * model.config.unit ** 2)
-        b, m = float(np.mean(bpc)), float(np.mean(mse))
+            per = ((x_hat - xb) ** 2).reshape(xb.shape[0], -1).mean(1).cpu().numpy()
+            bits_all.append(float(bits) / xb[:, 0].numel())
+            mse_n.extend(per.tolist())
+            mse_m.extend((per * (unit * scales[i:i + 4]) ** 2).tolist())
+        b = float(np.mean(bits_all))
         res[f"bpc{lev}"] = b
-        res[f"rmse{lev}"] = math.sqrt(m)
-        losses.append(b + model.config.lambdas[lev] * m)
+        res[f"rmse{lev}"] = math.sqrt(float(np.mean(mse_m)))
+        losses.append(b + model.config.lambdas[lev] * float(np.mean(mse_n)))
     res["val_loss"] = float(np.mean(losses))
     model.train()
     return res
 
 
 def train(cfg: RDTrainConfig, out: Path, *, minutes: float, resume: bool, device: str,
-          threads: int | None) -> None:
+          threads: int | None, init: str | None = None) -> None:
     if threads:
         torch.set_num_threads(threads)
     dev = torch.device(device if device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -177,9 +198,23 @@ def train(cfg: RDTrainConfig, out: Path, *, minutes: float, resume: bool, device
     model = HyperpriorModel(cfg.model).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     sampler = CropSampler(load_tiles(cfg.data, cfg.split, "train"), cfg.crop, cfg.seed)
-    val_x = torch.from_numpy(prepare(validation_windows(load_tiles(cfg.data, cfg.split, "val")), cfg.model))
+    val_w, val_s = validation_windows(load_tiles(cfg.data, cfg.split, "val"))
+    val_x = torch.from_numpy(prepare(val_w, val_s, cfg.model))
     step, best, wall = 0, float("inf"), 0.0
     last = out / "last.pt"
+    if init and not (resume and last.exists()):
+        payload, _ = read_checkpoint(init)
+        own = model.state_dict()
+        warm = {k: v for k, v in payload["model"].items()
+                if k in own and own[k].shape == v.shape and k not in ("gain", "lambdas")}
+        if payload["config"].get("gdn") != "linear":  # older runs held GDN's β, γ as square roots
+            for k in list(warm):
+                if k.endswith(".beta"):
+                    warm[k] = warm[k].clamp_min(1e-3) ** 2
+                elif k.endswith(".gamma"):
+                    warm[k] = warm[k].clamp_min(0.0) ** 2 + 1e-3 * (1 - torch.eye(warm[k].shape[0]))
+        model.load_state_dict(warm, strict=False)
+        print(f"warm start from {init}: {len(warm)} of {len(own)} tensors", flush=True)
     if resume and last.exists():
         payload, _ = read_checkpoint(last)
         model.load_state_dict(payload["model"])
@@ -216,7 +251,8 @@ def train(cfg: RDTrainConfig, out: Path, *, minutes: float, resume: bool, device
         lr = cfg.lr_final + 0.5 * (cfg.lr - cfg.lr_final) * (1 + math.cos(math.pi * frac))
         for g in opt.param_groups:
             g["lr"] = lr
-        x = torch.from_numpy(prepare(sampler.batch(cfg.batch), cfg.model)).to(dev)
+        crops, scales = sampler.batch(cfg.batch)
+        x = torch.from_numpy(prepare(crops, scales, cfg.model)).to(dev)
         level = torch.from_numpy(sampler.rng.integers(levels, size=cfg.batch)).to(dev)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_amp):
             outd = model(x, level)
@@ -228,7 +264,7 @@ def train(cfg: RDTrainConfig, out: Path, *, minutes: float, resume: bool, device
         step += 1
         run_loss.append(float(parts["loss"].detach()))
         if step % cfg.val_every == 0:
-            v = validate(model, val_x, dev)
+            v = validate(model, val_x, val_s, dev)
             wall = time.time() - t_start
             writer.writerow([step, round(wall, 1), round(float(np.mean(run_loss)), 5),
                              round(v["val_loss"], 5)]
@@ -266,6 +302,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--init", default=None, help="warm start: weights of another run (same shapes)")
     a = ap.parse_args(argv)
     out = Path(a.out)
     if a.resume and (out / "config.json").exists():
@@ -275,7 +312,8 @@ def main(argv: list[str] | None = None) -> None:
             model=HyperpriorConfig(channels=a.channels, latent_channels=a.latent_channels),
             data=a.data, split=a.split, crop=a.crop, batch=a.batch, lr=a.lr,
             total_steps=a.steps, val_every=a.val_every)
-    train(cfg, out, minutes=a.minutes, resume=a.resume, device=a.device, threads=a.threads)
+    train(cfg, out, minutes=a.minutes, resume=a.resume, device=a.device, threads=a.threads,
+          init=a.init)
 
 
 if __name__ == "__main__":

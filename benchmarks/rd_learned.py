@@ -1,0 +1,298 @@
+"""Rate–distortion of the learned codec against SPERR, JPEG2000, JPEG XL and SZ3 at equal bytes.
+
+    python benchmarks/rd_learned.py --model runs/rd/best.pt [--out benchmarks/results] [--quick]
+
+Regions: the held-out 15″ GEBCO test tiles of ``benchmarks/rd_split.json`` (whole
+tiles, never seen in training) and the Suruga Bay 15″ tile (held out of all training).
+Each region is read with :func:`topoae.io.open_grid` from its NetCDF file and coded
+whole; topoae's size is the size of the ``.tae`` file (header, coordinates,
+attributes and all), the baselines' the size of their self-contained frames.
+
+Per region and quality level: bytes, ratio, RMSE, max error, PSNR. At 50×, 100×,
+200×, 400×: topoae's RMSE interpolated in log–log between its levels (not
+extrapolated) against each baseline run at that ratio; BD-rate against SPERR (log
+bytes against log RMSE over the common RMSE range inside 50–400×; negative: topoae
+needs fewer bytes). Error-bounded: bytes for every cell within 5, 10, 25 m (topoae:
+the smallest file over its levels). Throughput: single-threaded Mcells/s on one
+tile, topoae and SPERR in the same run. Writes ``rd_learned.json``, ``rd_learned.md``
+and ``rd_learned.png`` under --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data" / "gebco_15s"
+SURUGA = DATA / "gebco15s_suruga_bay_138.14-138.97E_34.62-35.46N.nc"
+TARGETS = (50.0, 100.0, 200.0, 400.0)
+BASELINES = ("sperr", "jpeg2000", "jpegxl", "sz3")
+BOUNDS = (5.0, 10.0, 25.0)
+
+
+def regions(quick: bool) -> dict[str, Path]:
+    split = json.loads((REPO / "benchmarks" / "rd_split.json").read_text())
+    out = {n: DATA / "tiles" / f"{n}.nc" for n in split["test"]}
+    if quick:
+        out = dict(list(out.items())[:4])
+    out["suruga"] = SURUGA
+    return out
+
+
+def interp_rmse(ratios: list[float], rmses: list[float], target: float) -> float:
+    """topoae's RMSE at ``target`` (log–log between levels; NaN outside its range)."""
+    lr, le = np.log(ratios), np.log(rmses)
+    order = np.argsort(lr)
+    lr, le = lr[order], le[order]
+    t = math.log(target)
+    if t < lr[0] - 1e-9 or t > lr[-1] + 1e-9:
+        return float("nan")
+    return float(np.exp(np.interp(t, lr, le)))
+
+
+def bd_rate(a_ratio, a_rmse, b_ratio, b_rmse, lo=50.0, hi=400.0) -> float:
+    """Mean relative byte difference of A against B at equal RMSE (log–log, piecewise linear)."""
+    def curve(r, e):
+        r, e = np.asarray(r, float), np.asarray(e, float)
+        keep = (r >= lo * 0.999) & (r <= hi * 1.001)
+        r, e = r[keep], e[keep]
+        o = np.argsort(e)
+        return np.log(e[o]), -np.log(r[o])  # log bytes ∝ −log ratio
+
+    ea, ba = curve(a_ratio, a_rmse)
+    eb, bb = curve(b_ratio, b_rmse)
+    if ea.size < 2 or eb.size < 2:
+        return float("nan")
+    lo_e, hi_e = max(ea[0], eb[0]), min(ea[-1], eb[-1])
+    if hi_e <= lo_e:
+        return float("nan")
+    grid = np.linspace(lo_e, hi_e, 200)
+    diff = np.interp(grid, ea, ba) - np.interp(grid, eb, bb)
+    return float(math.exp(diff.mean()) - 1.0)
+
+
+def run(model_path: Path, out: Path, quick: bool) -> dict:
+    import torch
+
+    from topoae import metrics
+    from topoae.baselines import get_baseline
+    from topoae.checkpoint import load_checkpoint
+    from topoae.codec import learned
+    from topoae.io import open_grid
+
+    torch.set_num_threads(1)
+    rd = learned.as_rd_model(load_checkpoint(model_path))
+    res: dict = {"model": str(model_path), "model_id": rd.model_id, "date": dt.date.today().isoformat(),
+                 "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, torch 1 thread",
+                 "regions": {}}
+    for name, path in regions(quick).items():
+        if not path.exists():
+            print(f"skip {name}: {path} missing")
+            continue
+        grid = open_grid(path).load()
+        x = np.asarray(grid.values, np.float64)
+        rng_ = float(np.nanmax(x) - np.nanmin(x))
+        raw = x.size * 4
+        levels = []
+        for lev in range(rd.levels):
+            t0 = time.perf_counter()
+            h, s = learned.encode(grid, rd, level=lev)
+            blob = learned.to_bytes(h, s)
+            te = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            y = learned.decode(h, s, rd).values.astype(np.float64)
+            td = time.perf_counter() - t0
+            levels.append({"level": lev, "bytes": len(blob), "ratio": raw / len(blob),
+                           "rmse": metrics.rmse(x, y), "max": metrics.max_abs_error(x, y),
+                           "psnr": metrics.psnr(x, y, data_range=rng_),
+                           "enc_mcells_s": x.size / te / 1e6, "dec_mcells_s": x.size / td / 1e6})
+        r = {"shape": list(x.shape), "kind": _kind(name), "levels": levels, "at": {}, "same_bytes": {}}
+        # baselines at the byte count of each topoae file (the fair pairing), and at the targets
+        for b in BASELINES:
+            codec = get_baseline(b)
+            pts = []
+            for lv in levels:
+                enc = codec.at_ratio(x.astype(np.float32), lv["ratio"])
+                yb = codec.decode(enc.blob).astype(np.float64)
+                pts.append({"ratio": enc.ratio, "rmse": metrics.rmse(x, yb), "reached": enc.reached})
+            r["same_bytes"][b] = pts
+        for t in TARGETS:
+            row = {"topoae": interp_rmse([lv["ratio"] for lv in levels], [lv["rmse"] for lv in levels], t)}
+            for b in BASELINES:
+                codec = get_baseline(b)
+                enc = codec.at_ratio(x.astype(np.float32), t)
+                yb = codec.decode(enc.blob).astype(np.float64)
+                row[b] = metrics.rmse(x, yb) if enc.reached else float("nan")
+            r["at"][str(int(t))] = row
+        sp = r["same_bytes"]["sperr"]
+        r["bd_rate_vs_sperr"] = bd_rate([lv["ratio"] for lv in levels], [lv["rmse"] for lv in levels],
+                                        [p["ratio"] for p in sp], [p["rmse"] for p in sp])
+        # error-bounded
+        r["bounded"] = {}
+        for e in BOUNDS:
+            best = min(len(learned.to_bytes(*learned.encode(grid, rd, level=lev, max_error=e)))
+                       for lev in range(rd.levels))
+            row = {"topoae": best}
+            for b in ("sperr", "sz3"):
+                row[b] = get_baseline(b).at_error(x.astype(np.float32), e).nbytes
+            r["bounded"][str(int(e))] = row
+        res["regions"][name] = r
+        at = r["at"]
+        print(f"{name:22s} " + " ".join(
+            f"{t}x {at[t]['topoae']:.1f}/{at[t]['sperr']:.1f}" for t in at) +
+            f" BD {r['bd_rate_vs_sperr']:+.2f}", flush=True)
+    res["throughput"] = throughput(rd)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "rd_learned.json").write_text(json.dumps(res, indent=1, default=float) + "\n")
+    (out / "rd_learned.md").write_text(markdown(res))
+    plot(res, out / "rd_learned.png")
+    return res
+
+
+def _kind(name: str) -> str:
+    if name == "suruga":
+        return "coast (Suruga Bay)"
+    split = json.loads((REPO / "benchmarks" / "rd_split.json").read_text())
+    return split["kinds"].get(name, "?")
+
+
+def throughput(rd) -> dict:
+    """Single-threaded Mcells/s on a 1024×1024 mosaic of test tiles, topoae vs SPERR."""
+    import xarray as xr
+
+    from topoae.baselines import get_baseline
+    from topoae.codec import learned
+    from topoae.io import open_grid
+
+    names = list(regions(False))[:4]
+    tiles = [np.asarray(open_grid(DATA / "tiles" / f"{n}.nc").values, np.float32) for n in names]
+    z = np.block([[tiles[0], tiles[1]], [tiles[2], tiles[3]]])
+    g = xr.DataArray(z, dims=("lat", "lon"), coords={"lat": np.arange(1024.0), "lon": np.arange(1024.0)},
+                     name="elevation")
+    lev = learned.default_level(rd)
+    t0 = time.perf_counter()
+    h, s = learned.encode(g, rd, level=lev)
+    te = time.perf_counter() - t0
+    n = len(learned.to_bytes(h, s))
+    t0 = time.perf_counter()
+    learned.decode(h, s, rd)
+    td = time.perf_counter() - t0
+    sp = get_baseline("sperr")
+    enc = sp.at_ratio(z, z.size * 4 / n)
+    t0 = time.perf_counter()
+    blob = sp.encode(z, **enc.setting)
+    tse = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    sp.decode(blob)
+    tsd = time.perf_counter() - t0
+    return {"cells": int(z.size), "ratio": z.size * 4 / n, "level": lev,
+            "topoae_enc": z.size / te / 1e6, "topoae_dec": z.size / td / 1e6,
+            "sperr_enc": z.size / tse / 1e6, "sperr_dec": z.size / tsd / 1e6}
+
+
+def markdown(res: dict) -> str:
+    regs = res["regions"]
+    lines = [f"# Learned codec against the classic compressors ({res['date']}, {res['machine']})", "",
+             f"Model `{res['model_id'][:16]}`. RMSE in metres at equal bytes (topoae / SPERR / "
+             "JPEG2000 / JPEG XL / SZ3); topoae interpolated between its levels, `—` outside them.", ""]
+    for t in TARGETS:
+        k = str(int(t))
+        lines += [f"## At {k}×", "", "| region | kind | topoae | SPERR | JPEG2000 | JPEG XL | SZ3 | topoae/SPERR |",
+                  "|---|---|---|---|---|---|---|---|"]
+        ratios = []
+        for n, r in regs.items():
+            a = r["at"][k]
+            q = a["topoae"] / a["sperr"] if a["sperr"] == a["sperr"] and a["topoae"] == a["topoae"] else float("nan")
+            ratios.append(q)
+            cells = " | ".join("—" if v != v else f"{v:.1f}" for v in (a["topoae"], a["sperr"], a["jpeg2000"],
+                                                                        a["jpegxl"], a["sz3"]))
+            lines.append(f"| {n} | {r['kind']} | {cells} | {'—' if q != q else f'{q:.2f}'} |")
+        fin = [q for q in ratios if q == q]
+        below = sum(q < 1 for q in fin)
+        lines += ["", f"Mean topoae/SPERR: {np.mean(fin):.2f} over {len(fin)} of {len(ratios)} regions "
+                  f"covered; below 1 on {below} of {len(ratios)}." if fin else "", ""]
+    bds = [r["bd_rate_vs_sperr"] for r in regs.values() if r["bd_rate_vs_sperr"] == r["bd_rate_vs_sperr"]]
+    lines += ["## BD-rate against SPERR (50–400×)", "", "| region | BD-rate |", "|---|---|"]
+    lines += [f"| {n} | {r['bd_rate_vs_sperr']:+.1%} |" for n, r in regs.items()]
+    if bds:
+        lines += ["", f"Mean BD-rate: {np.mean(bds):+.1%} (negative: topoae needs fewer bytes)."]
+    lines += ["", "## Quality levels (bytes on disk)", "",
+              "| region | " + " | ".join(f"q{lv['level']} ratio / RMSE / max" for lv in next(iter(regs.values()))["levels"]) + " |",
+              "|---|" + "---|" * len(next(iter(regs.values()))["levels"])]
+    for n, r in regs.items():
+        lines.append(f"| {n} | " + " | ".join(f"{lv['ratio']:.0f}× / {lv['rmse']:.1f} / {lv['max']:.0f}"
+                                              for lv in r["levels"]) + " |")
+    lines += ["", "## Error-bounded: bytes for every cell within E", "",
+              "| region | 5 m topoae / SPERR / SZ3 | 10 m | 25 m |", "|---|---|---|---|"]
+    for n, r in regs.items():
+        lines.append(f"| {n} | " + " | ".join(
+            f"{r['bounded'][str(int(e))]['topoae']:,} / {r['bounded'][str(int(e))]['sperr']:,} / "
+            f"{r['bounded'][str(int(e))]['sz3']:,}" for e in BOUNDS) + " |")
+    for e in BOUNDS:
+        k = str(int(e))
+        wins = sum(r["bounded"][k]["topoae"] < min(r["bounded"][k]["sperr"], r["bounded"][k]["sz3"])
+                   for r in regs.values())
+        tot = sum(r["bounded"][k]["topoae"] for r in regs.values())
+        sp = sum(r["bounded"][k]["sperr"] for r in regs.values())
+        sz = sum(r["bounded"][k]["sz3"] for r in regs.values())
+        lines.append(f"\nAt {k} m: topoae smallest on {wins} of {len(regs)} regions; total bytes "
+                     f"topoae {tot:,}, SPERR {sp:,}, SZ3 {sz:,}.")
+    t = res["throughput"]
+    lines += ["", "## Throughput (one thread, 1024×1024 cells of test tiles)", "",
+              f"topoae quality {t['level']} ({t['ratio']:.0f}×): encode {t['topoae_enc']:.2f}, decode "
+              f"{t['topoae_dec']:.2f} Mcells/s; SPERR at the same bytes: encode {t['sperr_enc']:.1f}, "
+              f"decode {t['sperr_dec']:.1f} Mcells/s.", ""]
+    return "\n".join(lines)
+
+
+def plot(res: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    regs = res["regions"]
+    names = list(regs)
+    n = len(names)
+    cols = 4
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.2 * rows), squeeze=False)
+    for ax, name in zip(axes.flat, names, strict=False):
+        r = regs[name]
+        lv = r["levels"]
+        ax.loglog([v["ratio"] for v in lv], [v["rmse"] for v in lv], "o-", color="k", label="topoae")
+        for b, c in zip(BASELINES, ("tab:red", "tab:blue", "tab:green", "tab:orange"), strict=True):
+            pts = [p for p in r["same_bytes"][b] if p["reached"]]
+            if pts:
+                ax.loglog([p["ratio"] for p in pts], [p["rmse"] for p in pts], ".--", color=c, label=b)
+        ax.set_title(f"{name} ({r['kind']})", fontsize=8)
+        ax.set_xlabel("ratio (bytes on disk)", fontsize=7)
+        ax.set_ylabel("RMSE m", fontsize=7)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", required=True, type=Path)
+    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    ap.add_argument("--quick", action="store_true", help="4 test tiles and Suruga only")
+    a = ap.parse_args()
+    run(a.model, a.out, a.quick)
+
+
+if __name__ == "__main__":
+    main()

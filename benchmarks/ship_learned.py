@@ -1,0 +1,159 @@
+"""Ship a trained hyperprior checkpoint as the zoo's default learned-codec model.
+
+    python benchmarks/ship_learned.py --ckpt runs/rd/best.pt [--results benchmarks/results/rd_learned.json]
+
+1. Loads the checkpoint and freezes its integer probability tables
+   (:func:`topoae.codec.tables.freeze`), so every machine codes with the same numbers.
+2. Measures each quality level's real ``.tae`` ratio on the validation tiles (whole
+   512×512 tiles): the default level is the one nearest 100×.
+3. Calibrates the ensemble noise scale τ per level on the validation tiles to 90 %
+   coverage of the 5–95 % band (:mod:`topoae.codec.ensemble`).
+4. Writes ``topoae/weights/topoae-hyperprior-gebco15.pt`` (weights, config, tables,
+   ratios, τ; no optimiser state) and its card with the training record and, when
+   ``--results`` is given, the measured rate–distortion summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import hashlib
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+import xarray as xr
+
+REPO = Path(__file__).resolve().parents[1]
+WEIGHTS = REPO / "topoae" / "weights"
+NAME = "topoae-hyperprior-gebco15"
+
+
+def val_grids(cfg) -> list[xr.DataArray]:
+    from topoae.training.rd import FILL, load_tiles
+
+    out = []
+    for a in load_tiles(REPO / cfg.data, REPO / cfg.split, "val"):
+        z = np.where(a == FILL, np.nan, a.astype(np.float32))
+        out.append(xr.DataArray(z, dims=("lat", "lon"), name="elevation",
+                                coords={"lat": np.arange(z.shape[0]) / 240.0,
+                                        "lon": np.arange(z.shape[1]) / 240.0}))
+    return out
+
+
+def level_ratios(rd, grids) -> list[float]:
+    from topoae.codec import learned
+
+    out = []
+    for lev in range(rd.levels):
+        r = [g.size * 4 / len(learned.to_bytes(*learned.encode(g, rd, level=lev))) for g in grids]
+        out.append(float(np.exp(np.mean(np.log(r)))))
+    return out
+
+
+def calibrate_tau(rd, grids, members: int = 8, target: float = 0.90) -> tuple[list[float], list[float]]:
+    """τ per level (bisection on log τ) and the coverage it reached on the calibration crops."""
+    from topoae.codec import ensemble, learned
+
+    crops = [g.isel(lat=slice(0, 256), lon=slice(0, 256)) for g in grids]
+    coded = {}
+    taus, covs = [], []
+    for lev in range(rd.levels):
+        for k, c in enumerate(crops):
+            coded[k] = learned.encode(c, rd, level=lev)
+
+        def cov(tau: float) -> float:
+            vals = []
+            for k, c in enumerate(crops):
+                h, s = coded[k]
+                ens = np.stack([ensemble.member(h, s, rd, seed=0, index=i, tau=tau).values
+                                for i in range(members)]).astype(np.float64)
+                vals.append(ensemble.coverage(np.asarray(c.values, np.float64), ens))
+            return float(np.mean(vals))
+
+        lo, hi = math.log(0.5), math.log(256.0)
+        c_hi = cov(math.exp(hi))
+        if c_hi < target:
+            taus.append(math.exp(hi))
+            covs.append(c_hi)
+            continue
+        best = (math.exp(hi), c_hi)
+        for _ in range(6):
+            mid = 0.5 * (lo + hi)
+            c = cov(math.exp(mid))
+            if c >= target:
+                hi, best = mid, (math.exp(mid), c)
+            else:
+                lo = mid
+        taus.append(best[0])
+        covs.append(best[1])
+        print(f"level {lev}: tau {best[0]:.2f} coverage {best[1]:.1%}", flush=True)
+    return taus, covs
+
+
+def main() -> None:
+    from topoae.checkpoint import read_checkpoint, save_checkpoint
+    from topoae.codec import learned, tables
+    from topoae.models.hyperprior import HyperpriorModel
+    from topoae.training.rd import RDTrainConfig
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--ckpt", type=Path, default=REPO / "runs" / "rd" / "best.pt")
+    ap.add_argument("--results", type=Path, default=None)
+    ap.add_argument("--out", type=Path, default=WEIGHTS / f"{NAME}.pt")
+    a = ap.parse_args()
+    torch.set_num_threads(2)
+    payload, src_id = read_checkpoint(a.ckpt)
+    cfg = RDTrainConfig.from_dict(payload["config"])
+    net = HyperpriorModel(cfg.model)
+    net.load_state_dict(payload["model"])
+    net.eval()
+    frozen = tables.freeze(net.z_density)
+    rd = learned.RDModel(net=net, tables=frozen, model_id=src_id)
+    grids = val_grids(cfg)
+    ratios = level_ratios(rd, grids)
+    print("level ratios on validation tiles:", [round(r, 1) for r in ratios], flush=True)
+    taus, covs = calibrate_tau(rd, grids)
+    extra = {
+        "tables": {k: torch.from_numpy(v) for k, v in frozen.to_arrays().items()},
+        "level_ratios": ratios,
+        "sample_tau": taus,
+        "sample_coverage_val": covs,
+        "trained": {k: payload["extra"].get(k) for k in ("step",) if k in payload["extra"]},
+        "source_checkpoint": src_id,
+    }
+    save_checkpoint(a.out, net, cfg, normalise={"mode": "offset-field"}, extra=extra)
+    data = a.out.read_bytes()
+    metrics_csv = a.ckpt.parent / "metrics.csv"
+    curve = list(csv.DictReader(metrics_csv.open())) if metrics_csv.exists() else []
+    card = {
+        "name": "hyperprior-gebco15",
+        "kind": "hyperprior",
+        "model_id": hashlib.sha256(data).hexdigest(),
+        "file": a.out.name,
+        "bytes": len(data),
+        "date": dt.date.today().isoformat(),
+        "summary": "mean-scale hyperprior with gain units, 15-arcsec GEBCO, "
+                   f"{cfg.model.levels} quality levels",
+        "config": cfg.to_dict(),
+        "training": {"steps": payload["extra"].get("step"), "last_logged": curve[-1] if curve else None,
+                     "data": "GEBCO 15-arcsec tiles of ../shared/data/gebco_15s/tiles, whole tiles per "
+                             "split (benchmarks/rd_split.json); 135-150E 30-45N excluded upstream",
+                     "machine": "2-core CPU, 2 threads, no GPU"},
+        "level_ratios_val": ratios,
+        "sample_tau": taus,
+        "sample_coverage_val": covs,
+    }
+    if a.results and a.results.exists():
+        res = json.loads(a.results.read_text())
+        card["rate_distortion"] = {n: {"at": r["at"], "bd_rate_vs_sperr": r["bd_rate_vs_sperr"]}
+                                   for n, r in res["regions"].items()}
+    (a.out.parent / f"{a.out.stem}.card.json").write_text(json.dumps(card, indent=1) + "\n")
+    print(f"wrote {a.out} ({len(data):,} bytes, id {card['model_id'][:16]}) and its card")
+
+
+if __name__ == "__main__":
+    main()
