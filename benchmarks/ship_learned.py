@@ -147,6 +147,20 @@ def main() -> None:
         "sample_tau": taus,
         "sample_coverage_val": covs,
     }
+    # the bundled demo region at the default level, as `topoae demo` codes it
+    from topoae.checkpoint import load_checkpoint
+    from topoae.io import open_grid
+    from topoae.zoo import DEMO_REGION
+
+    shipped = learned.as_rd_model(load_checkpoint(a.out))
+    grid = open_grid(DEMO_REGION).load()
+    h, s = learned.encode(grid, shipped)
+    rec = learned.decode(h, s, shipped).values.astype(np.float64)
+    x = np.asarray(grid.values, np.float64)
+    card["demo_region"] = {"file": DEMO_REGION.name, "level": h["codec"]["level"],
+                           "bytes": len(learned.to_bytes(h, s)),
+                           "rmse_m": float(np.sqrt(np.mean((rec - x) ** 2))),
+                           "max_abs_m": float(np.max(np.abs(rec - x)))}
     if a.results and a.results.exists():
         res = json.loads(a.results.read_text())
         card["rate_distortion"] = {n: {"at": r["at"], "bd_rate_vs_sperr": r["bd_rate_vs_sperr"]}

@@ -167,8 +167,9 @@ def _encode_learned(loaded, region, out, bbox, var, quality, ratio, no_attrs, ma
     from topoae.errors import ConfigError
     from topoae.io import open_grid, parse_bbox
 
-    if Path(out).suffix.lower() != ".tae":
-        raise ConfigError(f"output {out} must end in .tae for the learned codec")
+    suffix = Path(out).suffix.lower()
+    if suffix not in (".tae", ".zarr"):
+        raise ConfigError(f"output {out} must end in .tae (or .zarr, with the latents) for the learned codec")
     if quality is not None and ratio is not None:
         raise ConfigError("give --quality or --ratio, not both")
     grid = open_grid(region, var=var, bbox=parse_bbox(bbox) if bbox else None)
@@ -182,7 +183,15 @@ def _encode_learned(loaded, region, out, bbox, var, quality, ratio, no_attrs, ma
             click.echo(f"Warning: no quality level reaches {ratio:g}x; used quality 0", err=True)
     else:
         header, streams = learned.encode(grid, rd, level=quality, **kw)
-    n = learned.write(out, header, streams, overwrite=overwrite)
+    if suffix == ".zarr":
+        from topoae.codec import latent_store
+
+        latent_store.save(out, header, streams, rd, overwrite=overwrite)
+        n = len(learned.to_bytes(header, streams))
+        click.echo(f"{out}: Zarr store with the streams and the integer latents; the same "
+                   f"region as a .tae file is {n:,} bytes")
+    else:
+        n = learned.write(out, header, streams, overwrite=overwrite)
     h, w = grid.shape
     lev = header["codec"]["level"]
     bound = f", every cell within {max_error:g} m" if max_error else ""
@@ -214,10 +223,13 @@ def decode(latents, model_path, out, dtype, force, device, batch, sched, overwri
     from topoae._atomic import check_output
 
     check_output(out, overwrite=overwrite)
-    if Path(latents).suffix.lower() == ".tae":
+    from topoae.codec import latent_store
+
+    if Path(latents).suffix.lower() == ".tae" or latent_store.is_store(latents):
         from topoae.codec import learned
 
-        header, streams = learned.read(latents)
+        header, streams = (learned.read(latents) if Path(latents).suffix.lower() == ".tae"
+                           else latent_store.load(latents))
         grid = learned.decode(header, streams, _load(model_path), force=force, dtype=dtype)
         dtype = grid.encoding["dtype"]
         path = codec_io.save_grid(grid, out, dtype=dtype, overwrite=overwrite)
@@ -258,14 +270,17 @@ def sample(
     check_output(out, overwrite=overwrite)
     from pathlib import Path
 
-    if Path(latents).suffix.lower() == ".tae":
+    from topoae.codec import latent_store
+
+    if Path(latents).suffix.lower() == ".tae" or latent_store.is_store(latents):
         from topoae.codec import ensemble, learned
 
         if prior:
             from topoae.errors import ConfigError
 
             raise ConfigError("--prior applies to the patch models; a .tae file samples its posterior")
-        header, streams = learned.read(latents)
+        header, streams = (learned.read(latents) if Path(latents).suffix.lower() == ".tae"
+                           else latent_store.load(latents))
         ens = ensemble.sample(header, streams, _load(model_path), n=n, seed=seed,
                               temperature=temperature, force=force)
         path = codec_io.save_ensemble(ens, out, overwrite=overwrite)

@@ -143,10 +143,12 @@ def evaluate(
 
     src = Path(source)
     if ckpt is None and not no_model:
-        from topoae.zoo import REGISTRY, WEIGHTS
+        from topoae.zoo import DEFAULT, PATCH_DEFAULT, REGISTRY, WEIGHTS
 
-        if (WEIGHTS / REGISTRY["vae-default"]).is_file():  # evaluate runs the patch codec
-            ckpt = str(WEIGHTS / REGISTRY["vae-default"])
+        # a region: the default learned codec; a patch store: the default patch model
+        name = PATCH_DEFAULT if _is_patch_store(src) else DEFAULT
+        if (WEIGHTS / REGISTRY[name]).is_file():
+            ckpt = str(WEIGHTS / REGISTRY[name])
     if _is_patch_store(src):
         if ckpt is None:
             raise ConfigError("a patch store is evaluated with a model: pass --model CKPT")

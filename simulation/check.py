@@ -30,7 +30,12 @@ from topoae.simulation.projection import (
     regrid_like,
     to_local_grid,
 )
-from topoae.simulation.sources import GaussianSource, OkadaSource, source_on_grid
+from topoae.simulation.sources import (
+    GaussianSource,
+    OkadaSource,
+    check_displacement,
+    source_on_grid,
+)
 
 QUANTILES = (0.05, 0.5, 0.95)
 ENGINES = ("anuga", "geoclaw")
@@ -211,6 +216,7 @@ def shallow_water_check(
         sx, sy = local_points([cfg.source_at], grid)[0] if cfg.source_at else (0.0, 0.0)
         source = GaussianSource(amplitude=cfg.amplitude, radius=radius, x=sx, y=sy)
     if isinstance(source, xr.DataArray):
+        check_displacement(source, original, wrap_lon=True)
         eta0 = regrid_like(source, grid, fill=False).fillna(0.0)
     else:
         eta0 = source_on_grid(source, grid)

@@ -36,7 +36,7 @@ from topoae._version import __version__
 from topoae.errors import ConfigError, InputError, RegionError
 from topoae.simulation.asagi import check_asagi, write_asagi
 from topoae.simulation.projection import is_geographic, local_points, to_local_grid
-from topoae.simulation.sources import OkadaSource, source_on_grid
+from topoae.simulation.sources import OkadaSource, check_displacement, source_on_grid
 
 SPEC_NAME = "SWE_topoae.exahype2"
 
@@ -393,6 +393,8 @@ def export_exahype(
     cfg = config or ExahypeConfig()
     if displacement is not None and okada is not None:
         raise ConfigError("give either a displacement grid or Okada faults, not both")
+    if displacement is not None:
+        check_displacement(displacement, bathymetry, wrap_lon=True)
     bathy = to_local_grid(
         bathymetry, origin=cfg.origin, spacing=cfg.spacing, max_cells=cfg.max_cells
     )

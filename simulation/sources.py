@@ -21,6 +21,7 @@ import numpy as np
 import xarray as xr
 
 from topoae.errors import ConfigError, InputError, RegionError
+from topoae.simulation.projection import is_geographic
 
 #: Largest plausible vertical sea-floor displacement (m); larger values are not a source.
 MAX_DISPLACEMENT = 100.0
@@ -251,21 +252,23 @@ def _extent(da: xr.DataArray) -> dict[str, tuple[float, float]]:
     return {d: (float(da[d].min()), float(da[d].max())) for d in da.dims}
 
 
-def check_displacement(displacement: xr.DataArray, bathymetry: xr.DataArray) -> np.ndarray:
+def check_displacement(
+    displacement: xr.DataArray, bathymetry: xr.DataArray, *, wrap_lon: bool = False
+) -> np.ndarray:
     """The displacement's values (m), refusing one that cannot be a source on ``bathymetry``.
 
     :class:`RegionError` if it does not overlap the bathymetry (compared in their own
     coordinates, as GeoClaw does, when both are geographic or both x/y) or holds no
-    finite value; :class:`InputError` if any value
-    exceeds ±:data:`MAX_DISPLACEMENT` m (a bathymetry given as displacement, or feet/mm).
+    finite value; :class:`InputError` if any value exceeds ±:data:`MAX_DISPLACEMENT` m
+    (a bathymetry given as displacement, or a grid not in metres). ``wrap_lon``: the
+    caller projects both grids, so longitudes 360° apart are the same place.
     """
-    from topoae.simulation.projection import is_geographic
-
     d_ext, b_ext = _extent(displacement), _extent(bathymetry)
     same_frame = is_geographic(displacement) == is_geographic(bathymetry)
     for dd, bd in zip(displacement.dims, bathymetry.dims, strict=True):
         (d0, d1), (b0, b1) = d_ext[dd], b_ext[bd]
-        if same_frame and (d1 < b0 or d0 > b1):
+        shifts = (-360.0, 0.0, 360.0) if wrap_lon and dd == "lon" else (0.0,)
+        if same_frame and all(d1 + k < b0 or d0 + k > b1 for k in shifts):
             raise RegionError(
                 f"the displacement grid ({dd} {d0:g} to {d1:g}) does not overlap the "
                 f"bathymetry ({bd} {b0:g} to {b1:g})"

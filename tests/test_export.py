@@ -292,6 +292,11 @@ def test_geoclaw_refuses_a_displacement_that_cannot_be_a_source(tmp_path):
         assert res.output.startswith("Error:") and message in res.output
         assert len(res.output.strip().splitlines()) == 1
         assert not out.exists()
+    # the ExaHyPE export and the simulation check share the same guard
+    far = open_grid(tmp_path / "far.nc", kind="displacement")
+    with pytest.raises(RegionError, match="does not overlap"):
+        export_exahype(open_grid(bathy), tmp_path / "exa", displacement=far)
+    assert not (tmp_path / "exa").exists()
 
 
 def test_dtopo_writer_orders_rows_north_to_south(tmp_path):

@@ -242,3 +242,4 @@ def test_regional_grid_over_a_seam_serves_a_box_across_it(tmp_path):
     np.testing.assert_allclose(da.lon.values % 360, np.arange(-9.5, 10, 1.0) % 360)
     with pytest.raises(RegionError, match="two separate pieces"):
         open_grid(europe, bbox=(15, -5, 5, 5))  # 15 east round to 5: both ends of this grid
+    assert open_grid(europe, bbox=(0, -5, 360, 5)).sizes["lon"] == 40  # every longitude

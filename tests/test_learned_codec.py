@@ -280,9 +280,9 @@ def test_cli_encode_decode_round_trip(ckpt, gebco_nc, tmp_path):
         assert ds["elevation"].shape == orig["elevation"].shape
     # bad input: one line, non-zero exit, no output left behind
     res = r.invoke(cli, ["encode", str(gebco_nc), "--model", str(ckpt), "--out",
-                         str(tmp_path / "x.zarr"), "--quality", "1"])
+                         str(tmp_path / "x.nc"), "--quality", "1"])
     assert res.exit_code != 0 and "must end in .tae" in res.output
-    assert not (tmp_path / "x.zarr").exists()
+    assert not (tmp_path / "x.nc").exists()
     res = r.invoke(cli, ["encode", str(gebco_nc), "--model", str(ckpt), "--out",
                          str(tmp_path / "y.tae"), "--quality", "9"])
     assert res.exit_code != 0 and "--quality must be" in res.output
@@ -311,3 +311,23 @@ def test_outlier_corrections_fix_spikes_and_count_in_the_file(rd):
     assert e1.mean() < 0.1 * e0.mean()
     # the corrections are part of the file: it grows by at least their stream
     assert len(learned.to_bytes(h1, s1)) >= len(learned.to_bytes(h0, s0)) + len(s1["out:0,0"])
+
+
+def test_zarr_store_decodes_like_the_file_and_catches_a_missing_chunk(rd, grid, tmp_path):
+    import shutil
+
+    from topoae.codec import latent_store
+
+    h, s = learned.encode(grid, rd, level=2)
+    p = latent_store.save(tmp_path / "r.zarr", h, s, rd)
+    h2, s2 = latent_store.load(p)
+    assert learned.to_bytes(h2, s2) == learned.to_bytes(h, s)
+    assert np.array_equal(learned.decode(h2, s2, rd).values, learned.decode(h, s, rd).values)
+    import zarr
+
+    lat = zarr.open_group(str(p), mode="r")["latents"]
+    assert lat.shape == (TINY.latent_channels, 256 // 16, 320 // 16) and lat.dtype == np.int32
+    chunk = next((p / "streams" / "tile_0_0").rglob("c/*"))
+    chunk.unlink() if chunk.is_file() else shutil.rmtree(chunk)
+    with pytest.raises(StoreError, match="tile:0,0"):
+        latent_store.load(p)

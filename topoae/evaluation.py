@@ -145,7 +145,11 @@ def topoae_contender(
     residual, packed coordinates).
     """
     from topoae import codec
+    from topoae.codec import learned
     from topoae.codec_io import read_meta, summary
+
+    if learned.is_rd_model(model):
+        return _learned_contender(model, max_error=max_error)
 
     def run(grid: Any, ratio: float | None) -> Coded:
         t0 = time.perf_counter()
@@ -168,6 +172,29 @@ def topoae_contender(
             "cr_values": s.get("cr_values"),
         }
         return Coded(recon, int(s["payload_bytes"]), setting, t1 - t0, t2 - t1, True, info)
+
+    return run
+
+
+def _learned_contender(model: Any, *, max_error: float | None) -> Contender:
+    """The learned codec at its default level (nearest 100x); bytes = the whole ``.tae`` file."""
+    import xarray as xr
+
+    from topoae.codec import learned
+
+    rd = learned.as_rd_model(model)
+
+    def run(grid: Any, ratio: float | None) -> Coded:
+        if not isinstance(grid, xr.DataArray):
+            raise ConfigError("the learned codec needs a labelled grid (xarray.DataArray)")
+        t0 = time.perf_counter()
+        header, streams = learned.encode(grid, rd, max_error=max_error)
+        nbytes = len(learned.to_bytes(header, streams))
+        t1 = time.perf_counter()
+        recon = np.asarray(learned.decode(header, streams, rd, dtype="float32").values, dtype=np.float32)
+        t2 = time.perf_counter()
+        setting = {"quality": header["codec"]["level"], "max_error": max_error}
+        return Coded(recon, nbytes, setting, t1 - t0, t2 - t1, True, {"model_id": rd.model_id})
 
     return run
 

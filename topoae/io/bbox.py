@@ -34,7 +34,10 @@ def subset_bbox(da: xr.DataArray, bbox: tuple[float, float, float, float]) -> xr
     (−180…180 or 0…360) and may cross the antimeridian (``west > east``, or a
     box that runs past the grid's last longitude). The result's longitudes are
     monotonic increasing and may exceed the grid's range (e.g. 170…190) so that
-    the subset stays one contiguous piece.
+    the subset stays one contiguous piece. A regional grid (less than 360°) is never
+    wrapped: ``west > east`` is refused (:class:`RegionError`) unless the grid itself
+    runs across the meridian where the box wraps (e.g. a 150…210 grid and 170,…,-170),
+    and so is a box that would take two separate pieces of it.
     """
     w, s, e, n = (float(v) for v in bbox)
     if s >= n:
@@ -94,7 +97,7 @@ def _subset_lon(da: xr.DataArray, w: float, e: float) -> xr.DataArray:
             (w + k * 360.0 for k in (-1, 0, 1)),
             key=lambda a: min(a + width, lon[-1]) - max(a, lon[0]),
         )
-        keep = (lon >= best) & (lon <= best + width)
+        keep = ((lon >= best) & (lon <= best + width)) | (width >= 360.0)  # 360°: all of it
         d, tol = (lon - w) % 360.0, 1e-6 * step
         if np.any((d > tol) & (d < width - tol) & ~keep):
             raise RegionError(

@@ -229,10 +229,12 @@ def open_grid(
     path
         NetCDF (GEBCO, GMT, CF), GeoTIFF, ESRI ASCII, GeoClaw ``.tt3`` or Zarr.
     var
-        Elevation variable; detected when ``None`` (see :data:`PREFERRED_NAMES`).
+        Elevation variable; detected when ``None`` (see :func:`pick_variable`: a known
+        name, or the only 2-D variable when its name or attributes say elevation).
     bbox
         ``(west, south, east, north)`` in degrees (or in the grid's x/y units for a
-        projected grid); may cross the antimeridian (``west > east``).
+        projected grid); may cross the antimeridian (``west > east``) on a grid that
+        spans it (see :func:`topoae.io.bbox.subset_bbox`).
     units
         Override the file's units (``"m"`` or ``"ft"``); feet are converted to metres.
     chunk

@@ -1,0 +1,53 @@
+"""The shipped learned-codec model (the default of encode / decode / sample / demo)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from topoae import zoo
+
+PATH = zoo.WEIGHTS / zoo.REGISTRY[zoo.DEFAULT]
+pytestmark = pytest.mark.skipif(not PATH.is_file(), reason="no shipped learned model in this checkout")
+
+
+@pytest.fixture(scope="module")
+def card() -> dict:
+    return json.loads(zoo.card_path(zoo.DEFAULT).read_text())
+
+
+def test_loads_safely_with_frozen_tables_and_calibration(card):
+    from topoae.checkpoint import load_checkpoint
+    from topoae.codec import learned
+
+    raw = torch.load(PATH, weights_only=True)
+    assert raw["state"] is None  # no optimiser state shipped
+    lm = load_checkpoint(zoo.default_model_path())
+    assert lm.model_id == card["model_id"]
+    rd = learned.as_rd_model(lm)
+    assert len(rd.tables.y) == 64 and len(rd.tables.z) == rd.net.config.hyper_channels
+    assert len(lm.extra["sample_tau"]) == rd.levels == len(card["level_ratios_val"])
+    assert 0 <= learned.default_level(rd) < rd.levels
+
+
+def test_demo_region_codes_as_the_card_says(card):
+    from topoae.checkpoint import load_checkpoint
+    from topoae.codec import learned
+    from topoae.io import open_grid
+
+    rd = learned.as_rd_model(load_checkpoint(zoo.default_model_path()))
+    grid = open_grid(zoo.DEMO_REGION).load()
+    h, s = learned.encode(grid, rd)
+    data = learned.to_bytes(h, s)
+    assert data == learned.to_bytes(*learned.encode(grid, rd))  # same input, same bytes
+    ref = card["demo_region"]
+    assert h["codec"]["level"] == ref["level"]
+    assert len(data) == pytest.approx(ref["bytes"], rel=0.02)
+    rec = learned.decode(h, s, rd)
+    x = np.asarray(grid.values, np.float64)
+    rmse = float(np.sqrt(np.mean((rec.values.astype(np.float64) - x) ** 2)))
+    assert rmse == pytest.approx(ref["rmse_m"], rel=0.02)
+    assert rec.encoding["dtype"] == "int16"  # GEBCO int16 in, int16 out by default
