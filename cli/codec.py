@@ -66,6 +66,14 @@ def _load(model_path: str | None, *, patch: bool = False):
     "than the float32 grid [a level near 100x].",
 )
 @click.option("--no-attrs", is_flag=True, help="Learned codec: drop the grid's attributes (tiny regions).")
+@click.option(
+    "--coastline",
+    type=click.Choice(["off", "exact"]),
+    default="off",
+    show_default=True,
+    help="Learned codec: exact keeps the sign of every cell (land > 0, sea < 0, 0 stays 0) in the "
+    "written dtype, with a small lossless correction stream.",
+)
 @click.option("--stride", type=int, default=None, help="Patch models: spacing in cells [patch - patch/8].")
 @click.option(
     "--quantize",
@@ -104,6 +112,7 @@ def encode(
     quality,
     ratio,
     no_attrs,
+    coastline,
     stride,
     quantize,
     max_error,
@@ -126,12 +135,13 @@ def encode(
     loaded = _load(model_path)
     if learned.is_rd_model(loaded):
         _encode_learned(loaded, region, out, bbox, var, quality, ratio, no_attrs, max_error,
-                        overwrite)
+                        overwrite, coastline)
         return
-    if quality is not None or ratio is not None:
+    if quality is not None or ratio is not None or coastline != "off":
         from topoae.errors import ConfigError
 
-        raise ConfigError("--quality / --ratio need a learned-codec model; this is a patch model")
+        raise ConfigError("--quality / --ratio / --coastline need a learned-codec model; this is a "
+                          "patch model")
     codec_io.latent_format(out)
     grid = open_grid(region, var=var, bbox=parse_bbox(bbox) if bbox else None)
     cm = codec.as_codec_model(loaded)
@@ -159,7 +169,8 @@ def encode(
     click.echo(f"{path}: " + codec_io.summary_line(codec_io.summary(ds, path)))
 
 
-def _encode_learned(loaded, region, out, bbox, var, quality, ratio, no_attrs, max_error, overwrite):
+def _encode_learned(loaded, region, out, bbox, var, quality, ratio, no_attrs, max_error, overwrite,
+                    coastline):
     import warnings
     from pathlib import Path
 
@@ -174,7 +185,8 @@ def _encode_learned(loaded, region, out, bbox, var, quality, ratio, no_attrs, ma
         raise ConfigError("give --quality or --ratio, not both")
     grid = open_grid(region, var=var, bbox=parse_bbox(bbox) if bbox else None)
     rd = learned.as_rd_model(loaded)
-    kw = {"max_error": max_error, "keep_attrs": not no_attrs}
+    kw = {"max_error": max_error, "keep_attrs": not no_attrs,
+          "coastline": None if coastline == "off" else coastline}
     if ratio is not None:
         header, streams, reached = learned.encode_to_ratio(grid, rd, ratio, **kw)
         if not reached:
@@ -195,6 +207,9 @@ def _encode_learned(loaded, region, out, bbox, var, quality, ratio, no_attrs, ma
     h, w = grid.shape
     lev = header["codec"]["level"]
     bound = f", every cell within {max_error:g} m" if max_error else ""
+    coast = sum(len(v) for k, v in streams.items() if k.startswith("coast:"))
+    if coastline == "exact":
+        bound += f", coastline exact ({coast:,} bytes of sign corrections)"
     click.echo(f"{out}: {h}x{w} cells -> {n:,} bytes on disk (CR {h * w * 4 / n:.1f}x of float32), "
                f"quality {lev}{bound}")
 

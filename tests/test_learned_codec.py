@@ -331,3 +331,35 @@ def test_zarr_store_decodes_like_the_file_and_catches_a_missing_chunk(rd, grid, 
     chunk.unlink() if chunk.is_file() else shutil.rmtree(chunk)
     with pytest.raises(StoreError, match="tile:0,0"):
         latent_store.load(p)
+
+
+@pytest.mark.parametrize("integer", [True, False])
+def test_coastline_exact_keeps_every_sign_in_every_dtype(rd, integer):
+    g = synthetic_grid(160, 200, seed=8)  # coast, shelf and land
+    if integer:
+        g = g.round()
+    else:
+        g = g + 0.25
+    h0, s0 = learned.encode(g, rd, level=1)
+    x = np.asarray(g.values, np.float64)
+    plain = learned.decode(h0, s0, rd, dtype="float32").values.astype(np.float64)
+    assert (np.sign(plain) != np.sign(x)).any()  # the plain reconstruction moves the coastline
+    h, s = learned.encode(g, rd, level=1, coastline="exact")
+    coast = sum(len(v) for k, v in s.items() if k.startswith("coast:"))
+    assert coast > 0 and not any(k.startswith("coast:") for k in s0)
+    dtypes = ("float32", "int16") if integer else ("float32",)
+    for dtype in dtypes:
+        v = learned.decode(h, s, rd, dtype=dtype).values.astype(np.float64)
+        if dtype == "int16":
+            v = np.rint(v)
+        assert np.array_equal(np.sign(v), np.sign(x))
+    if not integer:
+        with pytest.raises(ConfigError, match="float32"):
+            learned.decode(h, s, rd, dtype="int16")
+
+
+def test_coastline_stream_is_absent_when_nothing_needs_correcting(rd):
+    g = synthetic_grid(96, 96, seed=1)
+    g = g.copy(data=np.full(g.shape, -4000.0, dtype=np.float32) + 30 * np.sin(np.arange(96) / 9.0)[None, :])
+    h, s = learned.encode(g, rd, level=3, coastline="exact")
+    assert not any(k.startswith("coast:") for k in s)

@@ -55,6 +55,7 @@ class RDCodecConfig:
     max_error: float | None = None
     keep_attrs: bool = True
     outliers: bool = True  # sparse corrections of the cells the model misses (spikes)
+    coastline: str | None = None  # "exact": every cell keeps the sign of the original
     scale_exp: int = 0  # the region's roughness s = 2^(scale_exp/4) metres per cell
 
     @property
@@ -68,6 +69,8 @@ class RDCodecConfig:
             raise ConfigError(f"tile must be a positive multiple of 64 cells, got {self.tile}")
         if self.margin % 16:
             raise ConfigError("margin must be a multiple of 16 cells")
+        if self.coastline not in (None, "exact"):
+            raise ConfigError(f"--coastline must be exact or off, got {self.coastline!r}")
         if self.max_error is not None and not (math.isfinite(self.max_error) and self.max_error > 0):
             raise ConfigError(f"--max-error must be a positive number of metres, got {self.max_error}")
 
@@ -335,8 +338,8 @@ def _jsonable(v: Any) -> Any:
 
 
 def encode(grid: xr.DataArray, model: Any, *, level: int | None = None, max_error: float | None = None,
-           keep_attrs: bool = True, tile: int = 512, outliers: bool = True
-           ) -> tuple[dict[str, Any], dict[str, bytes]]:
+           keep_attrs: bool = True, tile: int = 512, outliers: bool = True,
+           coastline: str | None = None) -> tuple[dict[str, Any], dict[str, bytes]]:
     """Code a region; returns the container's header and its streams by role (:func:`to_bytes`).
 
     ``level`` defaults to :func:`default_level`. With ``max_error`` every decoded
@@ -346,13 +349,14 @@ def encode(grid: xr.DataArray, model: Any, *, level: int | None = None, max_erro
     rd = as_rd_model(model)
     _check_grid(grid)
     lev = default_level(rd) if level is None else int(level)
-    cfg = RDCodecConfig(level=lev, tile=tile, max_error=max_error, keep_attrs=keep_attrs)
+    cfg = RDCodecConfig(level=lev, tile=tile, max_error=max_error, keep_attrs=keep_attrs,
+                        coastline=coastline)
     cfg.check(rd.levels)
     mc = rd.net.config
     geo = Geometry(int(grid.shape[0]), int(grid.shape[1]), cfg.tile)
     nodes, integer, scale_exp = _scan(grid, mc.offset_stride, mc.offset_step)
     cfg = RDCodecConfig(level=lev, tile=tile, max_error=max_error, keep_attrs=keep_attrs,
-                        outliers=outliers, scale_exp=scale_exp)
+                        outliers=outliers, coastline=coastline, scale_exp=scale_exp)
     streams: dict[str, bytes] = {"offset": _res.encode_residual(nodes)}
     nti, ntj = geo.tiles
     yhat: dict[tuple[int, int], np.ndarray] = {}
@@ -399,6 +403,66 @@ def _residual_row(rd, grid, nodes, geo, cfg, i, yhat, streams, integer) -> None:
             blob = _encode_outliers(z, base, outlier_step(rd, cfg))
             if blob is not None:
                 streams[f"out:{i},{j}"] = blob
+        if cfg.coastline == "exact":
+            shape = (a1 - a0, b1 - b0)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                final = _corrected(rd, cfg, streams, base, integer, shape, i, j)
+            blob = _encode_coast(z, final, integer)
+            if blob is not None:
+                streams[f"coast:{i},{j}"] = blob
+
+
+def _corrected(rd, cfg, streams, base, integer, shape, i, j) -> np.ndarray:
+    """The tile after its residual or outlier corrections (what the decoder computes)."""
+    if cfg.max_error is not None:
+        return _apply_residual(_need(streams, f"res:{i},{j}"), base, cfg.max_error, integer, shape, i, j)
+    if f"out:{i},{j}" in streams:
+        return _apply_outliers(streams[f"out:{i},{j}"], base, outlier_step(rd, cfg), shape)
+    return base
+
+
+def _sign_errors(z: np.ndarray, y: np.ndarray, integer: bool) -> np.ndarray:
+    """Cells whose written value has another sign than the original (int16 and float32
+    output both checked for integer input)."""
+    ok = np.isfinite(z)
+    sz = np.sign(np.where(ok, z, 0.0))
+    bad = np.sign(y.astype(np.float32).astype(np.float64)) != sz
+    if integer:
+        bad |= np.sign(np.rint(y)) != sz
+    return bad & ok
+
+
+def _encode_coast(z: np.ndarray, y: np.ndarray, integer: bool) -> bytes | None:
+    """Coastline corrections: the original value of every cell whose sign the reconstruction
+    changed (integer input: integer differences; other input: float32 values), or None."""
+    bad = _sign_errors(z, y, integer)
+    if not bad.any():
+        return None
+    mask = _res.encode_mask(bad)
+    if integer:
+        vals = (z[bad] - np.rint(y[bad])).astype(np.int64)
+        payload = _res.encode_ints(vals)
+    else:
+        payload = _res.compress(z[bad].astype("<f4").tobytes())
+    return len(mask).to_bytes(4, "little") + mask + payload
+
+
+def _apply_coast(blob: bytes, y: np.ndarray, integer: bool) -> np.ndarray:
+    if len(blob) < 4:
+        raise StoreError("coastline stream is truncated")
+    n = int.from_bytes(blob[:4], "little")
+    bad = _res.decode_mask(blob[4:4 + n], y.shape)
+    out = y.copy()
+    k = int(bad.sum())
+    if integer:
+        out[bad] = np.rint(y[bad]) + _res.decode_ints(blob[4 + n:], (k,))
+    else:
+        vals = np.frombuffer(_res.decompress(blob[4 + n:]), dtype="<f4")
+        if vals.size != k:
+            raise StoreError("coastline stream does not match its mask (damaged)")
+        out[bad] = vals
+    return out
 
 
 #: bits a sparse correction costs (position and value after zstd), measured on 15″ tiles
@@ -551,10 +615,11 @@ def _check_dtype(dtype: str | None, g: dict[str, Any], cfg: RDCodecConfig) -> st
     out = dtype or ("int16" if g["integer"] and g["dtype"] == "int16" else "float32")
     if out not in ("float32", "int16"):
         raise ConfigError(f"--dtype must be float32 or int16, got {out!r}")
-    if out == "int16" and cfg.max_error is not None and not g["integer"]:
+    if out == "int16" and (cfg.max_error is not None or cfg.coastline) and not g["integer"]:
         raise ConfigError(
-            "this file's --max-error bound holds for float32 output only (the input was not "
-            "integer-valued); rounding to int16 would break it: decode with --dtype float32")
+            "this file's --max-error bound / exact coastline holds for float32 output only (the "
+            "input was not integer-valued); rounding to int16 would break it: decode with "
+            "--dtype float32")
     return out
 
 
@@ -584,12 +649,9 @@ def _decoded_tiles(rd, streams, geo, cfg, nodes, integer, perturb=None
             base = _metres(rd, synth.tile(i, j), nodes, geo, cfg, i, j)
             a0, a1 = geo.cells(i, 0)
             b0, b1 = geo.cells(j, 1)
-            if cfg.max_error is not None:
-                base = _apply_residual(_need(streams, f"res:{i},{j}"), base, cfg.max_error,
-                                       integer, (a1 - a0, b1 - b0), i, j)
-            elif f"out:{i},{j}" in streams:
-                base = _apply_outliers(streams[f"out:{i},{j}"], base, outlier_step(rd, cfg),
-                                       (a1 - a0, b1 - b0))
+            base = _corrected(rd, cfg, streams, base, integer, (a1 - a0, b1 - b0), i, j)
+            if f"coast:{i},{j}" in streams:
+                base = _apply_coast(streams[f"coast:{i},{j}"], base, integer)
             tile = base.astype(np.float32)
             if f"mask:{i},{j}" in streams:
                 tile[_res.decode_mask(streams[f"mask:{i},{j}"], tile.shape)] = np.nan
