@@ -336,10 +336,7 @@ def test_zarr_store_decodes_like_the_file_and_catches_a_missing_chunk(rd, grid, 
 @pytest.mark.parametrize("integer", [True, False])
 def test_coastline_exact_keeps_every_sign_in_every_dtype(rd, integer):
     g = synthetic_grid(160, 200, seed=8)  # coast, shelf and land
-    if integer:
-        g = g.round()
-    else:
-        g = g + 0.25
+    g = g.round() if integer else g + 0.25
     h0, s0 = learned.encode(g, rd, level=1)
     x = np.asarray(g.values, np.float64)
     plain = learned.decode(h0, s0, rd, dtype="float32").values.astype(np.float64)
