@@ -88,6 +88,14 @@ def _clip_escapes(s: np.ndarray, k: int, esc: list[int]) -> np.ndarray:
     return np.clip(s, -k, k) + k
 
 
+def _groups(idx: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """Positions (C order) of the latents of each scale index, in index order: the order
+    in which both sides code them."""
+    order = np.argsort(idx, kind="stable")
+    bounds = np.searchsorted(idx[order], np.arange(SCALE_LEVELS + 1))
+    return [(i, order[bounds[i]:bounds[i + 1]]) for i in range(SCALE_LEVELS) if bounds[i + 1] > bounds[i]]
+
+
 def encode_tile(z: np.ndarray, y: np.ndarray, idx: np.ndarray, flagged: np.ndarray,
                 tables: Tables) -> bytes:
     """Bytes of one tile: ``z`` (C, h, w) and ``y`` (M, H, W) int symbols, ``idx`` scale indices."""
@@ -101,14 +109,10 @@ def encode_tile(z: np.ndarray, y: np.ndarray, idx: np.ndarray, flagged: np.ndarr
         enc.encode(_clip_escapes(zf[ch], k, escapes).astype(np.int32), _categorical(t))
     yf = y.reshape(-1).astype(np.int64)
     idf = idx.reshape(-1)
-    order = np.argsort(idf, kind="stable")
-    bounds = np.searchsorted(idf[order], np.arange(SCALE_LEVELS + 1))
-    for i in range(SCALE_LEVELS):
-        sel = order[bounds[i]:bounds[i + 1]]
-        if sel.size:
-            t = tables.y[i]
-            k = (t.size - 1) // 2
-            enc.encode(_clip_escapes(yf[sel], k, escapes).astype(np.int32), _categorical(t))
+    for i, sel in _groups(idf):
+        t = tables.y[i]
+        k = (t.size - 1) // 2
+        enc.encode(_clip_escapes(yf[sel], k, escapes).astype(np.int32), _categorical(t))
     out = bytearray(symbol_hash(z, y))
     where = np.flatnonzero(flagged.reshape(-1))
     _put_uvarint(out, where.size)
@@ -180,14 +184,10 @@ def decode_tile(blob: bytes, z_shape: tuple[int, int, int], y_shape: tuple[int, 
                 raise StoreError("tile stream holds an invalid index override (damaged)")
             idx[p] = v
         y = np.empty(idx.size, dtype=np.int64)
-        order = np.argsort(idx, kind="stable")
-        bounds = np.searchsorted(idx[order], np.arange(SCALE_LEVELS + 1))
-        for i in range(SCALE_LEVELS):
-            sel = order[bounds[i]:bounds[i + 1]]
-            if sel.size:
-                t = tables.y[i]
-                k = (t.size - 1) // 2
-                y[sel] = unescape(np.asarray(dec.decode(_categorical(t), sel.size)), k)
+        for i, sel in _groups(idx):
+            t = tables.y[i]
+            k = (t.size - 1) // 2
+            y[sel] = unescape(np.asarray(dec.decode(_categorical(t), sel.size)), k)
     except StoreError:
         raise
     except Exception as exc:  # the coder itself refuses a damaged stream

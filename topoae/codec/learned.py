@@ -37,7 +37,9 @@ from topoae import offset_field
 from topoae import residual as _res
 from topoae._version import __version__
 from topoae.codec import container, entropy, tables
+from topoae.codec.patch import _crs_text
 from topoae.codec_io import pack_coord, unpack_coord
+from topoae.codec_model import jsonable as _jsonable
 from topoae.errors import ConfigError, InputError, ModelMismatchError, RegionError, StoreError
 from topoae.models.hyperprior import HyperpriorModel
 
@@ -308,33 +310,6 @@ def _check_grid(grid: xr.DataArray) -> None:
     if min(grid.shape) < 16:
         raise RegionError(f"region {grid.shape[0]}x{grid.shape[1]} cells is too small: the learned "
                           "codec needs at least 16x16 cells")
-
-
-def _crs_text(grid: xr.DataArray) -> str | None:
-    try:
-        import rioxarray  # noqa: F401
-
-        crs = grid.rio.crs
-    except Exception:
-        return None
-    if crs is None:
-        return None
-    epsg = crs.to_epsg()
-    return f"EPSG:{epsg}" if epsg else crs.to_wkt()
-
-
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, list | tuple):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, np.generic):
-        return v.item()
-    if isinstance(v, np.ndarray):
-        return v.tolist()
-    if isinstance(v, float) and not math.isfinite(v):
-        return str(v)
-    return v if isinstance(v, str | int | float | bool) or v is None else str(v)
 
 
 def encode(grid: xr.DataArray, model: Any, *, level: int | None = None, max_error: float | None = None,
