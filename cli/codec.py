@@ -67,6 +67,16 @@ def _load(model_path: str | None, *, patch: bool = False):
 )
 @click.option("--no-attrs", is_flag=True, help="Learned codec: drop the grid's attributes (tiny regions).")
 @click.option(
+    "--relative-error",
+    type=float,
+    default=None,
+    metavar="R",
+    help="Learned codec, with --max-error E: every cell within min(E, max(FLOOR, R*|z|)) of the "
+    "original z (depth at sea, height on land), in every output dtype.",
+)
+@click.option("--floor", type=float, default=0.5, show_default=True, metavar="METRES",
+              help="Smallest bound of --relative-error (near the coastline).")
+@click.option(
     "--coastline",
     type=click.Choice(["off", "exact"]),
     default="off",
@@ -112,6 +122,8 @@ def encode(
     quality,
     ratio,
     no_attrs,
+    relative_error,
+    floor,
     coastline,
     stride,
     quantize,
@@ -135,9 +147,9 @@ def encode(
     loaded = _load(model_path)
     if learned.is_rd_model(loaded):
         _encode_learned(loaded, region, out, bbox, var, quality, ratio, no_attrs, max_error,
-                        overwrite, coastline)
+                        overwrite, coastline, relative_error, floor)
         return
-    if quality is not None or ratio is not None or coastline != "off":
+    if quality is not None or ratio is not None or coastline != "off" or relative_error is not None:
         from topoae.errors import ConfigError
 
         raise ConfigError("--quality / --ratio / --coastline need a learned-codec model; this is a "
@@ -170,7 +182,7 @@ def encode(
 
 
 def _encode_learned(loaded, region, out, bbox, var, quality, ratio, no_attrs, max_error, overwrite,
-                    coastline):
+                    coastline, relative_error, floor):
     import warnings
     from pathlib import Path
 
@@ -186,7 +198,8 @@ def _encode_learned(loaded, region, out, bbox, var, quality, ratio, no_attrs, ma
     grid = open_grid(region, var=var, bbox=parse_bbox(bbox) if bbox else None)
     rd = learned.as_rd_model(loaded)
     kw = {"max_error": max_error, "keep_attrs": not no_attrs,
-          "coastline": None if coastline == "off" else coastline}
+          "coastline": None if coastline == "off" else coastline,
+          "relative_error": relative_error, "floor": floor}
     if ratio is not None:
         header, streams, reached = learned.encode_to_ratio(grid, rd, ratio, **kw)
         if not reached:
@@ -207,6 +220,8 @@ def _encode_learned(loaded, region, out, bbox, var, quality, ratio, no_attrs, ma
     h, w = grid.shape
     lev = header["codec"]["level"]
     bound = f", every cell within {max_error:g} m" if max_error else ""
+    if relative_error is not None:
+        bound = (f", every cell within min({max_error:g}, max({floor:g}, {relative_error:g}*|z|)) m")
     coast = sum(len(v) for k, v in streams.items() if k.startswith("coast:"))
     if coastline == "exact":
         bound += f", coastline exact ({coast:,} bytes of sign corrections)"

@@ -360,3 +360,22 @@ def test_coastline_stream_is_absent_when_nothing_needs_correcting(rd):
     g = g.copy(data=np.full(g.shape, -4000.0, dtype=np.float32) + 30 * np.sin(np.arange(96) / 9.0)[None, :])
     h, s = learned.encode(g, rd, level=3, coastline="exact")
     assert not any(k.startswith("coast:") for k in s)
+
+
+@pytest.mark.parametrize("integer", [True, False])
+def test_depth_relative_bound_holds_on_every_cell(rd, integer):
+    g = synthetic_grid(160, 200, seed=8)
+    g = g.round() if integer else g + 0.37
+    x = np.asarray(g.values, np.float64)
+    e, r, a = 25.0, 0.05, 0.5
+    h, s = learned.encode(g, rd, level=0, max_error=e, relative_error=r, floor=a)
+    bound = np.minimum(e, np.maximum(a, r * np.abs(x)))
+    for dtype in ("float32", "int16") if integer else ("float32",):
+        v = learned.decode(h, s, rd, dtype=dtype).values.astype(np.float64)
+        if dtype == "int16":
+            v = np.rint(v)
+        assert np.all(np.abs(v - x) <= bound + 1e-9)
+    plain = learned.to_bytes(*learned.encode(g, rd, level=0, max_error=e))
+    assert len(learned.to_bytes(h, s)) > len(plain)  # the shallow cells cost more bytes
+    with pytest.raises(ConfigError, match="needs --max-error"):
+        learned.encode(g, rd, level=0, relative_error=r)

@@ -58,6 +58,8 @@ class RDCodecConfig:
     keep_attrs: bool = True
     outliers: bool = True  # sparse corrections of the cells the model misses (spikes)
     coastline: str | None = None  # "exact": every cell keeps the sign of the original
+    relative_error: float | None = None  # with max_error: |err| ≤ min(E, max(floor, r·|z|))
+    floor: float = 0.5
     scale_exp: int = 0  # the region's roughness s = 2^(scale_exp/4) metres per cell
 
     @property
@@ -71,6 +73,14 @@ class RDCodecConfig:
             raise ConfigError(f"tile must be a positive multiple of 64 cells, got {self.tile}")
         if self.margin % 16:
             raise ConfigError("margin must be a multiple of 16 cells")
+        if self.relative_error is not None:
+            if self.max_error is None:
+                raise ConfigError("--relative-error needs --max-error (the rule is "
+                                  "|error| <= min(E, max(floor, r*|z|)))")
+            if not (math.isfinite(self.relative_error) and 0 < self.relative_error < 1):
+                raise ConfigError(f"--relative-error must be in (0, 1), got {self.relative_error}")
+            if not (math.isfinite(self.floor) and self.floor > 0):
+                raise ConfigError(f"--floor must be a positive number of metres, got {self.floor}")
         if self.coastline not in (None, "exact"):
             raise ConfigError(f"--coastline must be exact or off, got {self.coastline!r}")
         if self.max_error is not None and not (math.isfinite(self.max_error) and self.max_error > 0):
@@ -314,7 +324,8 @@ def _check_grid(grid: xr.DataArray) -> None:
 
 def encode(grid: xr.DataArray, model: Any, *, level: int | None = None, max_error: float | None = None,
            keep_attrs: bool = True, tile: int = 512, outliers: bool = True,
-           coastline: str | None = None) -> tuple[dict[str, Any], dict[str, bytes]]:
+           coastline: str | None = None, relative_error: float | None = None, floor: float = 0.5
+           ) -> tuple[dict[str, Any], dict[str, bytes]]:
     """Code a region; returns the container's header and its streams by role (:func:`to_bytes`).
 
     ``level`` defaults to :func:`default_level`. With ``max_error`` every decoded
@@ -325,13 +336,14 @@ def encode(grid: xr.DataArray, model: Any, *, level: int | None = None, max_erro
     _check_grid(grid)
     lev = default_level(rd) if level is None else int(level)
     cfg = RDCodecConfig(level=lev, tile=tile, max_error=max_error, keep_attrs=keep_attrs,
-                        coastline=coastline)
+                        coastline=coastline, relative_error=relative_error, floor=floor)
     cfg.check(rd.levels)
     mc = rd.net.config
     geo = Geometry(int(grid.shape[0]), int(grid.shape[1]), cfg.tile)
     nodes, integer, scale_exp = _scan(grid, mc.offset_stride, mc.offset_step)
     cfg = RDCodecConfig(level=lev, tile=tile, max_error=max_error, keep_attrs=keep_attrs,
-                        outliers=outliers, coastline=coastline, scale_exp=scale_exp)
+                        outliers=outliers, coastline=coastline, relative_error=relative_error,
+                        floor=floor, scale_exp=scale_exp)
     streams: dict[str, bytes] = {"offset": _res.encode_residual(nodes)}
     nti, ntj = geo.tiles
     yhat: dict[tuple[int, int], np.ndarray] = {}
@@ -374,6 +386,14 @@ def _residual_row(rd, grid, nodes, geo, cfg, i, yhat, streams, integer) -> None:
                        dtype=np.float64)
         if cfg.max_error is not None:
             streams[f"res:{i},{j}"] = _encode_residual(z, base, cfg.max_error, integer)
+            if cfg.relative_error is not None:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    y1 = _apply_residual(streams[f"res:{i},{j}"], base, cfg.max_error, integer,
+                                         (a1 - a0, b1 - b0), i, j)
+                blob = _encode_relative(z, y1, cfg, integer)
+                if blob is not None:
+                    streams[f"rel:{i},{j}"] = blob
         elif cfg.outliers:
             blob = _encode_outliers(z, base, outlier_step(rd, cfg))
             if blob is not None:
@@ -391,10 +411,66 @@ def _residual_row(rd, grid, nodes, geo, cfg, i, yhat, streams, integer) -> None:
 def _corrected(rd, cfg, streams, base, integer, shape, i, j) -> np.ndarray:
     """The tile after its residual or outlier corrections (what the decoder computes)."""
     if cfg.max_error is not None:
-        return _apply_residual(_need(streams, f"res:{i},{j}"), base, cfg.max_error, integer, shape, i, j)
+        y = _apply_residual(_need(streams, f"res:{i},{j}"), base, cfg.max_error, integer, shape, i, j)
+        if f"rel:{i},{j}" in streams:
+            y = _apply_relative(streams[f"rel:{i},{j}"], y, cfg, integer)
+        return y
     if f"out:{i},{j}" in streams:
         return _apply_outliers(streams[f"out:{i},{j}"], base, outlier_step(rd, cfg), shape)
     return base
+
+
+def relative_bounds(y1: np.ndarray, cfg: RDCodecConfig) -> np.ndarray:
+    """Per-cell bound the decoder can compute from the absolutely bounded grid ``y1``.
+
+    The rule is |error| ≤ min(E, max(a, r·|z|)); the decoder does not know z, but
+    |z| ≥ |y1| − E, so ``min(E, max(a, r·max(0, |y1| − E)))`` never exceeds the rule's bound.
+    """
+    e, r, a = float(cfg.max_error), float(cfg.relative_error), float(cfg.floor)
+    return np.minimum(e, np.maximum(a, r * np.maximum(0.0, np.abs(y1) - e)))
+
+
+def _relative_steps(y1: np.ndarray, cfg: RDCodecConfig, integer: bool) -> np.ndarray:
+    b = relative_bounds(y1, cfg)
+    if integer:  # odd integer steps: |z − y| ≤ floor(b) on the integer grid
+        return 2.0 * np.floor(b) + 1.0
+    return 2.0 * (b - (np.spacing(np.abs(y1).astype(np.float32) + 2 * b).astype(np.float64) + b / 1024))
+
+
+def _encode_relative(z: np.ndarray, y1: np.ndarray, cfg: RDCodecConfig, integer: bool) -> bytes | None:
+    """Second residual where the relative rule is tighter than E (None when nowhere)."""
+    ok = np.isfinite(z)
+    bound = np.minimum(cfg.max_error, np.maximum(cfg.floor, cfg.relative_error * np.abs(np.where(ok, z, 0))))
+    steps = _relative_steps(y1, cfg, integer)
+    d = np.where(ok, z - y1, 0.0)
+    q = np.rint(d / steps).astype(np.int64)
+    y = _relative_value(y1, q, steps, integer)
+    bad = ok & (np.abs(np.where(ok, z, 0) - y) > bound)
+    if bad.any():  # float32 rounding at a tie: try the neighbouring levels
+        for shift in (-1, 1):
+            idx = np.flatnonzero(bad)
+            alt = q.flat[idx] + shift
+            yy = _relative_value(y1.flat[idx], alt, steps.flat[idx], integer)
+            fixed = np.abs(z.flat[idx] - yy) <= bound.flat[idx]
+            q.flat[idx[fixed]] = alt[fixed]
+            bad.flat[idx[fixed]] = False
+        if bad.any():
+            raise ConfigError(f"cannot meet the relative bound in float32 on {int(bad.sum())} cells; "
+                              "raise --floor")
+    if not q.any():
+        return None
+    return _res.encode_residual(q)
+
+
+def _relative_value(y1, q, steps, integer: bool) -> np.ndarray:
+    if integer:
+        return np.rint(y1) + q * steps
+    return (np.asarray(y1, np.float64) + q * steps).astype(np.float32).astype(np.float64)
+
+
+def _apply_relative(blob: bytes, y1: np.ndarray, cfg: RDCodecConfig, integer: bool) -> np.ndarray:
+    q = _res.decode_residual(blob, y1.shape)
+    return _relative_value(y1, q, _relative_steps(y1, cfg, integer), integer)
 
 
 def _sign_errors(z: np.ndarray, y: np.ndarray, integer: bool) -> np.ndarray:
