@@ -55,10 +55,11 @@ def level_ratios(rd, grids) -> list[float]:
 
 
 def calibrate_tau(rd, grids, members: int = 8, target: float = 0.90) -> tuple[list[float], list[float]]:
-    """τ per level (bisection on log τ) and the coverage it reached on the calibration crops."""
+    """τ per level (bisection on log τ) and the coverage it reached on the calibration crops
+    (a 256×256 corner of two validation tiles)."""
     from topoae.codec import ensemble, learned
 
-    crops = [g.isel(lat=slice(0, 256), lon=slice(0, 256)) for g in grids]
+    crops = [g.isel(lat=slice(0, 256), lon=slice(0, 256)) for g in grids[:2]]
     coded = {}
     taus, covs = [], []
     for lev in range(rd.levels):
@@ -81,7 +82,7 @@ def calibrate_tau(rd, grids, members: int = 8, target: float = 0.90) -> tuple[li
             covs.append(c_hi)
             continue
         best = (math.exp(hi), c_hi)
-        for _ in range(6):
+        for _ in range(5):
             mid = 0.5 * (lo + hi)
             c = cov(math.exp(mid))
             if c >= target:
@@ -104,7 +105,19 @@ def main() -> None:
     ap.add_argument("--ckpt", type=Path, default=REPO / "runs" / "rd" / "best.pt")
     ap.add_argument("--results", type=Path, default=None)
     ap.add_argument("--out", type=Path, default=WEIGHTS / f"{NAME}.pt")
+    ap.add_argument("--card-only", action="store_true",
+                    help="only add --results to the card of the already shipped weights")
     a = ap.parse_args()
+    if a.card_only:
+        card_file = a.out.parent / f"{a.out.stem}.card.json"
+        card = json.loads(card_file.read_text())
+        res = json.loads(a.results.read_text())
+        card["rate_distortion"] = {n: {"at": r["at"], "bd_rate_vs_sperr": r["bd_rate_vs_sperr"],
+                                       "bounded": r["bounded"]} for n, r in res["regions"].items()}
+        card["throughput"] = res.get("throughput")
+        card_file.write_text(json.dumps(card, indent=1) + "\n")
+        print(f"updated {card_file}")
+        return
     torch.set_num_threads(2)
     payload, src_id = read_checkpoint(a.ckpt)
     cfg = RDTrainConfig.from_dict(payload["config"])

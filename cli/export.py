@@ -11,6 +11,18 @@ def _points(values: tuple[str, ...]) -> tuple[tuple[float, float], ...]:
     return tuple(parse_point(v) for v in values)
 
 
+def _domain(text: str | None) -> tuple[float, float, float, float] | None:
+    from topoae.errors import ConfigError
+
+    if not text:
+        return None
+    try:
+        w, s, e, n = (float(v) for v in text.split(","))
+    except ValueError:
+        raise ConfigError(f"--domain {text!r} is not four numbers W,S,E,N") from None
+    return w, s, e, n
+
+
 def _open(path: str, var: str | None, bbox: str | None, out: str, overwrite: bool):
     from topoae._atomic import check_output
     from topoae.io import open_grid, parse_bbox
@@ -107,9 +119,16 @@ def export() -> None:
 @click.option(
     "--mesh-cells",
     type=int,
-    default=27,
+    default=25,
     show_default=True,
-    help="Coarsest ExaHyPE cells per side (a power of 3).",
+    help="Coarsest ExaHyPE cells per side. ExaHyPE builds only 1, 7, 25, 79, 241, ... "
+    "(3^k - 2); the smallest of these not below N is used and printed.",
+)
+@click.option(
+    "--domain",
+    default=None,
+    help="W,S,E,N box (grid coordinates) the simulated square must cover (default: the "
+    "largest square in the grid, placed to cover every probe).",
 )
 def exahype_cmd(
     bathymetry,
@@ -128,6 +147,7 @@ def exahype_cmd(
     max_cells,
     order,
     mesh_cells,
+    domain,
 ) -> None:
     """Write ASAGI NetCDF, easi YAML and an ExaHyPE spec for BATHYMETRY into --out."""
     from topoae.simulation.exahype import ExahypeConfig, export_exahype
@@ -144,6 +164,7 @@ def exahype_cmd(
         max_cells=max_cells,
         order=order,
         mesh_cells=mesh_cells,
+        domain=_domain(domain),
     )
     res = export_exahype(
         grid,
@@ -155,9 +176,11 @@ def exahype_cmd(
         overwrite=overwrite,
     )
     (ox, oy), (wx, _) = res.domain_offset_km, res.domain_width_km
+    asked = "" if res.mesh_cells == res.requested_cells else f" (asked for {res.requested_cells})"
     click.echo(
         f"Wrote {len(res.files)} files to {res.out_dir}: domain offset "
-        f"({ox:.3f}, {oy:.3f}) km, width {wx:.3f} km, {len(res.probes_km)} probe(s)."
+        f"({ox:.3f}, {oy:.3f}) km, width {wx:.3f} km, ExaHyPE mesh {res.mesh_cells} x "
+        f"{res.mesh_cells} cells of {res.cell_km:.3f} km{asked}, {len(res.probes_km)} probe(s)."
     )
 
 

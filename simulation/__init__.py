@@ -33,6 +33,7 @@ _EXPORTS = {
     "compare_series": "gauges",
     "quantile_bands": "gauges",
     "read_exahype_probe": "gauges",
+    "resample_exahype_probes": "gauges",
     "to_local_grid": "projection",
 }
 

@@ -20,6 +20,7 @@ import numpy as np
 import xarray as xr
 
 from topoae._atomic import atomic_path
+from topoae._json import jsonable
 from topoae._version import __version__
 from topoae.errors import ConfigError, InputError, RegionError
 from topoae.simulation.engine import EngineConfig, GaugeRun, run_anuga
@@ -350,10 +351,7 @@ def write_check(
                 w.writeheader()
                 for r in result.metrics:
                     w.writerow({k: _fmt(v) for k, v in r.items()})
-        clean = [
-            {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in r.items()}
-            for r in result.metrics
-        ]
+        clean = jsonable(result.metrics, strict=True)
         (tmp / "metrics.json").write_text(json.dumps(clean, indent=2) + "\n")
         (tmp / "run.json").write_text(json.dumps(result.record, indent=2, default=str) + "\n")
         plot_gauges(

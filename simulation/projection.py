@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import xarray as xr
 
+from topoae import nanfill as _nanfill
 from topoae.errors import ConfigError, RegionError
 
 #: Metres per degree of latitude on the WGS84 mean sphere (for default spacings only).
@@ -101,17 +102,9 @@ def is_geographic(da: xr.DataArray) -> bool:
 
 
 def fill_nearest(values: np.ndarray) -> tuple[np.ndarray, int]:
-    """Replace NaN by the nearest finite value; return the array and the count filled."""
-    from scipy import ndimage
-
-    bad = ~np.isfinite(values)
-    n = int(bad.sum())
-    if n == 0:
-        return values, 0
-    if n == values.size:
-        raise RegionError("the grid holds no finite value")
-    idx = ndimage.distance_transform_edt(bad, return_distances=False, return_indices=True)
-    return values[tuple(idx)], n
+    """Replace NaN (and ±inf) by the nearest finite value; return the array and the count filled."""
+    out, bad = _nanfill.fill_nearest(values, finite=True)
+    return out, 0 if bad is None else int(bad.sum())
 
 
 def default_origin(da: xr.DataArray) -> tuple[float, float]:

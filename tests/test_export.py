@@ -16,7 +16,14 @@ from topoae.errors import ConfigError, InputError, RegionError
 from topoae.io import open_grid
 from topoae.simulation.anuga_export import export_anuga
 from topoae.simulation.asagi import check_asagi, read_asagi
-from topoae.simulation.exahype import ExahypeConfig, check_export, export_exahype
+from topoae.simulation.exahype import (
+    ExahypeConfig,
+    check_export,
+    export_exahype,
+    mesh_cells_for,
+    mesh_size_for,
+)
+from topoae.simulation.gauges import read_exahype_probe, resample_exahype_probes
 from topoae.simulation.geoclaw import read_tt3, write_dtopo3, write_tt3
 from topoae.simulation.projection import LocalProjection
 
@@ -359,9 +366,11 @@ def test_cli_errors_are_one_line(tmp_path):
 
 def test_config_validation():
     with pytest.raises(ConfigError):
-        ExahypeConfig(mesh_cells=10)
+        ExahypeConfig(mesh_cells=0)
     with pytest.raises(ConfigError):
         ExahypeConfig(end_time=0)
+    with pytest.raises(ConfigError, match="south must be below north"):
+        ExahypeConfig(domain=(150.0, 30.2, 150.3, 30.0))
     land = xr.DataArray(
         np.full((5, 5), 100.0),
         dims=("y", "x"),
@@ -396,3 +405,234 @@ def test_max_cells_keeps_cells_square(tmp_path):
     assert np.allclose(dx, dx[0]) and np.allclose(dy, dx[0])
     files = export_anuga(grid, tmp_path / "an", max_cells=20)
     assert "bathymetry.asc" in files
+
+
+# --- what a real ExaHyPE 1 run (SWE_asagi_limited_l1) needs ----------------------------------
+
+
+def _exahype_built_cells(width: float, h: float) -> int:
+    """Inside cells per side ExaHyPE 1 builds: Runner::createRepository, default bounding-box
+    scaling (outside_cells 2, outside_cells_left 1), written out here independently."""
+    level, h_max = 1, float("inf")  # Solver::computeCoarsestMeshSizeAndLevel
+    while h_max > h:
+        h_max = width / 3 ** (level - 1)
+        level += 1
+    level -= 1
+    mesh = -1.0
+    while mesh < 0 or mesh > h:
+        cells = 3 ** (level - 1)
+        scaling = cells / (cells - 2)
+        mesh = scaling * width / cells
+        level += 1
+    return 3 ** (level - 2) - 2
+
+
+def test_mesh_size_makes_exahype_build_the_reported_count(tmp_path):
+    buildable = [3**k - 2 for k in range(1, 10)]  # 1, 7, 25, 79, 241, ...
+    for asked in (1, 2, 7, 8, 24, 25, 26, 27, 79, 80, 300):
+        n = mesh_cells_for(asked)
+        assert n in buildable and n >= asked
+        assert all(b < asked for b in buildable if b < n)  # the nearest one not below
+        for width in (0.9, 74.1234, 617.3, 1798.0, 12345.6789):
+            h = mesh_size_for(width, n)
+            assert _exahype_built_cells(width, h) == n, (asked, width)
+    # the old rule (width / 27 * 1.001) made ExaHyPE build 79 cells, not 27
+    assert _exahype_built_cells(617.3, 617.3 / 27 * 1.001) == 79
+    bathy = write_gebco(tmp_path / "b.nc")
+    res = invoke(
+        ["export", "exahype", str(bathy), "--out", str(tmp_path / "o"), "--mesh-cells", "27"]
+    )
+    assert res.exit_code == 0, res.output
+    assert "79 x 79 cells" in res.output and "asked for 27" in res.output
+    spec = json.loads((tmp_path / "o" / "SWE_topoae.exahype2").read_text())
+    width = spec["computational_domain"]["width"][0]
+    h = spec["solvers"][0]["maximum_mesh_size"]
+    assert _exahype_built_cells(width, h) == 79
+    assert "79 x 79 coarsest cells" in (tmp_path / "o" / "README.md").read_text()
+    out = export_exahype(open_grid(bathy), tmp_path / "d")  # the default: 25, built as is
+    assert out.mesh_cells == out.requested_cells == 25
+    spec = json.loads((out.out_dir / "SWE_topoae.exahype2").read_text())
+    assert (
+        _exahype_built_cells(out.domain_width_km[0], spec["solvers"][0]["maximum_mesh_size"]) == 25
+    )
+    assert out.cell_km == pytest.approx(out.domain_width_km[0] / 25)
+    assert json.loads((out.out_dir / "topoae.json").read_text())["exahype_domain"]["cells"] == 25
+
+
+def _inside(dom_offset, width, p):
+    return all(dom_offset[i] <= p[i] < dom_offset[i] + width for i in (0, 1))
+
+
+def test_default_domain_moves_to_cover_a_coastal_probe(tmp_path):
+    # 149.6-152.9 E x 29.7-30.4 N: ~320 x 74 km, coast near 152.0 E
+    bathy = write_gebco(tmp_path / "wide.nc", nlon=201)
+    grid = open_grid(bathy)
+    coastal = (151.9, 30.05)
+    out = export_exahype(
+        grid, tmp_path / "exa", config=ExahypeConfig(origin=(LON0, LAT0), probes=(coastal,))
+    )
+    (ox, oy), (w, _) = out.domain_offset_km, out.domain_width_km
+    bx = read_asagi(out.out_dir / "bathymetry.nc")
+    x0, x1 = float(bx.x[0]) / 1e3, float(bx.x[-1]) / 1e3
+    y0, y1 = float(bx.y[0]) / 1e3, float(bx.y[-1]) / 1e3
+    assert w == pytest.approx(min(x1 - x0, y1 - y0))  # still the largest square
+    assert _inside((ox, oy), w, out.probes_km[0])
+    px, py = out.probes_km[0]
+    assert min(px - ox, ox + w - px) >= 0.1 * w - 1e-9  # kept off the wall where there is room
+    assert x0 - 1e-9 <= ox and ox + w <= x1 + 1e-9
+    centred = ((x0 + x1 - w) / 2, (y0 + y1 - w) / 2)
+    assert not _inside(centred, w, out.probes_km[0])  # the old centred square missed it
+    check_export(out.out_dir)
+    # probes at both ends of the grid cannot share one square: the error names the probe
+    far = (149.7, 30.0)
+    with pytest.raises(RegionError, match=r"probe 149\.7,30 cannot share .* probe 151\.9,30\.05"):
+        export_exahype(grid, tmp_path / "x", config=ExahypeConfig(probes=(coastal, far)))
+    assert not (tmp_path / "x").exists()
+    res = CliRunner().invoke(
+        cli,
+        [
+            "export",
+            "exahype",
+            str(bathy),
+            "--out",
+            str(tmp_path / "y"),
+            "--probe",
+            "151.9,30.05",
+            "--probe",
+            "149.7,30",
+        ],
+    )
+    assert res.exit_code == 1 and "probe 149.7,30" in res.output
+    assert len(res.output.strip().splitlines()) == 1 and not (tmp_path / "y").exists()
+
+
+def test_domain_option_places_the_square(tmp_path):
+    bathy = write_gebco(tmp_path / "wide.nc", nlon=201)
+    box = (151.0, 29.9, 151.5, 30.3)
+    res = invoke(
+        [
+            "export",
+            "exahype",
+            str(bathy),
+            "--out",
+            str(tmp_path / "o"),
+            "--origin",
+            f"{LON0},{LAT0}",
+            "--domain",
+            ",".join(map(str, box)),
+            "--probe",
+            "151.2,30.1",
+        ]
+    )
+    assert res.exit_code == 0, res.output
+    spec = json.loads((tmp_path / "o" / "SWE_topoae.exahype2").read_text())
+    (ox, oy), (w, _) = spec["computational_domain"]["offset"], spec["computational_domain"]["width"]
+    proj = LocalProjection(LON0, LAT0)
+    lon = np.concatenate([np.linspace(box[0], box[2], 9)] * 2 + [[box[0]] * 9, [box[2]] * 9])
+    lat = np.concatenate([[box[1]] * 9, [box[3]] * 9] + [np.linspace(box[1], box[3], 9)] * 2)
+    x, y = (v / 1e3 for v in proj.forward(lon, lat))
+    assert ox <= x.min() + 1e-9 and x.max() <= ox + w + 1e-9  # covers the box...
+    assert oy <= y.min() + 1e-9 and y.max() <= oy + w + 1e-9
+    assert w == pytest.approx(max(np.ptp(x), np.ptp(y)))  # ...and is the smallest square that does
+    assert f"width {w:.3f} km" in res.output
+    check_export(tmp_path / "o")
+    grid = open_grid(bathy)
+    with pytest.raises(RegionError, match=r"probe 150,30 lies outside the ExaHyPE domain"):
+        export_exahype(grid, tmp_path / "p", config=ExahypeConfig(domain=box, probes=((150, 30),)))
+    # a box drawn on the grid's own edges pokes out of the inscribed local grid: clipped
+    edge = (149.6, 29.7, 150.3, float(grid.lat[-1]))
+    out = export_exahype(grid, tmp_path / "e", config=ExahypeConfig(domain=edge))
+    assert out.domain_width_km[0] == pytest.approx(
+        float(np.ptp(read_asagi(out.out_dir / "bathymetry.nc").y.values)) / 1e3
+    )
+    with pytest.raises(RegionError, match="outside the bathymetry grid"):
+        export_exahype(
+            grid, tmp_path / "q", config=ExahypeConfig(domain=(148.0, 29.9, 149.0, 30.3))
+        )
+    with pytest.raises(RegionError, match="needs a .* km square"):
+        export_exahype(
+            grid, tmp_path / "r", config=ExahypeConfig(domain=(150.0, 29.8, 152.0, 30.3))
+        )
+    res = CliRunner().invoke(
+        cli, ["export", "exahype", str(bathy), "--out", str(tmp_path / "s"), "--domain", "1,2,3"]
+    )
+    assert res.exit_code == 1 and "--domain" in res.output
+
+
+def test_readme_says_how_to_run_swe_asagi_limited_l1(tmp_path):
+    out = export_exahype(
+        open_grid(write_gebco(tmp_path / "b.nc")),
+        tmp_path / "exa",
+        config=ExahypeConfig(probes=((LON0 - 0.2, LAT0),)),
+    )
+    text = (out.out_dir / "README.md").read_text()
+    for needle in (
+        "mkdir Probes",  # ExaHyPE drops probe output silently without the folder
+        "SHARED_DIR",
+        "$SHARED_DIR/inputs.txt",
+        "/tmp/inputs.txt",
+        "Probes/probeN.probe",  # non-MPI
+        "Probes/probeN-rank-0.probe",  # MPI
+        "SWE_asagi_limited_l1",
+        "9.81e-3",
+        "SHAREDMEM=TBB",
+        "make SHAREDMEM=None",
+        f"{out.mesh_cells} x {out.mesh_cells} coarsest cells",
+    ):
+        assert needle in text, needle
+    spec = json.loads((out.out_dir / "SWE_topoae.exahype2").read_text())
+    assert spec["paths"]["output_directory"].endswith("/SWE_asagi_limited_l1")
+    assert "shared_memory" in spec  # kept: the README says how to build without TBB
+
+
+def _write_probe(path: Path, plotter: dict, times, eta_m, depth_m):
+    """A probe file as ExaHyPE 1's probe::ascii plotter writes it (C++ stream, 6 digits)."""
+    header = "# plot-time, real-time" + "".join(f",Q{i}" for i in range(plotter["variables"]))
+    lines = [header]
+    for t, e in zip(times, eta_m, strict=True):
+        q = [(depth_m + e) / 1e3, 1e-4 * e, 0.0, -depth_m / 1e3]  # h, hu, hv, b (km)
+        lines.append(", ".join(f"{v:g}" for v in (t, t, *q[: plotter["variables"]])))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_probe_files_of_two_runs_resample_onto_one_axis(tmp_path):
+    out = export_exahype(
+        open_grid(write_gebco(tmp_path / "b.nc")),
+        tmp_path / "exa",
+        config=ExahypeConfig(probes=((LON0 - 0.2, LAT0),), probe_every=5.0, end_time=600.0),
+    )
+    spec = json.loads((out.out_dir / "SWE_topoae.exahype2").read_text())
+    (plotter,) = spec["solvers"][0]["plotters"]
+    assert plotter["type"] == "probe::ascii" and plotter["variables"] == 4
+    every, depth = plotter["repeat"], 6000.0
+
+    def eta(t):
+        return 0.3 * np.sin(2 * np.pi * t / 600.0)
+
+    files = []
+    for run, dt in enumerate((1.3, 0.7)):
+        steps = dt * np.arange(int(600 / dt) + 1)
+        # a plot fires on the first time step at or after each mark
+        times = np.unique(
+            [steps[np.searchsorted(steps, m - 1e-9)] for m in np.arange(0, 590, every)]
+        )
+        f = tmp_path / f"run{run}" / (plotter["output"] + ".probe")  # non-MPI name
+        _write_probe(f, plotter, times, eta(times), depth)
+        files.append(f)
+    t0, e0 = read_exahype_probe(files[0])
+    t1, _ = read_exahype_probe(files[1])
+    assert e0.dtype == np.float64
+    assert not np.allclose(t0[1:10], t1[1:10])  # the runs sample at different times
+    # h and b are written with 6 digits each: eta moves in 1 cm steps at 6 km depth
+    np.testing.assert_allclose(e0 * 100, np.round(e0 * 100), atol=1e-6)
+    assert np.abs(e0 - eta(t0)).max() <= 0.01 + 1e-9
+    t, e = resample_exahype_probes(files, every=every)
+    assert e.shape == (2, t.size) and e.dtype == np.float64
+    np.testing.assert_allclose(t, every * np.arange(t.size))  # the marks, shared by both runs
+    assert t[-1] >= 580.0
+    assert np.abs(e - eta(t)).max() < 0.011  # 1 cm rounding + linear interpolation
+    # a run stopped mid-write leaves a cut line: it is dropped
+    cut = tmp_path / "cut.probe"
+    cut.write_text(files[0].read_text() + "600.5, 600.5, 6.0")
+    np.testing.assert_array_equal(read_exahype_probe(cut)[1], e0)
