@@ -28,10 +28,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from topoae.regions import TOHOKU_BOX, in_box
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
 MODEL_PATH = REPO / "runs" / "codec_bench" / "model.pt"
-TOHOKU = (139.0, 34.0, 147.0, 42.0)
 
 TRAIN_GRIDS = [
     "gmt_regional/AFR.nc",
@@ -58,7 +59,7 @@ EVAL_GRIDS = [
     ),
     ("Hebrides, GEBCO_2014 30''", "gebco_15s/gebco2014_30s_hebrides_9.5W-5.5W_56.4-56.9N.nc", None),
     ("South Pacific ridge, 1'", "gmt_regional/spac_33.nc", None),
-    ("Tohoku box, ETOPO1 0.1 deg", "etopo_global/etopo1_bed_global_0.1deg_pybacktrack.grd", TOHOKU),
+    ("Tohoku box, ETOPO1 0.1 deg", "etopo_global/etopo1_bed_global_0.1deg_pybacktrack.grd", TOHOKU_BOX),
 ]
 
 
@@ -77,11 +78,6 @@ def bench_model_config():
     return TrainConfig(model=model, normalise="patch")
 
 
-def _in_box(lat: float, lon: float, box) -> bool:
-    w, s, e, n = box
-    return s <= lat <= n and w <= (lon - w) % 360.0 + w <= e
-
-
 def _training_patches(patch: int, rng: np.random.Generator, n: int) -> np.ndarray:
     """``n`` NaN-free patches (metres) cut at random from the training grids."""
     from topoae.io import open_grid
@@ -98,7 +94,7 @@ def _training_patches(patch: int, rng: np.random.Generator, n: int) -> np.ndarra
         j = rng.integers(0, z.shape[1] - patch + 1)
         p = z[i : i + patch, j : j + patch]
         centre = (ys[i + patch // 2], xs[j + patch // 2])
-        if np.isnan(p).any() or (geographic and _in_box(*centre, TOHOKU)):
+        if np.isnan(p).any() or (geographic and in_box(TOHOKU_BOX, *centre)):
             continue
         out.append(p)
     return np.stack(out)

@@ -10,15 +10,15 @@ from pathlib import Path
 import numpy as np
 
 from topoae.io import open_grid
+from topoae.regions import TRAINING_EXCLUSION_BOX
 
 REPO = Path(__file__).resolve().parents[1]
 SRC = REPO.parent / "shared" / "data" / "etopo_global" / "etopo5_global_5min_ferret.cdf"
 OUT = REPO / "topoae" / "data" / "japan_trench_etopo5.nc"
-BOX = (135.0, 30.0, 150.0, 45.0)
 
 
 def main() -> None:
-    da = open_grid(SRC, bbox=BOX).load()
+    da = open_grid(SRC, bbox=TRAINING_EXCLUSION_BOX).load()
     values = da.values
     assert np.isfinite(values).all() and np.array_equal(values, np.round(values))
     ds = da.astype(np.int16).rename("elevation").to_dataset()

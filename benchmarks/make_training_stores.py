@@ -17,11 +17,10 @@ import time
 from pathlib import Path
 
 from topoae.io import open_grid
+from topoae.regions import TRAINING_EXCLUSION_BOX
 from topoae.tiling import TileConfig, tile
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
-TOHOKU = (139.0, 34.0, 147.0, 42.0)
-HOLDOUT = (135.0, 30.0, 150.0, 45.0)  # contains TOHOKU, the Suruga Bay tile and the demo region
 
 # (relative path, open_grid keyword arguments)
 GRIDS = [
@@ -69,7 +68,7 @@ def main() -> None:
         if min(g.shape) >= 96:
             grids.append(g)
     for mode in ("global", "patch"):
-        cfg = TileConfig(stride=args.stride, normalise=mode, exclude=(HOLDOUT,), seed=0)
+        cfg = TileConfig(stride=args.stride, normalise=mode, exclude=(TRAINING_EXCLUSION_BOX,), seed=0)
         t = time.perf_counter()
         s = tile(grids, out / f"real_{mode}.zarr", cfg, overwrite=args.overwrite)
         print(f"{mode}: {s.line()} ({time.perf_counter() - t:.1f} s)")

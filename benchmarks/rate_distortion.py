@@ -94,10 +94,9 @@ def main(argv: list[str] | None = None) -> None:
     if not DATA.is_dir():
         raise SystemExit(f"{DATA} is not there: this benchmark needs the real grids")
 
-    import numpy as np
-
-    from topoae.evaluation import TOHOKU_BOX, EvaluateConfig
+    from topoae.evaluation import EvaluateConfig
     from topoae.io import open_grid
+    from topoae.regions import TOHOKU_BOX, in_box
     from topoae.report import run_evaluation
 
     ckpt = args.model or shipped_model()
@@ -124,10 +123,7 @@ def main(argv: list[str] | None = None) -> None:
         grid = open_grid(path).load()
         if grid.dims == ("lat", "lon"):
             # The Tohoku box is the project's held-out evaluation region: masked (NaN), never scored.
-            w, s, e, n = TOHOKU_BOX
-            lon = np.mod(grid["lon"], 360.0)
-            inside = (grid["lat"] >= s) & (grid["lat"] <= n) & (lon >= w) & (lon <= e)
-            grid = grid.where(~inside)
+            grid = grid.where(~in_box(TOHOKU_BOX, grid["lat"], grid["lon"]))
         cfg = EvaluateConfig(ratios=ratios, figures=not args.no_figures, pca_fit=str(PCA_FIT))
         t0 = time.perf_counter()
         res = run_evaluation(

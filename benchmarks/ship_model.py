@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from topoae.checkpoint import content_digest, read_checkpoint
+from topoae.regions import TOHOKU_BOX
 from topoae.training.trainer import BEST
 
 REPO = Path(__file__).resolve().parents[1]
@@ -27,7 +28,6 @@ HELD_OUT = {
     "suruga_bay_gebco_15s": DATA / "gebco_15s" / "gebco15s_suruga_bay_138.14-138.97E_34.62-35.46N.nc",
     "tohoku_box_etopo1_0.1deg": DATA / "etopo_global" / "etopo1_bed_global_0.1deg_pybacktrack.grd",
 }
-TOHOKU = (139.0, 34.0, 147.0, 42.0)
 
 
 def half_copy(src: Path, dst: Path, note: dict) -> None:
@@ -52,7 +52,7 @@ def measure(ckpt: Path) -> dict:
     for name, path in HELD_OUT.items():
         if not path.exists():
             continue
-        grid = open_grid(path, bbox=TOHOKU if "tohoku" in name else None).load()
+        grid = open_grid(path, bbox=TOHOKU_BOX if "tohoku" in name else None).load()
         t = time.perf_counter()
         ds = codec.encode(grid, lm, quantize="8bit")
         rec = codec.decode(ds, lm)

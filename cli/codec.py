@@ -10,8 +10,7 @@ import sys
 import click
 
 from topoae.cli._common import SCHEDULER_HELP, bbox_option, scheduler, var_option
-
-_WINDOWS = ["cosine", "uniform", "nearest"]  # topoae.blending.WINDOWS, without importing numpy
+from topoae.constants import WINDOWS as _WINDOWS  # topoae.blending's, without numpy
 
 
 def _device_option(f):

@@ -8,6 +8,7 @@ import xarray as xr
 
 from topoae.errors import InputError, RegionError, VariableError
 from topoae.io import open_grid, parse_bbox
+from topoae.regions import TOHOKU_BOX
 
 
 def _write(ds: xr.Dataset, path) -> str:
@@ -168,9 +169,7 @@ def test_real_grids_open(shared_data):
     assert etopo5.name == "ROSE" and etopo5.shape == (2161, 4320)
     gebco = open_grid(shared_data / "gebco_15s/gebco15s_suruga_bay_138.14-138.97E_34.62-35.46N.nc")
     assert gebco.shape == (202, 201) and float(gebco.min()) == -2363.0
-    tohoku = open_grid(
-        shared_data / "etopo_global/etopo1_global_10min_gmtcache.nc", bbox=(139, 34, 147, 42)
-    )
+    tohoku = open_grid(shared_data / "etopo_global/etopo1_global_10min_gmtcache.nc", bbox=TOHOKU_BOX)
     assert tohoku.shape == (49, 49)
 
 

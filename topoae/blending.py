@@ -22,12 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from topoae.constants import WINDOWS
 from topoae.errors import ConfigError
-
-#: Window kinds: ``cosine`` (sin^2 ramps over the overlap, the default),
-#: ``uniform`` (plain mean of the overlapping patches) and ``nearest`` (each cell
-#: taken from the patch whose centre zone holds it: hard seams, no blending).
-WINDOWS = ("cosine", "uniform", "nearest")
 
 # Weight outside the centre zone for ``nearest``: small but positive, so that a
 # cell that no centre zone covers (odd overlaps at the far edge) is still defined.

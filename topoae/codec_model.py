@@ -9,12 +9,13 @@ with inputs copied to torch-allocated memory so results depend on values only.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, is_dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from topoae import normalise as _norm
+from topoae._json import jsonable  # also imported from here by topoae.codec.learned
 from topoae.errors import ConfigError, ModelMismatchError
 
 
@@ -28,23 +29,6 @@ class CodecModel:
     config: dict
     patch: int
     latent_dim: int
-
-
-def jsonable(obj: Any) -> Any:
-    """``obj`` as JSON-ready builtins (dataclasses, numpy scalars and arrays included)."""
-    if is_dataclass(obj) and not isinstance(obj, type):
-        return jsonable(asdict(obj))
-    if isinstance(obj, dict):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if obj is None or isinstance(obj, str | int | float | bool):
-        return obj
-    return str(obj)
 
 
 def _state_id(net: Any) -> str:

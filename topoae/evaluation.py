@@ -26,11 +26,11 @@ from typing import Any
 import numpy as np
 
 from topoae import metrics
+from topoae._json import jsonable
 from topoae.baselines import DEFAULT_COMPARE, Baseline, parse_names, resolve
 from topoae.errors import ConfigError, InputError
+from topoae.regions import TOHOKU_BOX, in_box
 
-#: The project's held-out region (W, S, E, N): never used to fit anything.
-TOHOKU_BOX = (139.0, 34.0, 147.0, 42.0)
 #: Requested ratios within this fraction of topoae's own merge with it (one table, not two).
 SAME_RATIO = 0.01
 
@@ -199,18 +199,6 @@ def _learned_contender(model: Any, *, max_error: float | None) -> Contender:
     return run
 
 
-def _json_safe(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_json_safe(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
-
-
 def pca_basis(config: EvaluateConfig, patch: int) -> Baseline:
     """A PCA baseline fitted as ``config.pca_fit`` says (Tohoku box masked out)."""
     from topoae.baselines.transform import PCA
@@ -226,10 +214,8 @@ def pca_basis(config: EvaluateConfig, patch: int) -> Baseline:
     da = open_grid(config.pca_fit)
     z = np.asarray(da.values, dtype=np.float32)
     if da.dims == ("lat", "lon"):
-        w, s, e, n = TOHOKU_BOX
-        lat = da["lat"].values[:, None]
-        lon = np.mod(da["lon"].values[None, :], 360.0)
-        z = np.where((lat >= s) & (lat <= n) & (lon >= w) & (lon <= e), np.nan, z)
+        inside = in_box(TOHOKU_BOX, da["lat"].values[:, None], da["lon"].values[None, :])
+        z = np.where(inside, np.nan, z)
     return pca.fit_grid(z, label=f"{Path(config.pca_fit).name} (Tohoku box excluded)")
 
 
@@ -343,7 +329,7 @@ def evaluate(
         for name, run in entries.items():
             record(name, r, run(z, r))
     bounded = _bounded(z, da, cfg, model) if cfg.max_error is not None else []
-    return _json_safe(
+    return jsonable(
         {
             "config": asdict(cfg),
             "date": date.today().isoformat(),
@@ -361,7 +347,8 @@ def evaluate(
             "ratios": ratios,
             "runs": runs,
             "bounded": bounded,
-        }
+        },
+        strict=True,  # non-finite floats -> None: results.json is strict JSON
     )
 
 

@@ -24,8 +24,8 @@ import xarray as xr
 
 from topoae import splits as _splits
 from topoae._atomic import atomic_path
+from topoae._json import jsonable
 from topoae._version import __version__
-from topoae.codec_model import jsonable
 from topoae.errors import ConfigError, RegionError, StoreError
 from topoae.normalise import Normalisation, normalise
 

@@ -16,6 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from topoae.errors import CheckpointError
+from topoae.regions import DEMO_REGION
+
+__all__ = ["DEFAULT", "DEMO_REGION", "PATCH_DEFAULT", "REGISTRY", "default_model_path", "resolve_model"]
 
 WEIGHTS = Path(__file__).resolve().parent / "weights"
 ASSETS = Path(__file__).resolve().parent / "data"
@@ -32,7 +35,6 @@ PATCH_DEFAULT = "vae-default"
 #: File name of the shipped patch model (kept for the patch codec's callers).
 SHIPPED = REGISTRY[PATCH_DEFAULT]
 #: Bundled demo region: the real GEBCO 15″ Suruga Bay tile (see ``topoae/data/PROVENANCE.md``).
-DEMO_REGION = ASSETS / "gebco15s_suruga_bay.nc"
 #: The earlier demo region (ETOPO5 5′ crop of the Japan trench), still used by the patch-model tests.
 ETOPO5_REGION = ASSETS / "japan_trench_etopo5.nc"
 

@@ -27,7 +27,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from topoae.errors import ConfigError, DependencyError, InputError, RegionError
+from topoae.errors import ConfigError, DependencyError, InputError
+from topoae.nanfill import fill_nearest
 
 _HEAD = struct.Struct("<BII")
 _LEN = struct.Struct("<I")
@@ -67,20 +68,6 @@ class Encoded:
     @property
     def ratio(self) -> float:
         return 4.0 * self.shape[0] * self.shape[1] / len(self.blob)
-
-
-def fill_nan(z: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    """Float32 copy of ``z`` with NaNs replaced by the nearest valid value, and the mask (or None)."""
-    z = np.asarray(z, dtype=np.float32)
-    nan = np.isnan(z)
-    if not nan.any():
-        return np.ascontiguousarray(z), None
-    if nan.all():
-        raise RegionError("the grid has no valid (non-NaN) cell")
-    from scipy.ndimage import distance_transform_edt
-
-    idx = distance_transform_edt(nan, return_distances=False, return_indices=True)
-    return np.ascontiguousarray(z[tuple(idx)]), nan
 
 
 def pack(payload: bytes, shape: tuple[int, int], mask: np.ndarray | None) -> bytes:
@@ -178,7 +165,7 @@ class Baseline(ABC):
     def encode(self, z: Any, **setting: Any) -> bytes:
         """Self-contained bytes of grid ``z`` (2-D, metres, NaN allowed) at ``setting``."""
         self._require()
-        filled, mask = fill_nan(_check_grid(z))
+        filled, mask = fill_nearest(np.ascontiguousarray(_check_grid(z)))
         return pack(self._encode(filled, **setting), filled.shape, mask)
 
     def decode(self, blob: bytes) -> np.ndarray:

@@ -36,6 +36,7 @@ import xarray as xr
 
 from topoae import normalise as _norm
 from topoae import residual as _res
+from topoae._json import jsonable
 from topoae._version import __version__
 from topoae.blending import WINDOWS, Layout, reflect_index
 from topoae.codec_io import FORMAT_VERSION, KIND, pack_coord
@@ -43,7 +44,6 @@ from topoae.codec_model import (
     CodecModel,
     as_codec_model,
     check_model,
-    jsonable,
     run_encoder,
     torch_device,
 )
@@ -53,6 +53,7 @@ from topoae.errors import (
     InputError,
     RegionError,
 )
+from topoae.nanfill import fill_nearest
 from topoae.quantize import check_mode, quantize
 
 
@@ -112,17 +113,6 @@ class CodecConfig:
             raise ConfigError(
                 f"--max-error must be a positive number of metres, got {self.max_error}"
             )
-
-
-def _fill_nan(p: np.ndarray) -> np.ndarray:
-    """Fill NaN cells of one patch with the nearest valid value (zeros if none)."""
-    bad = np.isnan(p)
-    if bad.all():
-        return np.zeros_like(p)
-    from scipy import ndimage
-
-    idx = ndimage.distance_transform_edt(bad, return_distances=False, return_indices=True)
-    return p[tuple(idx)]
 
 
 def _centre_coords(values: np.ndarray, centres: np.ndarray) -> np.ndarray:
@@ -234,7 +224,10 @@ def encode(
         patches = win.reshape(-1, P, P)
         off, sc = norm.params(patches)
         if np.isnan(patches).any():
-            patches = np.stack([_fill_nan(p) if np.isnan(p).any() else p for p in patches])
+            # NaN cells take the nearest valid value; an all-NaN patch codes as zeros.
+            patches = np.stack(
+                [np.zeros_like(p) if np.isnan(p).all() else fill_nearest(p)[0] for p in patches]
+            )
         x = _norm.normalise(patches, off, sc)
         m_, lv_ = run_encoder(cm, x, cfg.batch, dev)
         mu[k0:k1] = m_.reshape(k1 - k0, nc, -1)

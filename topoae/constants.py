@@ -1,0 +1,10 @@
+"""Constants that both the library and the CLI need; importing this module imports nothing
+(the CLI reads them at start-up, before any numpy or torch is loaded)."""
+
+from __future__ import annotations
+
+#: Blending windows of the patch codec (:mod:`topoae.blending`): ``cosine`` (sin^2 ramps
+#: over the overlap, the default), ``uniform`` (plain mean of the overlapping patches) and
+#: ``nearest`` (each cell taken from the patch whose centre zone holds it: hard seams, no
+#: blending).
+WINDOWS = ("cosine", "uniform", "nearest")
