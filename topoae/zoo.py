@@ -34,7 +34,6 @@ DEFAULT = "hyperprior-gebco15"
 PATCH_DEFAULT = "vae-default"
 #: File name of the shipped patch model (kept for the patch codec's callers).
 SHIPPED = REGISTRY[PATCH_DEFAULT]
-#: Bundled demo region: the real GEBCO 15″ Suruga Bay tile (see ``topoae/data/PROVENANCE.md``).
 #: The earlier demo region (ETOPO5 5′ crop of the Japan trench), still used by the patch-model tests.
 ETOPO5_REGION = ASSETS / "japan_trench_etopo5.nc"
 
