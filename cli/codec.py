@@ -16,9 +16,9 @@ from topoae.constants import WINDOWS as _WINDOWS  # topoae.blending's, without n
 def _device_option(f):
     return click.option(
         "--device",
-        default="cpu",
+        default="auto",
         show_default=True,
-        help="Where the model runs: cpu, cuda, cuda:N or auto.",
+        help="Where a patch model runs: auto (cuda when available, else cpu), cpu, cuda, cuda:N.",
     )(f)
 
 

@@ -103,7 +103,13 @@ def _ratios(text: str) -> tuple[float, ...]:
 @click.option(
     "--stride", type=int, default=None, help="topoae codec stride (default: the codec's)."
 )
-@click.option("--device", default="cpu", show_default=True)
+@click.option(
+    "--device",
+    default="auto",
+    show_default=True,
+    help="Where the model runs: auto (cuda when available, else cpu), cpu, cuda "
+    "(region form also cuda:N).",
+)
 @click.option("--no-figures", is_flag=True, help="Skip the PNG figures.")
 @click.option(
     "--split",

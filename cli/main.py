@@ -2,8 +2,9 @@
 
 The group is lazy: each subcommand lives in its own module and is imported only
 when invoked, so ``topoae --help`` never imports torch, dask or xarray.
-Library errors (:class:`topoae.errors.TopoAEError`) become one line on stderr
-and a non-zero exit status.
+Library errors (:class:`topoae.errors.TopoAEError`) become one line on stderr.
+Exit status: 0 on success, 1 on every error (bad input, usage errors such as an
+unknown option or a missing argument), 130 on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -73,11 +74,24 @@ class LazyGroup(click.Group):
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
 
+    def make_context(self, info_name, args, parent=None, **extra):  # noqa: D401 - click API
+        # usage errors of the group itself (``topoae --bogus``) exit 1, like every error
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.UsageError as exc:
+            exc.exit_code = 1
+            raise
+
     def invoke(self, ctx: click.Context):  # noqa: D401 - click API
         from topoae.errors import TopoAEError
 
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:  # unknown command, a subcommand's bad option or argument
+            exc.exit_code = 1
+            raise
         except TopoAEError as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             click.echo(f"Error: {first}", err=True)

@@ -57,6 +57,20 @@ class _Progress:
             self._close()
 
 
+def _preset_for_store(store: str, model: str) -> str:
+    """The preset whose normalisation is the store's: ``thesis`` for global, ``default`` for patch.
+
+    ``topoae tile`` normalises globally by default and the ``default`` preset wants
+    per-patch normalisation, so a fixed default would refuse tile's own output.
+    """
+    from topoae.tiling import open_store
+    from topoae.training import PRESETS, preset
+
+    mode = open_store(store)[1].get("normalise", {}).get("mode")
+    # an unknown mode keeps "default", whose check then names the mismatch
+    return next((name for name in PRESETS if preset(model, name).normalise == mode), "default")
+
+
 @click.command()
 @click.argument("store", type=click.Path(exists=True, file_okay=False))
 @click.option(
@@ -75,9 +89,9 @@ class _Progress:
     "--config",
     "preset_name",
     type=click.Choice(["thesis", "default"]),
-    default="default",
-    show_default=True,
-    help="thesis: the 2020 thesis' setup; default: topoae's improved one.",
+    default=None,
+    help="thesis: the 2020 thesis' setup (global normalisation); default: topoae's improved one "
+    "(per-patch normalisation). [default: the one matching STORE's normalisation]",
 )
 @click.option(
     "--epochs", type=click.IntRange(min=1), default=None, help="Epochs (default: the preset's)."
@@ -114,7 +128,11 @@ class _Progress:
     help="Random seed (default 0); same seed, same weights on CPU.",
 )
 @click.option(
-    "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True
+    "--device",
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    default="auto",
+    show_default=True,
+    help="Where the model trains; auto: cuda when available, else cpu.",
 )
 @click.option(
     "--num-workers",
@@ -225,6 +243,13 @@ def train(
             loss["feature_net"] = feature_net
         if loss:
             overrides["loss"] = loss
+        if preset_name is None:
+            preset_name = _preset_for_store(store, model)
+            if not quiet:
+                click.echo(
+                    f"config: {preset_name} (matches the store's normalisation; --config to choose)",
+                    err=True,
+                )
         config = preset(model, preset_name, **overrides)
 
     progress = _Progress(epochs or (config.epochs if config else 0), quiet)

@@ -58,7 +58,19 @@ def test_image_codecs_near_lossless(grid, name, setting, rel_rmse):
     assert np.sqrt(np.mean(err**2)) < rel_rmse * relief
 
 
-@pytest.mark.parametrize("name", ["sz3", "sperr", "jpeg2000", "jpegxl", "dct", "downsample"])
+# RMSE (m) of each codec at 40x on ``grid`` (relief 12,290 m), measured 2026-11-22; a 6x6
+# block mean (36x) gives 344 m there, so 1.5x these figures fails a crude codec.
+RMSE_AT_40X = {
+    "sz3": 36.07,
+    "sperr": 17.36,
+    "jpeg2000": 16.27,
+    "jpegxl": 25.80,
+    "dct": 112.95,
+    "downsample": 95.02,
+}
+
+
+@pytest.mark.parametrize("name", sorted(RMSE_AT_40X))
 def test_at_ratio_never_exceeds_the_byte_budget(grid, name):
     codec = _need(name)
     target = 40.0
@@ -68,8 +80,8 @@ def test_at_ratio_never_exceeds_the_byte_budget(grid, name):
     assert target <= enc.ratio < 1.25 * target  # and close to it
     rec = codec.decode(enc.blob)
     assert rec.shape == grid.shape and rec.dtype == np.float32
-    # lossy but sane: well under the grid's relief
-    assert metrics.rmse(grid, rec) < 0.1 * float(np.nanmax(grid) - np.nanmin(grid))
+    # lossy, and no worse than measured (with a 1.5x margin)
+    assert 0 < metrics.rmse(grid, rec) < 1.5 * RMSE_AT_40X[name]
 
 
 def test_more_bytes_less_error(grid):

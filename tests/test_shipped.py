@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
@@ -68,15 +67,49 @@ def test_demo_writes_everything_it_lists(tmp_path):
 
 
 @pytest.mark.slow
-def test_notebook_runs(tmp_path):
+def test_notebook_runs(tmp_path, monkeypatch, card):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
+    from topoae.io import open_grid
+
     nb = nbformat.read(REPO / "notebooks" / "walkthrough.ipynb", as_version=4)
-    env_cwd = os.getcwd()
-    try:
-        os.chdir(tmp_path)
-        nbclient.NotebookClient(nb, timeout=600, kernel_name="python3").execute()
-    finally:
-        os.chdir(env_cwd)
-    outputs = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
-    assert "RMSE" in outputs and "training patches" in outputs
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # the notebook's WORK = tempfile.mkdtemp(...)
+    monkeypatch.chdir(tmp_path)
+    nbclient.NotebookClient(nb, timeout=600, kernel_name="python3").execute()
+    outputs = "".join(
+        o.get("text", "") + o.get("data", {}).get("text/plain", "")
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+    )
+
+    def number(pattern: str) -> float:
+        found = re.search(pattern, outputs)
+        assert found, pattern
+        value = float(found.group(1).replace(",", ""))
+        assert np.isfinite(value), pattern
+        return value
+
+    ny, nx = open_grid(ETOPO5_REGION).shape  # 181 x 180
+    assert f"(lat: {ny}, lon: {nx})" in outputs  # the grid cell's repr
+    # tiling: the dataset sees the store's train split, as 1x96x96 patches
+    train = number(r"patches \(train ([0-9,]+), val")
+    assert train >= 1 and number(r"([0-9,]+) training patches of shape \(1, 96, 96\)") == train
+    # encoding: every cell, and the payload ratio is float32 bytes / payload bytes
+    assert number(r"([0-9,]+) cells \(") == ny * nx
+    payload = number(r"([0-9,]+) payload bytes \(CR")
+    assert number(r"payload bytes \(CR ([0-9.]+)x of float32") == pytest.approx(
+        4 * ny * nx / payload, rel=0.01
+    )
+    # the shipped model's figures on this region, as its card records them (823.6 m on 2026-11-22)
+    ref = card["bundled_region"]
+    assert number(r"RMSE ([0-9.]+) m, max error") == pytest.approx(ref["rmse_m"], rel=0.02)
+    assert number(r"m, max error ([0-9.]+) m, PSNR") <= ref["max_abs_m"] * 1.02
+    assert number(r"PSNR ([0-9.]+) dB") == pytest.approx(ref["psnr_db"], abs=0.3)
+    assert 0 < number(r"max error ([0-9.]+) m;") <= 25.0  # the error-bounded mode keeps its bound
+    assert 0 < number(r"mean ensemble std ([0-9.]+) m") < ref["rmse_m"]  # measured 176 m
+    assert number(r"with ([0-9]+) Axes") >= 3  # original / topoae / error panels
+    (work,) = tmp_path.glob("topoae-nb-*")
+    for written in ("patches.zarr", "latents.zarr", "exahype/bathymetry.nc"):
+        assert (work / written).exists(), written
+    assert "'bathymetry.nc'" in outputs

@@ -131,12 +131,35 @@ def test_run_folder_rules(store, tmp_path):
 
 
 def test_config_must_fit_the_store(store, global_store, tmp_path):
+    # an explicit config of the other normalisation is refused (the CLI's default follows the store)
     with pytest.raises(ConfigError, match="global normalisation"):
         train(store, tmp_path / "a", tiny("vae", "thesis"), device="cpu")
     with pytest.raises(ConfigError, match="patch normalisation"):
         train(global_store, tmp_path / "b", tiny("vae"), device="cpu")
     with pytest.raises(ConfigError, match="32x32"):
         train(store, tmp_path / "c", tiny("vae", model={"patch_size": 64}), device="cpu")
+
+
+def test_cli_tile_then_train_compose(gebco_nc, tmp_path):
+    """`topoae tile X --out p.zarr` then `topoae train p.zarr --out run` works with both defaults."""
+    from topoae.cli.main import cli
+
+    runner = CliRunner()
+    patches = tmp_path / "p.zarr"
+    res = runner.invoke(cli, ["tile", str(gebco_nc), "--out", str(patches)])
+    assert res.exit_code == 0, res.output
+    quick = ["--epochs", "1", "--batch", "4", "--max-minutes", "2"]
+    res = runner.invoke(cli, ["train", str(patches), "--out", str(tmp_path / "run"), *quick])
+    assert res.exit_code == 0, res.output
+    assert "config: thesis" in res.output
+    loaded = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert loaded.config.preset == "thesis" and loaded.normalise["mode"] == "global"
+    # an explicit --config that does not fit the store is still one error line, exit 1
+    run = tmp_path / "mismatch"
+    res = runner.invoke(cli, ["train", str(patches), "--out", str(run), "--config", "default"])
+    assert res.exit_code == 1 and not run.exists()
+    assert res.output.startswith("Error: the default config expects a store with patch")
+    assert len(res.output.strip().splitlines()) == 1
 
 
 @pytest.mark.slow

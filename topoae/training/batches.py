@@ -17,14 +17,14 @@ from topoae.training import distributed as ddp
 
 
 def resolve_device(device: str, local_rank: int = 0) -> torch.device:
-    """``auto`` picks CUDA when available; ``cuda`` without a GPU is a :class:`ConfigError`."""
+    """``auto`` picks CUDA when available, as everywhere (:func:`topoae.codec_model.torch_device`);
+    ``cuda`` without a GPU is a :class:`ConfigError`; a CUDA device is this rank's GPU."""
+    from topoae.codec_model import torch_device
+
     if device not in ("auto", "cpu", "cuda"):
         raise ConfigError(f"--device must be auto, cpu or cuda, not {device!r}")
-    if device == "cpu" or (device == "auto" and not torch.cuda.is_available()):
-        return torch.device("cpu")
-    if not torch.cuda.is_available():
-        raise ConfigError("--device cuda was asked for but no CUDA device is available")
-    return torch.device("cuda", local_rank)
+    dev = torch_device(device)
+    return torch.device("cuda", local_rank) if dev.type == "cuda" else dev
 
 
 def derive_seed(*parts: int) -> int:
