@@ -1,4 +1,4 @@
-"""Pieces shared by the CLI commands: the dask scheduler choice, bbox parsing."""
+"""Pieces shared by the CLI commands: the dask scheduler choice, grid options."""
 
 from __future__ import annotations
 
@@ -52,3 +52,17 @@ def var_option(f):
     return click.option("--var", default=None, help="Elevation variable (detected when omitted).")(
         f
     )
+
+
+def units_option(f=None, *, what: str = "the grid"):
+    """``--units m|ft``: override the units of the grid read (feet are converted to metres)."""
+
+    def deco(g):
+        return click.option(
+            "--units",
+            type=click.Choice(["m", "ft"]),
+            default=None,
+            help=f"Units of {what}, overriding the file's (ft: feet, converted to metres).",
+        )(g)
+
+    return deco if f is None else deco(f)

@@ -9,7 +9,7 @@ import sys
 
 import click
 
-from topoae.cli._common import SCHEDULER_HELP, bbox_option, scheduler, var_option
+from topoae.cli._common import SCHEDULER_HELP, bbox_option, scheduler, units_option, var_option
 from topoae.constants import WINDOWS as _WINDOWS  # topoae.blending's, without numpy
 
 
@@ -54,6 +54,7 @@ def _load(model_path: str | None, *, patch: bool = False):
 )
 @bbox_option
 @var_option
+@units_option
 @click.option(
     "--quality", type=int, default=None, help="Learned codec: quality level (0 = smallest file)."
 )
@@ -118,6 +119,7 @@ def encode(
     out,
     bbox,
     var,
+    units,
     quality,
     ratio,
     no_attrs,
@@ -146,7 +148,7 @@ def encode(
     loaded = _load(model_path)
     if learned.is_rd_model(loaded):
         _encode_learned(loaded, region, out, bbox, var, quality, ratio, no_attrs, max_error,
-                        overwrite, coastline, relative_error, floor)
+                        overwrite, coastline, relative_error, floor, units)
         return
     if quality is not None or ratio is not None or coastline != "off" or relative_error is not None:
         from topoae.errors import ConfigError
@@ -154,7 +156,7 @@ def encode(
         raise ConfigError("--quality / --ratio / --coastline need a learned-codec model; this is a "
                           "patch model")
     codec_io.latent_format(out)
-    grid = open_grid(region, var=var, bbox=parse_bbox(bbox) if bbox else None)
+    grid = open_grid(region, var=var, bbox=parse_bbox(bbox) if bbox else None, units=units)
     cm = codec.as_codec_model(loaded)
     s = codec.default_stride(cm.patch) if stride is None else stride
     lay = Layout(grid.shape[0], grid.shape[1], cm.patch, s)
@@ -181,7 +183,7 @@ def encode(
 
 
 def _encode_learned(loaded, region, out, bbox, var, quality, ratio, no_attrs, max_error, overwrite,
-                    coastline, relative_error, floor):
+                    coastline, relative_error, floor, units=None):
     import warnings
     from pathlib import Path
 
@@ -194,7 +196,7 @@ def _encode_learned(loaded, region, out, bbox, var, quality, ratio, no_attrs, ma
         raise ConfigError(f"output {out} must end in .tae (or .zarr, with the latents) for the learned codec")
     if quality is not None and ratio is not None:
         raise ConfigError("give --quality or --ratio, not both")
-    grid = open_grid(region, var=var, bbox=parse_bbox(bbox) if bbox else None)
+    grid = open_grid(region, var=var, bbox=parse_bbox(bbox) if bbox else None, units=units)
     rd = learned.as_rd_model(loaded)
     kw = {"max_error": max_error, "keep_attrs": not no_attrs,
           "coastline": None if coastline == "off" else coastline,
@@ -237,7 +239,7 @@ def _encode_learned(loaded, region, out, bbox, var, quality, ratio, no_attrs, ma
     type=click.Choice(["int16", "float32"]),
     default=None,
     help="int16 rounds to whole metres like GEBCO [the input's: int16 for integer-valued "
-    "GEBCO input coded with the learned codec, else float32].",
+    "input such as GEBCO, else float32].",
 )
 @click.option("--force", is_flag=True, help="Decode latents made by another model anyway.")
 @_device_option
@@ -265,7 +267,7 @@ def decode(latents, model_path, out, dtype, force, device, batch, sched, overwri
         h, w = grid.shape
         click.echo(f"{path}: {h}x{w} {dtype} grid '{grid.name}' decoded from {latents}")
         return
-    dtype = dtype or "float32"
+    dtype = dtype or codec_io.stored_dtype(latents)
     ds = codec_io.open_latents(latents)
     grid = codec.decode(ds, _load(model_path, patch=True), force=force, device=device, batch=batch,
                         lazy=True)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from topoae.cli._common import bbox_option, var_option
+from topoae.cli._common import bbox_option, units_option, var_option
 
 DEFAULT_COMPARE = "sz3,sperr,zfp,jpeg2000,jpegxl,lerc,pca,dct,downsample"
 
@@ -87,6 +87,7 @@ def _ratios(text: str) -> tuple[float, ...]:
 )
 @bbox_option
 @var_option
+@units_option(what="the region (region form)")
 @click.option(
     "--pca-fit",
     type=click.Path(exists=True),
@@ -135,6 +136,7 @@ def evaluate(
     out,
     bbox,
     var,
+    units,
     pca_fit,
     quantize,
     stride,
@@ -183,7 +185,7 @@ def evaluate(
         from topoae.checkpoint import load_checkpoint
 
         model = load_checkpoint(ckpt, map_location="cpu")
-    grid = open_grid(src, var=var, bbox=parse_bbox(bbox) if bbox else None).load()
+    grid = open_grid(src, var=var, bbox=parse_bbox(bbox) if bbox else None, units=units).load()
     click.echo(
         f"{src.name}: {grid.shape[0]}x{grid.shape[1]} cells; ratios {', '.join(map(str, cfg.ratios))}",
         err=True,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from topoae.cli._common import units_option
+
 
 def _points(values: tuple[str, ...]) -> tuple[tuple[float, float], ...]:
     from topoae.simulation.projection import parse_point
@@ -23,13 +25,14 @@ def _domain(text: str | None) -> tuple[float, float, float, float] | None:
     return w, s, e, n
 
 
-def _open(path: str, var: str | None, bbox: str | None, out: str, overwrite: bool):
+def _open(path: str, var: str | None, bbox: str | None, out: str, overwrite: bool,
+          units: str | None = None):
     from topoae._atomic import check_output
     from topoae.io import open_grid, parse_bbox
 
     check_output(out, overwrite=overwrite)  # fail before any work
 
-    return open_grid(path, var=var, bbox=parse_bbox(bbox) if bbox else None)
+    return open_grid(path, var=var, bbox=parse_bbox(bbox) if bbox else None, units=units)
 
 
 def _source(displacement: str | None, okada: str | None, displacement_var: str | None = None):
@@ -66,6 +69,7 @@ def _common(f):
             help="Crop to W,S,E,N first, in the grid's coordinates (degrees, or metres on "
             "projected grids).",
         ),
+        units_option(what="the bathymetry"),
         click.option("--overwrite", is_flag=True, help="Replace an existing output folder."),
     ]
     for opt in reversed(opts):
@@ -135,6 +139,7 @@ def exahype_cmd(
     out,
     var,
     bbox,
+    units,
     overwrite,
     displacement,
     okada,
@@ -153,7 +158,7 @@ def exahype_cmd(
     from topoae.simulation.exahype import ExahypeConfig, export_exahype
     from topoae.simulation.projection import parse_point
 
-    grid = _open(bathymetry, var, bbox, out, overwrite)
+    grid = _open(bathymetry, var, bbox, out, overwrite, units)
     displ, ok = _source(displacement, okada, displacement_var)
     cfg = ExahypeConfig(
         end_time=end_time,
@@ -188,12 +193,12 @@ def exahype_cmd(
 @_common
 @_source_options
 def geoclaw_cmd(
-    bathymetry, out, var, bbox, overwrite, displacement, okada, displacement_var
+    bathymetry, out, var, bbox, units, overwrite, displacement, okada, displacement_var
 ) -> None:
     """Write BATHYMETRY as a GeoClaw topotype-3 file (and a dtopo file with a source)."""
     from topoae.simulation.geoclaw import export_geoclaw
 
-    grid = _open(bathymetry, var, bbox, out, overwrite)
+    grid = _open(bathymetry, var, bbox, out, overwrite, units)
     displ, ok = _source(displacement, okada, displacement_var)
     files = export_geoclaw(
         grid,
@@ -212,12 +217,14 @@ def geoclaw_cmd(
 @click.option("--spacing", type=float, default=None, help="Grid spacing in metres.")
 @click.option("--max-cells", type=int, default=None, help="Cap on samples per axis.")
 @click.option("--gauge", "gauges", multiple=True, help="LON,LAT of a gauge (repeatable).")
-def anuga_cmd(bathymetry, out, var, bbox, overwrite, origin, spacing, max_cells, gauges) -> None:
+def anuga_cmd(
+    bathymetry, out, var, bbox, units, overwrite, origin, spacing, max_cells, gauges
+) -> None:
     """Write BATHYMETRY as an ESRI ASCII grid (.asc) in local metres for ANUGA."""
     from topoae.simulation.anuga_export import export_anuga
     from topoae.simulation.projection import parse_point
 
-    grid = _open(bathymetry, var, bbox, out, overwrite)
+    grid = _open(bathymetry, var, bbox, out, overwrite, units)
     files = export_anuga(
         grid,
         out,

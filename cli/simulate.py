@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from topoae.cli._common import units_option
+
 
 @click.command()
 @click.option(
@@ -107,6 +109,7 @@ import click
 )
 @click.option("--var", default=None, help="Elevation variable of the original.")
 @click.option("--bbox", default=None, help="Crop the original to W,S,E,N first.")
+@units_option(what="the original")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
 def simulate(
     original,
@@ -133,6 +136,7 @@ def simulate(
     threads,
     var,
     bbox,
+    units,
     overwrite,
 ) -> None:
     """Run a tsunami on the original, each --compare grid and a flat baseline; compare gauges."""
@@ -156,7 +160,7 @@ def simulate(
         raise ConfigError("--source okada and --okada FILE go together")
     if (source == "displacement") != (displacement is not None):
         raise ConfigError("--source displacement and --displacement FILE go together")
-    grid = open_grid(original, var=var, bbox=parse_bbox(bbox) if bbox else None)
+    grid = open_grid(original, var=var, bbox=parse_bbox(bbox) if bbox else None, units=units)
     src = None
     if okada:
         from topoae.simulation.sources import OkadaSource, load_subfaults

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from topoae.cli._common import SCHEDULER_HELP, bbox_option, scheduler, var_option
+from topoae.cli._common import SCHEDULER_HELP, bbox_option, scheduler, units_option, var_option
 
 
 @click.command()
@@ -23,9 +23,7 @@ from topoae.cli._common import SCHEDULER_HELP, bbox_option, scheduler, var_optio
 )
 @bbox_option
 @var_option
-@click.option(
-    "--units", type=click.Choice(["m", "ft"]), default=None, help="Override the grid's units."
-)
+@units_option(what="the input grids")
 @click.option(
     "--split",
     default="0.9,0.05,0.05",

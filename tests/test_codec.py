@@ -124,7 +124,7 @@ def trained():
 
 
 @pytest.mark.parametrize(
-    "h,w,stride", [(50, 37, 12), (7, 5, 13), (64, 64, 16), (33, 65, 9), (1, 1, 16), (40, 41, 3)]
+    "h,w,stride", [(50, 37, 12), (16, 17, 13), (64, 64, 16), (33, 65, 9), (16, 16, 16), (40, 41, 3)]
 )
 @pytest.mark.parametrize("window", ["cosine", "uniform", "nearest"])
 def test_identity_decoder_reproduces_the_input_exactly(h, w, stride, window):
@@ -344,23 +344,110 @@ def test_bad_inputs_raise_topoae_errors(tmp_path, trained):
         codec_io.latent_format(tmp_path / "lat.h5")
 
 
-@pytest.mark.parametrize(
-    "suffix,dtype", [(".nc", "int16"), (".nc", "float32"), (".tif", "float32")]
-)
-def test_decoded_grid_files(trained, tmp_path, suffix, dtype):
+def _whole(da: xr.DataArray) -> xr.DataArray:
+    """``da`` rounded to whole metres (integer-valued, like GEBCO's int16)."""
+    return da.copy(data=np.round(da.values))
+
+
+@pytest.mark.parametrize("suffix", [".nc", ".tif"])
+@pytest.mark.parametrize("dtype", ["int16", "float32"])
+@pytest.mark.parametrize("integer,max_error", [(True, 0.4), (True, 3.5), (False, 0.4)])
+def test_decoded_grid_files_keep_the_bound_in_every_dtype(
+    trained, tmp_path, suffix, dtype, integer, max_error
+):
+    """The bound holds for the values written: integer input is coded on the integer grid, so
+    int16 output keeps it; for other input int16 output is refused, never silently broken."""
     from topoae.io import open_grid
 
     da = make_grid(40, 30, nan=True)
-    ds = codec.encode(da, trained, stride=12, max_error=0.4)
-    path = codec_io.save_grid(
-        codec.decode(ds, trained, lazy=True), tmp_path / f"r{suffix}", dtype=dtype
-    )
+    da = _whole(da) if integer else da
+    ds = codec.encode(da, trained, stride=12, max_error=max_error)
+    grid = codec.decode(ds, trained, lazy=True)
+    target = tmp_path / f"r{suffix}"
+    if dtype == "int16" and not integer:
+        with pytest.raises(ConfigError, match="float32 only"):
+            codec.decode(ds, trained, dtype="int16")
+        with pytest.raises(ConfigError, match="float32 only"):
+            codec_io.save_grid(grid, target, dtype="int16")
+        assert not target.exists()
+        return
+    path = codec_io.save_grid(grid, target, dtype=dtype)
     back = open_grid(path)
     np.testing.assert_allclose(back.lat.values, da.lat.values, rtol=0, atol=1e-9)
     np.testing.assert_allclose(back.lon.values, da.lon.values, rtol=0, atol=1e-9)
-    tol = 0.4 + (0.5 if dtype == "int16" else 0.0)
-    assert np.nanmax(np.abs(back.values - da.values)) <= tol
+    err = np.abs(back.values.astype(np.float64) - da.values)
+    assert np.nanmax(err) <= (np.floor(max_error) if integer else max_error)
     assert np.array_equal(np.isnan(back.values), np.isnan(da.values))
+
+
+def test_output_dtype_defaults_to_the_inputs(trained):
+    """int16 for integer-valued input (GEBCO), float32 otherwise; both stored at encode."""
+    da = make_grid(40, 30, seed=2, nan=True)
+    for grid, integer, dtype in ((_whole(da), True, "int16"), (da, False, "float32")):
+        ds = codec.encode(grid, trained, stride=12, max_error=2.0)
+        meta = codec_io.read_meta(ds)
+        assert meta["grid"]["integer"] is integer and meta["grid"]["dtype"] == dtype
+        assert meta["residual"]["integer"] is integer
+        out = codec.decode(ds, trained)
+        assert out.encoding["dtype"] == dtype and out.dtype == np.float32
+        assert codec.decode(ds, trained, dtype="float32").encoding["dtype"] == "float32"
+        if integer:  # whole metres on every valid cell, |error| <= floor(E)
+            v = out.values[np.isfinite(out.values)]
+            np.testing.assert_array_equal(v, np.rint(v))
+            assert np.nanmax(np.abs(out.values - grid.values)) <= 2.0
+    big = da.copy(data=np.full(da.shape, 40000.0, np.float32))  # whole, but not int16
+    assert codec_io.read_meta(codec.encode(big, trained, stride=12))["grid"]["dtype"] == "float32"
+
+
+@pytest.mark.parametrize("h,w", [(10, 10), (15, 40), (40, 15)])
+def test_regions_smaller_than_a_patch_are_refused(trained, h, w):
+    with pytest.raises(RegionError, match="at least 16x16 cells"):
+        codec.encode(make_grid(h, w), trained)
+
+
+def _projected(da: xr.DataArray) -> xr.DataArray:
+    """``da`` on a north-up UTM grid: y (metres) descending, x ascending."""
+    h, w = da.shape
+    y = 3.9e6 + 450.0 * np.arange(h)[::-1]
+    return da.rename(lat="y", lon="x").assign_coords(y=y, x=5e5 + 450.0 * np.arange(w))
+
+
+@pytest.mark.parametrize("projected", [False, True])
+def test_decoded_files_are_georeferenced_in_the_inputs_order(trained, tmp_path, projected):
+    """GDAL and rioxarray read the CRS back; the NetCDF keeps the input's coordinate order,
+    the GeoTIFF is north up; the dataset attributes are kept, with a history line added."""
+    import netCDF4
+    import rasterio
+    import rioxarray
+
+    from topoae.io.synthetic import synthetic_grid
+
+    da = synthetic_grid(40, 36, seed=2)
+    da = _projected(da) if projected else da
+    epsg = 32654 if projected else 4326
+    da = da.rio.write_crs(f"EPSG:{epsg}")
+    da.attrs.update(title="a test grid", Conventions="CF-1.8", history="made in a test", source="t")
+    out = codec.decode(codec.encode(da, trained, stride=12), trained, lazy=True)
+    ydim = da.dims[0]
+    path = codec_io.save_grid(out, tmp_path / "r.nc")
+    with netCDF4.Dataset(path) as nc:
+        assert nc["elevation"].grid_mapping == "spatial_ref"
+    with xr.open_dataset(path, decode_coords="all") as f:
+        assert f["elevation"].rio.crs.to_epsg() == epsg
+        assert f["elevation"].dims == da.dims
+        np.testing.assert_array_equal(f[ydim].values, da[ydim].values)  # same order as the input
+        for k in ("title", "Conventions", "source"):
+            assert f.attrs[k] == da.attrs[k]
+        first, line = f.attrs["history"].splitlines()
+        assert first == "made in a test"
+        assert "reconstructed by topoae" in line and "patch codec" in line
+    with rasterio.open(path) as r:  # GDAL: CRS and a north-up geotransform
+        assert r.crs.to_epsg() == epsg and r.transform.e < 0
+    tif = codec_io.save_grid(out, tmp_path / "r.tif")
+    t = rioxarray.open_rasterio(tif)
+    assert t.rio.crs.to_epsg() == epsg
+    np.testing.assert_allclose(t.y.values, np.sort(da[ydim].values)[::-1], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(t.isel(band=0).values, out.sortby(ydim, ascending=False).values)
 
 
 # --- command line --------------------------------------------------------------------------------
@@ -427,13 +514,18 @@ def test_cli_encode_decode_sample(checkpoint, tmp_path):
     )
     assert r.exit_code == 0, r.output
     assert "stored values" in r.output and "bytes on disk" in r.output
-    out = tmp_path / "rec.nc"
-    r = _run(["decode", lat, "--model", ckpt, "--out", out])
-    assert r.exit_code == 0, r.output
-    src, rec = open_grid(grid), open_grid(out)
-    assert rec.shape == src.shape
-    np.testing.assert_array_equal(rec.lat.values, src.lat.values)
-    assert np.abs(rec.values - src.values).max() <= 2.0
+    src = open_grid(grid)
+    # GEBCO int16 input: int16 by default, and the bound holds on every cell in either dtype
+    for dtype in (None, "int16", "float32"):
+        out = tmp_path / f"rec-{dtype}.nc"
+        r = _run(["decode", lat, "--model", ckpt, "--out", out, *(["--dtype", dtype] if dtype else [])])
+        assert r.exit_code == 0, r.output
+        with xr.open_dataset(out) as f:
+            assert f["elevation"].encoding["dtype"] == np.dtype(dtype or "int16")
+        rec = open_grid(out)
+        assert rec.shape == src.shape
+        np.testing.assert_array_equal(rec.lat.values, src.lat.values)
+        assert np.abs(rec.values - src.values).max() <= 2.0
     r = _run(["decode", lat, "--model", other, "--out", tmp_path / "x.nc"])
     assert r.exit_code == 1 and "Error:" in r.output and "--force" in r.output
     assert not (tmp_path / "x.nc").exists()
@@ -458,6 +550,78 @@ def test_cli_encode_decode_sample(checkpoint, tmp_path):
     with xr.open_dataset(ens) as e:
         assert e["elevation"].shape == (3, 50, 60)
         assert {"elevation_mean", "elevation_std"} <= set(e.data_vars)
+
+
+def _lines(r) -> list[str]:
+    return [ln for ln in r.output.splitlines() if ln.startswith("Error:")]
+
+
+def test_cli_int16_of_a_float_bounded_file_is_refused(checkpoint, tmp_path):
+    """Non-integer input: float32 by default within the bound; int16 is an error, no file."""
+    from topoae.io import open_grid
+
+    ckpt, _ = checkpoint
+    grid = tmp_path / "f.nc"
+    make_grid(40, 36, seed=4).to_dataset().to_netcdf(grid)
+    lat = tmp_path / "lat.zarr"
+    assert _run(["encode", grid, "--model", ckpt, "--out", lat, "--max-error", "1.5"]).exit_code == 0
+    out = tmp_path / "rec.nc"
+    r = _run(["decode", lat, "--model", ckpt, "--out", out])
+    assert r.exit_code == 0, r.output
+    with xr.open_dataset(out) as f:
+        assert f["elevation"].encoding["dtype"] == np.float32
+    assert np.abs(open_grid(out).values - open_grid(grid).values).max() <= 1.5
+    bad = tmp_path / "rec16.nc"
+    r = _run(["decode", lat, "--model", ckpt, "--out", bad, "--dtype", "int16"])
+    assert r.exit_code == 1 and len(_lines(r)) == 1 and "float32 only" in _lines(r)[0]
+    assert not bad.exists()
+
+
+def test_cli_refuses_a_region_smaller_than_a_patch(checkpoint, tmp_path):
+    ckpt, _ = checkpoint
+    grid = tmp_path / "small.nc"
+    make_grid(10, 10).to_dataset().to_netcdf(grid)
+    out = tmp_path / "lat.zarr"
+    r = _run(["encode", grid, "--model", ckpt, "--out", out])
+    assert r.exit_code == 1 and len(_lines(r)) == 1
+    assert "10x10 cells is too small" in r.output and "at least 16x16" in r.output
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if "lat" in p.name]
+
+
+def test_cli_projected_grid_keeps_its_crs_and_orientation(checkpoint, tmp_path):
+    """A north-up UTM NetCDF comes back north up, with its CRS (read by GDAL)."""
+    import rasterio
+    import rioxarray  # noqa: F401
+
+    from topoae.io.synthetic import synthetic_grid
+
+    ckpt, _ = checkpoint
+    da = _projected(synthetic_grid(40, 36, seed=5)).rio.write_crs("EPSG:32654")
+    da.attrs["units"] = "m"
+    grid = tmp_path / "utm.nc"
+    da.to_dataset(name="elevation").to_netcdf(grid)
+    lat, out = tmp_path / "lat.zarr", tmp_path / "rec.nc"
+    assert _run(["encode", grid, "--model", ckpt, "--out", lat, "--stride", "12"]).exit_code == 0
+    r = _run(["decode", lat, "--model", ckpt, "--out", out])
+    assert r.exit_code == 0, r.output
+    with xr.open_dataset(out, decode_coords="all") as f:
+        np.testing.assert_array_equal(f["y"].values, da["y"].values)
+        np.testing.assert_array_equal(f["x"].values, da["x"].values)
+        assert f["elevation"].rio.crs.to_epsg() == 32654
+    with rasterio.open(out) as src:
+        assert src.crs.to_epsg() == 32654
+
+
+def test_cli_encode_reads_feet_with_units_ft(checkpoint, tmp_path, feet_nc):
+    from topoae.io import open_grid
+
+    ckpt, _ = checkpoint
+    lat, out = tmp_path / "lat.zarr", tmp_path / "rec.nc"
+    r = _run(["encode", feet_nc, "--model", ckpt, "--out", lat, "--units", "ft", "--max-error", "1"])
+    assert r.exit_code == 0, r.output
+    assert _run(["decode", lat, "--model", ckpt, "--out", out, "--dtype", "float32"]).exit_code == 0
+    metres = open_grid(feet_nc, units="ft").values
+    assert np.abs(open_grid(out).values - metres).max() <= 1.0
 
 
 def _chunk_files(store, array):

@@ -291,3 +291,25 @@ def test_cli_patch_store_form(tmp_path):
         cli, ["evaluate", str(store), "--no-model", "--out", str(tmp_path / "T")]
     )
     assert r.exit_code == 1 and "--model" in r.output
+
+
+def test_cli_units_ft_evaluates_the_region_in_metres(tmp_path, feet_nc, monkeypatch):
+    from click.testing import CliRunner
+
+    import topoae.report
+    from topoae.cli.main import cli
+    from topoae.io import open_grid
+
+    seen = {}
+
+    def fake_run(grid, out, **kw):
+        seen["grid"] = grid
+        return {"figures": []}
+
+    monkeypatch.setattr(topoae.report, "run_evaluation", fake_run)
+    args = ["evaluate", str(feet_nc), "--no-model", "--out", str(tmp_path / "rep"), "--units", "ft"]
+    r = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    metres = open_grid(feet_nc, units="ft").values
+    np.testing.assert_allclose(seen["grid"].values, metres)
+    assert float(np.abs(metres).max()) > 100.0  # a real conversion, not an all-zero grid

@@ -636,3 +636,28 @@ def test_probe_files_of_two_runs_resample_onto_one_axis(tmp_path):
     cut = tmp_path / "cut.probe"
     cut.write_text(files[0].read_text() + "600.5, 600.5, 6.0")
     np.testing.assert_array_equal(read_exahype_probe(cut)[1], e0)
+
+
+def _read_asc(path: Path) -> np.ndarray:
+    import rioxarray
+
+    return rioxarray.open_rasterio(path, masked=True).values
+
+
+@pytest.mark.parametrize(
+    "engine,read",
+    [
+        ("geoclaw", lambda d: read_tt3(d / "topo.tt3").values),
+        ("exahype", lambda d: read_asagi(d / "bathymetry.nc").values),
+        ("anuga", lambda d: _read_asc(d / "bathymetry.asc")),
+    ],
+)
+def test_units_ft_exports_metres(tmp_path, feet_nc, engine, read):
+    """A grid in feet that does not say so: ``--units ft`` makes every export metres."""
+    metres = open_grid(feet_nc, units="ft").values
+    res = invoke(["export", engine, str(feet_nc), "--out", str(tmp_path / engine), "--units", "ft"])
+    assert res.exit_code == 0, res.output
+    z = read(tmp_path / engine)
+    lo, hi = float(metres.min()), float(metres.max())
+    assert lo - 1 <= float(np.nanmin(z)) and float(np.nanmax(z)) <= hi + 1
+    assert float(np.nanmax(z)) - float(np.nanmin(z)) > 0.5 * (hi - lo)

@@ -8,6 +8,7 @@ import xarray as xr
 
 from topoae.errors import InputError, RegionError, VariableError
 from topoae.io import open_grid, parse_bbox
+from topoae.io.grid import DESCENDING
 from topoae.regions import TOHOKU_BOX
 
 
@@ -50,6 +51,21 @@ def test_descending_latitude_is_flipped(tmp_path):
     assert np.all(np.diff(da.lat.values) > 0)
     expected = _global(lon, lat)["z"]
     np.testing.assert_array_equal(da.values, expected.values)
+    assert da.encoding[DESCENDING] == ["lat"]  # the file's order, for writing a grid back
+    assert open_grid(_write(_global(lon, lat), tmp_path / "asc.nc")).encoding[DESCENDING] == []
+
+
+def test_projected_netcdf_keeps_its_crs(tmp_path):
+    """The CRS of a CF projected NetCDF (``grid_mapping`` → ``spatial_ref``) is attached."""
+    import rioxarray  # noqa: F401
+
+    z = np.arange(20 * 30, dtype=np.float32).reshape(20, 30) - 300
+    y, x = 3.9e6 + 500.0 * np.arange(20)[::-1], 5e5 + 500.0 * np.arange(30)
+    da = xr.DataArray(z, dims=("y", "x"), coords={"y": y, "x": x}, attrs={"units": "m"})
+    path = _write(da.rio.write_crs("EPSG:32654").to_dataset(name="elevation"), tmp_path / "p.nc")
+    g = open_grid(path)
+    assert g.dims == ("y", "x") and g.rio.crs.to_epsg() == 32654
+    assert g.encoding[DESCENDING] == ["y"]
 
 
 @pytest.mark.parametrize("lon", [np.arange(0, 360.1, 1.0), np.arange(-180, 180.1, 1.0)])

@@ -178,7 +178,9 @@ def test_nan_cells_come_back_as_nan(rd):
     assert np.array_equal(np.isnan(out.values), np.isnan(g.values))
 
 
-def test_georeferencing_and_attributes_are_kept(rd, grid):
+def test_georeferencing_and_attributes_are_kept(rd, grid, tmp_path):
+    import xarray as xr
+
     import rioxarray  # noqa: F401
 
     g = grid.rio.write_crs("EPSG:4326")
@@ -186,7 +188,11 @@ def test_georeferencing_and_attributes_are_kept(rd, grid):
     h, s = learned.encode(g, rd, level=1)
     out = learned.decode(h, s, rd)
     assert out.rio.crs.to_epsg() == 4326
-    assert out.attrs["grid_mapping"] == "spatial_ref"
+    assert out.encoding["grid_mapping"] == "spatial_ref"
+    out.to_netcdf(tmp_path / "plain.nc")  # a plain xarray write works (no duplicate grid_mapping)
+    with xr.open_dataset(tmp_path / "plain.nc") as ds:
+        assert ds[out.name].attrs.get("grid_mapping", ds[out.name].encoding.get("grid_mapping")) == "spatial_ref"
+        assert ds[out.name].rio.crs.to_epsg() == 4326
     assert out.attrs["title"] == "a test grid"
     assert out.attrs["history"].startswith("made in a test\n")
     assert "reconstructed by topoae" in out.attrs["history"]
@@ -292,6 +298,20 @@ def test_cli_encode_decode_round_trip(ckpt, gebco_nc, tmp_path):
     res = r.invoke(cli, ["decode", str(bad), "--model", str(ckpt), "--out", str(tmp_path / "b.nc")])
     assert res.exit_code != 0 and "truncated" in res.output
     assert not (tmp_path / "b.nc").exists()
+
+
+def test_cli_encode_reads_feet_with_units_ft(ckpt, feet_nc, tmp_path):
+    from topoae.cli.main import cli
+    from topoae.io import open_grid
+
+    out, rec = tmp_path / "f.tae", tmp_path / "f.nc"
+    args = ["encode", str(feet_nc), "--model", str(ckpt), "--out", str(out), "--quality", "2"]
+    res = CliRunner().invoke(cli, [*args, "--max-error", "1", "--units", "ft"])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(cli, ["decode", str(out), "--model", str(ckpt), "--out", str(rec)])
+    assert res.exit_code == 0, res.output
+    metres = open_grid(feet_nc, units="ft").values
+    assert np.abs(open_grid(rec).values - metres).max() <= 1.0
 
 
 def test_outlier_corrections_fix_spikes_and_count_in_the_file(rd):

@@ -32,6 +32,20 @@ def test_bound_holds_on_every_cell(max_error, seed):
     assert np.all(q[np.isnan(x)] == 0)
 
 
+@pytest.mark.parametrize("max_error", [0.3, 1.0, 2.7, 10.0, 250.0])
+def test_integer_residual_gives_whole_numbers_within_floor_of_the_bound(max_error):
+    x, recon = _grid(3)
+    x = np.rint(x)
+    x[5, 5:9] = np.nan
+    q = res.quantize_integer_residual(x, recon, max_error)
+    y = res.apply_integer_residual(recon, res.decode_residual(res.encode_residual(q), q.shape),
+                                   max_error)
+    assert res.integer_step(max_error) % 2 == 1
+    np.testing.assert_array_equal(y, np.rint(y))  # exact in int16 as in float32
+    assert np.nanmax(np.abs(x - y)) <= np.floor(max_error)
+    assert np.all(q[np.isnan(x)] == 0)
+
+
 def test_bound_holds_at_quantisation_ties():
     """Differences of exactly k * step / 2 (rounding ties) still meet the bound."""
     max_error = 0.5

@@ -319,3 +319,28 @@ def test_simulate_cli_refuses_bad_input(tmp_path):
     )
     assert res.exit_code == 1 and "does not cover" in res.output
     assert not (tmp_path / "o").exists()
+
+
+def test_simulate_cli_units_ft_reads_the_original_in_metres(tmp_path, feet_nc, monkeypatch):
+    """``--units ft``: the engine is given metres (the runs themselves are stubbed out)."""
+    from types import SimpleNamespace
+
+    from topoae.io import open_grid
+    from topoae.simulation import check, engine
+
+    seen = {}
+
+    def fake_check(grid, **kw):
+        seen["grid"] = grid
+        return SimpleNamespace(wall_s={}, metrics=[])
+
+    monkeypatch.setattr(engine, "import_anuga", lambda: None)
+    monkeypatch.setattr(check, "shallow_water_check", fake_check)
+    monkeypatch.setattr(check, "write_check", lambda *a, **kw: [])
+    args = ["simulate", "--bathymetry", str(feet_nc), "--out", str(tmp_path / "sim")]
+    res = CliRunner().invoke(cli, [*args, "--units", "ft"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    metres = open_grid(feet_nc, units="ft").values
+    np.testing.assert_allclose(seen["grid"].values, metres, rtol=1e-6)
+    with xr.open_dataset(feet_nc) as f:
+        assert np.abs(metres - 0.3048 * f["elevation"].values).max() < 1e-2

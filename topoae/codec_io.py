@@ -18,13 +18,16 @@ import json
 import math
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import xarray as xr
 
 from topoae._atomic import atomic_path
 from topoae.errors import ConfigError, StoreError
+from topoae.io.grid import DESCENDING
 
 KIND = "latents"
 FORMAT_VERSION = 1
@@ -184,13 +187,8 @@ def save_latents(ds: xr.Dataset, path: str | os.PathLike, *, overwrite: bool = F
     return p
 
 
-def open_latents(path: str | os.PathLike) -> xr.Dataset:
-    """Read a latent file fully into memory and check it; :class:`StoreError` if it is not one.
-
-    Every array is checked against the digests written by :func:`save_latents`: a missing
-    or damaged array (a lost Zarr chunk reads back as the fill value) is refused by name.
-    """
-    p = Path(path)
+def _read_latent_file(p: Path, fn: Callable[[xr.Dataset], Any]) -> Any:
+    """``fn(dataset)`` with the latent file ``p`` open; :class:`StoreError` if it cannot be read."""
     if not p.exists():
         raise StoreError(f"latent file {p} does not exist")
     fmt = latent_format(p)
@@ -198,15 +196,64 @@ def open_latents(path: str | os.PathLike) -> xr.Dataset:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if fmt == "zarr":
-                ds = xr.open_zarr(p, consolidated=False, zarr_format=3, chunks=None).load()
+                f = xr.open_zarr(p, consolidated=False, zarr_format=3, chunks=None)
             else:
-                with xr.open_dataset(p, engine="netcdf4") as f:
-                    ds = f.load()
+                f = xr.open_dataset(p, engine="netcdf4")
+            with f:
+                return fn(f)
     except Exception as exc:  # every backend raises its own types on corrupted input
         raise StoreError(f"cannot read latent file {p}: {type(exc).__name__}: {exc}") from None
+
+
+def open_latents(path: str | os.PathLike) -> xr.Dataset:
+    """Read a latent file fully into memory and check it; :class:`StoreError` if it is not one.
+
+    Every array is checked against the digests written by :func:`save_latents`: a missing
+    or damaged array (a lost Zarr chunk reads back as the fill value) is refused by name.
+    """
+    p = Path(path)
+    ds = _read_latent_file(p, lambda f: f.load())
     read_meta(ds)
     verify_digests(ds, f"latent file {p}")
     return ds
+
+
+def stored_dtype(path: str | os.PathLike) -> str:
+    """The dtype a latent file decodes to by default: its input's (int16 for integer-valued
+    input such as GEBCO, else float32; float32 for files that do not record it).
+
+    Reads the metadata only; :func:`open_latents` checks the file.
+    """
+    attrs = _read_latent_file(Path(path), lambda f: dict(f.attrs))
+    try:
+        dtype = json.loads(attrs["topoae"])["grid"].get("dtype", "float32")
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return "float32"
+    return dtype if dtype in GRID_DTYPES else "float32"
+
+
+def check_dtype(dtype: str, residual: dict | None) -> None:
+    """Refuse an output dtype other than int16/float32, and int16 for an error bound that
+    holds in float32 only (``residual``: the latents' residual metadata, or ``None``)."""
+    if dtype not in GRID_DTYPES:
+        raise ConfigError(f"--dtype must be one of {', '.join(GRID_DTYPES)}, got {dtype!r}")
+    if dtype == "int16" and residual and not residual.get("integer"):
+        raise ConfigError(
+            f"the --max-error bound ({residual['max_error']:g} m) of this grid holds for float32 "
+            "only (the input was not integer-valued): rounding to int16 would break it; decode "
+            "with --dtype float32"
+        )
+
+
+def _residual_of(da: xr.DataArray) -> dict | None:
+    """The error bound a decoded grid carries in its ``topoae_provenance``, or ``None``."""
+    try:
+        prov = json.loads(da.attrs.get("topoae_provenance") or "{}")
+    except (TypeError, ValueError):
+        return None
+    if not isinstance(prov, dict) or not prov.get("max_error"):
+        return None
+    return {"max_error": prov["max_error"], "integer": bool(prov.get("integer_residual"))}
 
 
 def _du(path: Path) -> int:
@@ -288,26 +335,70 @@ def _as_int16(da: xr.DataArray) -> xr.DataArray:
     return da.round().clip(-32767, 32767)
 
 
+#: CF attributes that describe the whole dataset: also written as global attributes.
+GLOBAL_ATTRS = ("title", "Conventions", "institution", "source", "history", "references", "comment")
+
+
+def _georeferenced(da: xr.DataArray) -> xr.DataArray:
+    """``da`` (a shallow copy) with its CRS coordinate named by a ``grid_mapping`` attribute,
+    as CF asks and GDAL and rioxarray read it (rioxarray keeps the name in ``encoding``,
+    which the NetCDF writer's own encoding replaces)."""
+    gm = da.encoding.get("grid_mapping") or da.attrs.get("grid_mapping")
+    if gm is None and "spatial_ref" in da.coords:
+        gm = "spatial_ref"
+    da.encoding = {k: v for k, v in da.encoding.items() if k != "grid_mapping"}
+    da.attrs.pop("grid_mapping", None)
+    if gm in da.coords:
+        da.attrs["grid_mapping"] = str(gm)
+        try:  # the axes' CF attributes (axis, standard_name, units), where the grid lacks them
+            import rioxarray  # noqa: F401
+
+            cf = da.rio.set_spatial_dims(x_dim=da.dims[1], y_dim=da.dims[0])
+            cf = cf.rio.write_coordinate_system()
+        except Exception:  # no rioxarray, or a CRS it cannot read: leave the axes as they are
+            return da
+        for d in da.dims:
+            da[d].attrs = {**cf[d].attrs, **da[d].attrs}
+    return da
+
+
+def _flip(da: xr.DataArray, dims, *, descending: bool) -> xr.DataArray:
+    """``da`` with each of ``dims`` reversed where it does not already run as asked."""
+    flip = {}
+    for d in dims:
+        v = da[d].values if d in da.dims else np.empty(0)
+        if v.size > 1 and (v[0] > v[-1]) != descending:
+            flip[d] = slice(None, None, -1)
+    return da.isel(flip)
+
+
 def save_grid(
     da: xr.DataArray, path: str | os.PathLike, *, dtype: str = "float32", overwrite: bool = False
 ) -> Path:
     """Write a decoded grid: GEBCO-style NetCDF-4 (``.nc``) or COG GeoTIFF (``.tif``).
 
-    ``dtype="int16"`` rounds to whole metres like GEBCO; NaN cells are written as
-    the fill value (NetCDF ``_FillValue`` / GeoTIFF nodata, -32768 for int16).
+    ``dtype="int16"`` rounds to whole metres like GEBCO (refused for a grid whose
+    ``--max-error`` bound holds in float32 only); NaN cells are written as the fill
+    value (NetCDF ``_FillValue`` / GeoTIFF nodata, -32768 for int16). The CRS is kept
+    (NetCDF: ``grid_mapping`` → ``spatial_ref``), a NetCDF in the coordinate order of the
+    file the grid was read from (``encoding[topoae.io.grid.DESCENDING]``), a GeoTIFF north
+    up; the CF dataset attributes (:data:`GLOBAL_ATTRS`) are also written as global ones.
     """
-    if dtype not in GRID_DTYPES:
-        raise ConfigError(f"--dtype must be one of {', '.join(GRID_DTYPES)}, got {dtype!r}")
+    check_dtype(dtype, _residual_of(da))
     p = Path(path)
     fmt = GRID_SUFFIXES.get(p.suffix.lower())
     if fmt is None:
         raise ConfigError(f"output {p} must end in .nc or .tif")
     name = str(da.name or "elevation")
-    da = _clean(da.rename(name))
+    descending = list(da.encoding.get(DESCENDING, ()))
+    attrs = dict(da.attrs)
     if dtype == "int16":
         da = _as_int16(da)
+    da = _clean(da.rename(name).assign_attrs(attrs))
+    da = _georeferenced(da)
     with atomic_path(p, overwrite=overwrite) as tmp:
         if fmt == "netcdf":
+            da = _flip(da, descending, descending=True)
             h, w = da.shape
             enc = {
                 name: {
@@ -318,13 +409,15 @@ def save_grid(
                     "_FillValue": INT16_FILL if dtype == "int16" else np.float32(np.nan),
                 }
             }
-            da.to_dataset().to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=enc)
+            ds = da.to_dataset()
+            ds.attrs = {k: da.attrs[k] for k in GLOBAL_ATTRS if k in da.attrs}
+            ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=enc)
         else:
             import rioxarray  # noqa: F401
 
             ydim, xdim = da.dims
             nodata = INT16_FILL if dtype == "int16" else np.float32(np.nan)
-            north_up = da.isel({ydim: slice(None, None, -1)}).fillna(nodata).astype(dtype)
+            north_up = _flip(da, [ydim], descending=True).fillna(nodata).astype(dtype)
             north_up = north_up.rio.set_spatial_dims(x_dim=xdim, y_dim=ydim)
             north_up = north_up.rio.write_nodata(nodata, encoded=False)
             try:

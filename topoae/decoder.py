@@ -169,7 +169,10 @@ class BlockDecoder:
                     stacklevel=2,
                 )
             q = _res.decode_residual(_res.frame(*self.res, b), recon.shape)
-            out = _res.apply_residual(recon, q, float(self.residual["step"]))
+            if self.residual.get("integer"):
+                out = _res.apply_integer_residual(recon, q, float(self.residual["max_error"]))
+            else:
+                out = _res.apply_residual(recon, q, float(self.residual["step"]))
         out = out.copy() if out is recon else out
         out[self.nan_mask(b)] = np.nan
         return out
@@ -185,12 +188,13 @@ class BlockDecoder:
         coords = {}
         for d in g["dims"]:
             coords[d] = xr.Variable((d,), self._coords[d], attrs=g["coord_attrs"].get(d, {}))
-        out = xr.DataArray(values, dims=dims, coords=coords, name=g["name"], attrs=dict(g["attrs"]))
+        attrs = {k: v for k, v in g["attrs"].items() if k != "grid_mapping"}  # the input's
+        out = xr.DataArray(values, dims=dims, coords=coords, name=g["name"], attrs=attrs)
         if g.get("crs"):
             import rioxarray  # noqa: F401
 
             out = out.rio.set_spatial_dims(x_dim=g["dims"][1], y_dim=g["dims"][0]).rio.write_crs(
-                g["crs"]
+                g["crs"], grid_mapping_name="spatial_ref"
             )
         return out
 
@@ -225,6 +229,7 @@ def provenance(meta: dict, **extra: Any) -> str:
             "normalise": meta["normalise"],
             "patch": meta["patch"],
             "max_error": meta["codec"]["max_error"],
+            "integer_residual": bool((meta.get("residual") or {}).get("integer")),
             **extra,
         }
     )

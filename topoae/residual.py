@@ -11,13 +11,23 @@ residual ``x - r`` is quantised uniformly with step ``2 (E - delta)``::
 so ``|x - y| <= E - delta + (float32 rounding of y) <= E`` on every cell; ``delta``
 (:func:`safety_margin`) covers that rounding with room to spare. The encoder checks
 the bound on every cell and corrects any cell that misses it.
+
+Integer-valued input (GEBCO int16) is coded on the integer grid instead: around
+``b = rint(r)`` with the odd step ``s = 2 floor(E) + 1`` (:func:`integer_step`)::
+
+    q = round((x - b) / s)
+    y = b + q * s                        # a whole number: exact in int16 and float32
+
+so ``|x - y| <= floor(E)`` and the bound holds whatever dtype ``y`` is written in.
+
 ``q`` (or its 2-D Lorenzo difference, whichever compresses better) is stored
 with the smallest integer type that holds it and compressed with zstd, one
 frame per block of rows, so a decoder can stream the grid.
 
 The guarantee assumes the decoder reproduces ``r`` (same model; differences
-below ``E / 1024`` are absorbed): the codec stores a hash of ``r`` per block and
-warns when a decoder does not reproduce it bit for bit.
+below ``E / 1024`` are absorbed, except where one moves ``rint(r)`` of the integer
+residual by a metre): the codec stores a hash of ``r`` per block and warns when a
+decoder does not reproduce it bit for bit.
 
 Frames
 ------
@@ -143,6 +153,27 @@ def quantize_residual(
                 f"{int(bad.sum())} cells; use a larger bound"
             )
     return q
+
+
+def integer_step(max_error: float) -> int:
+    """Odd step ``2 floor(E) + 1`` of the integer residual (1, lossless, for ``E < 1``)."""
+    return 2 * int(np.floor(max_error)) + 1
+
+
+def quantize_integer_residual(x: np.ndarray, recon: np.ndarray, max_error: float) -> np.ndarray:
+    """Integer residual of integer-valued ``x`` around ``rint(recon)``: ``|x - y| <= floor(E)``.
+
+    NaN cells of ``x`` get ``q = 0``. Returns int64.
+    """
+    valid = np.isfinite(x)
+    d = np.where(valid, x.astype(np.float64), 0.0) - np.rint(recon.astype(np.float64))
+    return np.where(valid, np.rint(d / integer_step(max_error)), 0).astype(np.int64)
+
+
+def apply_integer_residual(recon: np.ndarray, q: np.ndarray, max_error: float) -> np.ndarray:
+    """Corrected grid ``rint(recon) + q * step`` (whole numbers), float32."""
+    y = np.rint(recon.astype(np.float64)) + q.astype(np.float64) * integer_step(max_error)
+    return y.astype(np.float32)
 
 
 def encode_ints(q: np.ndarray, level: int = ZSTD_LEVEL) -> bytes:

@@ -753,8 +753,7 @@ def _template(values: np.ndarray, header: dict[str, Any], streams: dict[str, byt
         try:
             import rioxarray  # noqa: F401
 
-            da = da.rio.write_crs(g["crs"])
-            da.attrs["grid_mapping"] = "spatial_ref"
+            da = da.rio.write_crs(g["crs"])  # sets encoding["grid_mapping"] = "spatial_ref"
         except Exception:  # no rioxarray / unknown CRS: keep the text
             da.attrs["crs"] = g["crs"]
     da.encoding["dtype"] = dtype

@@ -29,6 +29,7 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -39,7 +40,7 @@ from topoae import residual as _res
 from topoae._json import jsonable
 from topoae._version import __version__
 from topoae.blending import WINDOWS, Layout, reflect_index
-from topoae.codec_io import FORMAT_VERSION, KIND, pack_coord
+from topoae.codec_io import FORMAT_VERSION, INT16_FILL, KIND, check_dtype, pack_coord
 from topoae.codec_model import (
     CodecModel,
     as_codec_model,
@@ -53,6 +54,7 @@ from topoae.errors import (
     InputError,
     RegionError,
 )
+from topoae.io.grid import DESCENDING
 from topoae.nanfill import fill_nearest
 from topoae.quantize import check_mode, quantize
 
@@ -143,6 +145,16 @@ def _check_grid(grid: xr.DataArray) -> None:
             raise InputError(f"grid dimension {d!r} has no coordinates")
 
 
+def _check_size(grid: xr.DataArray, patch: int) -> None:
+    """Refuse a region smaller than one patch: the reflected padding would be most of the input."""
+    h, w = (int(n) for n in grid.shape)
+    if min(h, w) < patch:
+        raise RegionError(
+            f"region {h}x{w} cells is too small: this model needs at least {patch}x{patch} "
+            "cells (its patch size)"
+        )
+
+
 def encode(
     grid: xr.DataArray,
     model: Any,
@@ -184,6 +196,7 @@ def encode(
     """
     _check_grid(grid)
     cm = as_codec_model(model, normalise=normalise, model_id=model_id)
+    _check_size(grid, cm.patch)
     cfg = CodecConfig(
         stride=default_stride(cm.patch) if stride is None else stride,
         quantize=quantize,
@@ -206,7 +219,7 @@ def encode(
     block_h = cfg.band_rows * S
     n_blocks = math.ceil(height / block_h)
     mask_frames: list[bytes] = []
-    n_nan, max_abs = 0, 0.0
+    n_nan, max_abs, integer = 0, 0.0, True
     for b, k0 in enumerate(range(0, nr, cfg.band_rows)):
         k1 = min(nr, k0 + cfg.band_rows)
         top = k0 * S - m  # grid row of rows[0]
@@ -220,6 +233,7 @@ def encode(
             mask_frames.append(_res.encode_mask(nan))
             if not nan.all():
                 max_abs = max(max_abs, float(np.nanmax(np.abs(own))))
+                integer = integer and bool(np.all(own[~nan] == np.rint(own[~nan])))
         win = np.lib.stride_tricks.sliding_window_view(block, (P, P))[::S, ::S]
         patches = win.reshape(-1, P, P)
         off, sc = norm.params(patches)
@@ -240,7 +254,7 @@ def encode(
             progress((k1 - k0) * nc)
     if n_nan == height * width:
         raise RegionError("every cell of the region is NaN; nothing to encode")
-    counts = {"nan_cells": n_nan, "max_abs": max_abs}
+    counts = {"nan_cells": n_nan, "max_abs": max_abs, "integer": integer}
     ds = _build_dataset(grid, cm, cfg, layout, mu, logvar, offset, scale, mask_frames, counts)
     if cfg.max_error is not None:
         ds = add_residual(ds, grid, cm, max_error=cfg.max_error, device=str(dev))
@@ -313,6 +327,10 @@ def _build_dataset(grid, cm, cfg, layout, mu, logvar, offset, scale, mask_frames
             "shape": [layout.height, layout.width],
             "attrs": jsonable(dict(grid.attrs)),
             "crs": _crs_text(grid),
+            # whole numbers in int16 range (GEBCO): int16 by default, integer residual
+            "integer": counts["integer"],
+            "dtype": "int16" if counts["integer"] and counts["max_abs"] <= 32767 else "float32",
+            "descending": [str(d) for d in grid.encoding.get(DESCENDING, ()) if d in (d0, d1)],
             "coords": coord_meta,
             "coord_attrs": {d: jsonable(dict(grid[d].attrs)) for d in (d0, d1)},
         },
@@ -338,6 +356,7 @@ def decode(
     batch: int | None = None,
     window: str | None = None,
     lazy: bool = False,
+    dtype: str | None = None,
 ) -> xr.DataArray:
     """Decode a latent dataset back onto the exact original grid.
 
@@ -354,16 +373,36 @@ def decode(
         Override the blending window (not allowed for error-bounded latents).
     lazy
         Return a dask-backed DataArray computed block by block (bounded memory when written).
+    dtype
+        The dtype the grid is meant to be written in (``encoding["dtype"]``, which
+        :func:`topoae.codec_io.save_grid` is given): ``None`` for the input's (int16 for
+        integer-valued input such as GEBCO, else float32). int16 is refused for
+        error-bounded latents of non-integer input: their bound holds in float32 only.
 
     Returns
     -------
     xr.DataArray
         float32 metres on the original coordinates, with the original name,
-        attributes (plus ``topoae_provenance``) and CRS; NaN where the input was NaN.
+        attributes (plus ``topoae_provenance`` and a ``history`` line), CRS
+        (``grid_mapping`` → ``spatial_ref``) and ``encoding["dtype"]``; NaN where the
+        input was NaN. Whole numbers where the residual is on the integer grid.
     """
     dec = BlockDecoder(ds, model, force=force, device=device, batch=batch, window=window)
+    g = dec.meta["grid"]
+    out_dtype = dtype or g.get("dtype", "float32")
+    check_dtype(out_dtype, dec.residual)
     out = dec.template(dec.assemble(dec.block, lazy=lazy))
     out.attrs["topoae_provenance"] = provenance(dec.meta, window=dec.window)
+    bound = f", max error {dec.residual['max_error']:g} m" if dec.residual else ""
+    line = (
+        f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}: reconstructed by topoae {__version__} (patch "
+        f"codec, model {str(dec.meta['model_id']).split(':')[-1][:16]}{bound})"
+    )
+    history = out.attrs.get("history")
+    out.attrs["history"] = f"{history}\n{line}" if history else line
+    out.encoding.update(dtype=out_dtype, **{DESCENDING: g.get("descending", [])})
+    if out_dtype == "int16":  # so that a plain to_netcdf also writes NaN as GEBCO's fill
+        out.encoding["_FillValue"] = INT16_FILL
     return out
 
 
@@ -375,6 +414,8 @@ def add_residual(
     Decodes ``ds`` block by block exactly as :func:`decode` will, quantises the
     residual ``grid - reconstruction`` with step ``~2 * max_error`` and stores it
     zstd-compressed (:mod:`topoae.residual`), replacing any residual ``ds`` had.
+    Integer-valued input (GEBCO) is coded on the integer grid (step ``2 floor(E) + 1``
+    around the rounded reconstruction), so the bound holds in int16 output too.
     ``grid`` must be the grid ``ds`` was encoded from.
     """
     from topoae.codec_io import grid_coords, read_meta
@@ -387,7 +428,12 @@ def add_residual(
     )
     if not same:
         raise InputError("the grid given is not the one these latents were encoded from")
-    step = _res.residual_step(max_error, float(meta["counts"]["max_abs"]))
+    integer = bool(meta["grid"].get("integer"))
+    step = (
+        _res.integer_step(max_error)
+        if integer
+        else _res.residual_step(max_error, float(meta["counts"]["max_abs"]))
+    )
     ds = ds.drop_vars(["residual", "residual_offsets", "recon_hash"], errors="ignore")
     meta["residual"] = None
     ds = ds.assign_attrs(topoae=json.dumps(meta))
@@ -396,11 +442,23 @@ def add_residual(
     for b in range(dec.n_blocks):
         lo, hi = dec.block_span(b)
         r = dec.reconstruct(b)
-        q = _res.quantize_residual(_read_rows(grid, np.arange(lo, hi)), r, max_error, step)
+        x = _read_rows(grid, np.arange(lo, hi))
+        if integer and not np.array_equal(x[np.isfinite(x)], np.rint(x[np.isfinite(x)])):
+            raise InputError("the grid given is not the one these latents were encoded from")
+        q = (
+            _res.quantize_integer_residual(x, r, max_error)
+            if integer
+            else _res.quantize_residual(x, r, max_error, step)
+        )
         frames.append(_res.encode_residual(q))
         hashes.append(_res.digest(r))
     data, off = _res.pack_frames(frames)
-    meta["residual"] = {"step": step, "max_error": max_error, "coder": "lorenzo|none+zstd"}
+    meta["residual"] = {
+        "step": step,
+        "max_error": max_error,
+        "integer": integer,  # q around rint(reconstruction): the bound holds in int16 too
+        "coder": "lorenzo|none+zstd",
+    }
     meta["codec"]["max_error"] = max_error
     return ds.assign(
         residual=(("residual_bytes",), data),

@@ -19,6 +19,10 @@ from topoae.io.readers import open_any
 #: Chunk edge (cells) of the dask arrays open_grid returns: 2048² float32 = 16 MiB.
 DEFAULT_CHUNK = 2048
 
+#: ``encoding`` key of open_grid's DataArray: the dims that run descending in the file
+#: (made ascending here), so that a decoded grid is written back in the file's order.
+DESCENDING = "topoae_descending"
+
 #: Names tried in order when no variable is given.
 PREFERRED_NAMES = (
     "elevation",
@@ -197,12 +201,18 @@ def _drop_seam(da: xr.DataArray) -> xr.DataArray:
     return da
 
 
-def _ascending(da: xr.DataArray) -> xr.DataArray:
+def _descending_dims(da: xr.DataArray) -> list[str]:
+    """The dims whose coordinate runs from high to low."""
+    out = []
     for dim in da.dims:
         values = da[dim].values
         if values.size > 1 and values[0] > values[-1]:
-            da = da.isel({dim: slice(None, None, -1)})
-    return da
+            out.append(str(dim))
+    return out
+
+
+def _ascending(da: xr.DataArray) -> xr.DataArray:
+    return da.isel({d: slice(None, None, -1) for d in _descending_dims(da)})
 
 
 def _to_metres(da: xr.DataArray, units: str | None) -> xr.DataArray:
@@ -247,7 +257,8 @@ def open_grid(
     -------
     xr.DataArray
         2-D float32 metres, positive up, NaN for nodata, dims ``(lat, lon)`` or ``(y, x)``
-        ascending, lazy, with ``attrs`` from the file plus ``source``, ``variable``, ``units``.
+        ascending, lazy, with ``attrs`` from the file plus ``source``, ``variable``, ``units``;
+        ``encoding[DESCENDING]`` lists the dims that run descending in the file.
     """
     p = Path(path)
     ds = open_any(p)
@@ -255,6 +266,7 @@ def open_grid(
     da = ds[name]
     da = canonical_dims(da)
     da = da.chunk({d: min(chunk, n) for d, n in da.sizes.items()})
+    descending = _descending_dims(da)
     da = _ascending(da)
     da = _drop_seam(da)
     keep_attrs = dict(da.attrs)
@@ -280,6 +292,7 @@ def open_grid(
         from topoae.io.bbox import subset_bbox
 
         da = subset_bbox(da, bbox)
+    da.encoding = {**da.encoding, DESCENDING: descending}
     return da
 
 
@@ -293,6 +306,9 @@ def _attach_crs(da: xr.DataArray, ds: xr.Dataset) -> xr.DataArray:
         crs = None
         try:
             crs = ds.rio.crs
+            gm = ds[da.name].attrs.get("grid_mapping", ds[da.name].encoding.get("grid_mapping"))
+            if crs is None and gm in ds.variables:  # CF: the grid_mapping variable holds the CRS
+                crs = ds.set_coords(gm)[da.name].rio.crs
         except Exception:  # no CRS information in the file
             crs = None
         da = da.rio.set_spatial_dims(x_dim="x", y_dim="y")
