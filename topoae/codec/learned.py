@@ -44,6 +44,8 @@ from topoae.errors import ConfigError, InputError, ModelMismatchError, RegionErr
 from topoae.models.hyperprior import HyperpriorModel
 
 FORMAT = "topoae-rd"
+#: attributes :func:`topoae.io.open_grid` adds about the read itself, not stored in files
+READER_ATTRS = ("source", "variable")
 
 
 @dataclass(frozen=True)
@@ -569,7 +571,9 @@ def _header(grid, rd, cfg, geo, integer, nan_cells, streams: dict[str, bytes]) -
         coords[d], s = pack_coord(grid[d].values)
         if s is not None:
             streams[f"coord:{d}"] = bytes(np.asarray(s, dtype=np.uint8))
-    attrs = dict(grid.attrs) if cfg.keep_attrs else {k: grid.attrs[k] for k in ("units",) if k in grid.attrs}
+    # the reader's own bookkeeping (``source``: the path it read, ``variable``) is not the data's
+    attrs = ({k: v for k, v in grid.attrs.items() if k not in READER_ATTRS} if cfg.keep_attrs
+             else {k: grid.attrs[k] for k in ("units",) if k in grid.attrs})
     return {
         "format": FORMAT,
         "topoae": __version__,
