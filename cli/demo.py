@@ -11,7 +11,7 @@ import click
               help="Checkpoint [the shipped model].")
 @click.option("--region", default=None, type=click.Path(exists=True),
               help="Grid to compress [the bundled GEBCO 15-arc-second Suruga Bay tile].")
-@click.option("--members", default=4, show_default=True, help="Ensemble members to draw.")
+@click.option("--members", default=16, show_default=True, help="Ensemble members to draw.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
 def demo(out, model_path, region, members, overwrite):
     """Encode, decode, measure, plot, sample and export the bundled region with the shipped model."""

@@ -26,7 +26,7 @@ class DemoResult:
 
 
 def run_demo(out: str | os.PathLike = "topoae-demo", *, model: str | os.PathLike | None = None,
-             region: str | os.PathLike | None = None, members: int = 4, max_error: float = 25.0,
+             region: str | os.PathLike | None = None, members: int = 16, max_error: float = 25.0,
              overwrite: bool = False, echo: Callable[[str], None] = print) -> DemoResult:
     """Run the demo into folder ``out`` and return what it wrote.
 
