@@ -54,7 +54,8 @@ def sample(header: dict[str, Any], streams: dict[str, bytes], model: Any, *, n: 
     if n < 2:
         raise ConfigError(f"--n must be at least 2, got {n}")
     tau = tau_for(model, int(header["codec"]["level"])) * float(temperature)
-    members = [member(header, streams, model, seed=seed, index=k, tau=tau, force=force)
+    rd = learned.as_rd_model(model)  # tables and the float64 hyper-synthesis, once
+    members = [member(header, streams, rd, seed=seed, index=k, tau=tau, force=force)
                for k in range(n)]
     first = members[0]
     name = str(first.name or "elevation")

@@ -97,11 +97,10 @@ def load(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, bytes]]:
 
 def _symbols(header: dict[str, Any], streams: dict[str, bytes], rd) -> tuple[np.ndarray, np.ndarray]:
     """Latent symbols of the whole region and hyper-latents per tile (int32)."""
-    from topoae.codec import entropy, learned, tables
+    from topoae.codec import learned
 
     rd_, cfg, g, geo, _ = learned._open(header, streams, rd, force=True)
-    net = rd_.net
-    m, hz = net.config.latent_channels, net.config.hyper_channels
+    m, hz = rd_.net.config.latent_channels, rd_.net.config.hyper_channels
     hp, wp = geo.padded
     lat = np.zeros((m, hp // 16, wp // 16), dtype=np.int32)
     hyper = []
@@ -111,12 +110,7 @@ def _symbols(header: dict[str, Any], streams: dict[str, bytes], rd) -> tuple[np.
             a0, a1 = geo.span(i, 0)
             b0, b1 = geo.span(j, 1)
             th, tw = (a1 - a0) // 16, (b1 - b0) // 16
-
-            def indices(z: np.ndarray) -> np.ndarray:
-                return tables.scale_indices(learned._h_s64(net, z)[1])[0]
-
-            z, y = entropy.decode_tile(learned._need(streams, f"tile:{i},{j}"), (hz, th // 4, tw // 4),
-                                       (m, th, tw), rd_.tables, indices)
+            z, y, _ = learned.decode_symbols(rd_, learned._need(streams, f"tile:{i},{j}"), (th, tw))
             lat[:, a0 // 16:a0 // 16 + th, b0 // 16:b0 // 16 + tw] = y
             zz = np.zeros((hz, geo.tile // 64, geo.tile // 64), dtype=np.int32)
             zz[:, :z.shape[1], :z.shape[2]] = z

@@ -21,12 +21,13 @@ band of three tile rows, whatever the region's size.
 
 from __future__ import annotations
 
+import copy
 import datetime as _dt
 import hashlib
 import math
 import warnings
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -37,10 +38,11 @@ from topoae import offset_field
 from topoae import residual as _res
 from topoae._version import __version__
 from topoae.codec import container, entropy, tables
+from topoae.codec.patch import _check_grid as _check_labelled_grid
 from topoae.codec.patch import _crs_text
 from topoae.codec_io import pack_coord, unpack_coord
 from topoae.codec_model import jsonable as _jsonable
-from topoae.errors import ConfigError, InputError, ModelMismatchError, RegionError, StoreError
+from topoae.errors import ConfigError, ModelMismatchError, RegionError, StoreError
 from topoae.models.hyperprior import HyperpriorModel
 
 FORMAT = "topoae-rd"
@@ -91,13 +93,21 @@ class RDCodecConfig:
 
 @dataclass
 class RDModel:
-    """A hyperprior model ready to code: network, frozen tables and id."""
+    """A hyperprior model ready to code: network, frozen tables and id.
+
+    ``h_s64`` is a float64 copy of the hyper-synthesis, made once: the decisive
+    probability path (scale indices) runs in float64 on every tile.
+    """
 
     net: HyperpriorModel
     tables: tables.Tables
     model_id: str
     name: str = "hyperprior"
     level_ratios: tuple[float, ...] = ()
+    h_s64: torch.nn.Module = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.h_s64 = copy.deepcopy(self.net.h_s).double().eval()
 
     @property
     def levels(self) -> int:
@@ -205,16 +215,10 @@ def _scan(grid: xr.DataArray, stride: int, step: float, band: int = 1024) -> tup
 
 
 # -- encoding ------------------------------------------------------------------------
-def _h_s64(net: HyperpriorModel, z_hat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _h_s64(rd: RDModel, z_hat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """μ and σ from integer hyper-latents, in float64 (the decisive probability path)."""
     with torch.no_grad():
-        h_s = net.h_s.double()
-        try:
-            p = h_s(torch.from_numpy(z_hat[None].astype(np.float64)))
-            mean, raw = p.chunk(2, dim=1)
-            scale = torch.nn.functional.softplus(raw) + 0.05
-        finally:
-            net.h_s.float()
+        mean, scale = HyperpriorModel.mean_scale(rd.h_s64(torch.from_numpy(z_hat[None].astype(np.float64))))
     return mean[0].numpy(), scale[0].numpy()
 
 
@@ -225,11 +229,11 @@ def _analyse_tile(net: HyperpriorModel, grid: xr.DataArray, nodes: np.ndarray, g
     r0, r1 = geo.span(i, 0)
     c0, c1 = geo.span(j, 1)
     m = cfg.margin
-    rows = np.arange(r0 - m, r1 + m)
-    cols = np.arange(c0 - m, c1 + m)
-    z = _read(grid, _reflect(rows, geo.height), _reflect(cols, geo.width))
+    rows = _reflect(np.arange(r0 - m, r1 + m), geo.height)
+    cols = _reflect(np.arange(c0 - m, c1 + m), geo.width)
+    z = _read(grid, rows, cols)
     off = offset_field.expand(nodes, (geo.height, geo.width), mc.offset_stride, mc.offset_step,
-                              rows=_reflect(rows, geo.height), cols=_reflect(cols, geo.width))
+                              rows=rows, cols=cols)
     r = np.where(np.isfinite(z), (z - off) / (mc.unit * cfg.scale), 0.0).astype(np.float32)
     with torch.no_grad():
         y = net.g_a(torch.from_numpy(r)[None, None])[0].numpy()
@@ -244,26 +248,33 @@ def _code_tile(rd: RDModel, y_base: np.ndarray, level: int) -> tuple[bytes, np.n
         g = net.gains(level)[0].numpy()
         y = y_base * g
         z_hat = torch.round(net.h_a(torch.from_numpy(y)[None]))[0].numpy().astype(np.int64)
-    mean, scale = _h_s64(net, z_hat)
+    mean, scale = _h_s64(rd, z_hat)
     sym = np.rint(y.astype(np.float64) - mean).astype(np.int64)
     idx, flagged = tables.scale_indices(scale)
     blob = entropy.encode_tile(z_hat, sym, idx, flagged, rd.tables)
     return blob, (sym + mean).astype(np.float32)
 
 
-def _decode_tile(rd: RDModel, blob: bytes, shape: tuple[int, int]) -> np.ndarray:
-    net = rd.net
-    m, hz = net.config.latent_channels, net.config.hyper_channels
+def decode_symbols(rd: RDModel, blob: bytes, shape: tuple[int, int]
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Hyper-latents, latent symbols and their means of one tile of ``shape`` latents."""
+    m, hz = rd.net.config.latent_channels, rd.net.config.hyper_channels
     th, tw = shape
     means: dict[str, np.ndarray] = {}
 
     def indices(z: np.ndarray) -> np.ndarray:
-        mean, scale = _h_s64(net, z)
+        mean, scale = _h_s64(rd, z)
         means["mean"] = mean
         return tables.scale_indices(scale)[0]
 
-    _, sym = entropy.decode_tile(blob, (hz, th // 4, tw // 4), (m, th, tw), rd.tables, indices)
-    return (sym + means["mean"]).astype(np.float32)
+    z, sym = entropy.decode_tile(blob, (hz, th // 4, tw // 4), (m, th, tw), rd.tables, indices)
+    return z, sym, means["mean"]
+
+
+def _decode_tile(rd: RDModel, blob: bytes, shape: tuple[int, int]) -> np.ndarray:
+    """Dequantised latents ŷ of one tile (float32)."""
+    _, sym, mean = decode_symbols(rd, blob, shape)
+    return (sym + mean).astype(np.float32)
 
 
 class _Synth:
@@ -314,11 +325,8 @@ def _metres(rd: RDModel, x: np.ndarray, nodes: np.ndarray, geo: Geometry, cfg: R
 
 
 def _check_grid(grid: xr.DataArray) -> None:
-    if not isinstance(grid, xr.DataArray) or grid.ndim != 2:
-        raise InputError("expected a 2-D xarray.DataArray grid")
-    for d in grid.dims:
-        if d not in grid.coords:
-            raise InputError(f"grid dimension {d!r} has no coordinates")
+    """A labelled 2-D numeric grid (the patch codec's check) of at least 16×16 cells."""
+    _check_labelled_grid(grid)
     if min(grid.shape) < 16:
         raise RegionError(f"region {grid.shape[0]}x{grid.shape[1]} cells is too small: the learned "
                           "codec needs at least 16x16 cells")

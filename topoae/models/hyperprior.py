@@ -158,7 +158,11 @@ class HyperpriorModel(nn.Module):
 
     def hyper_params(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and scale (> 0) of the Gaussian conditional for each latent."""
-        p = self.h_s(z_hat)
+        return self.mean_scale(self.h_s(z_hat))
+
+    @staticmethod
+    def mean_scale(p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Split the hyper-synthesis output into mean and scale (> 0), in its own dtype."""
         mean, raw = p.chunk(2, dim=1)
         return mean, F.softplus(raw) + 0.05
 
