@@ -386,7 +386,10 @@ def encode(grid: xr.DataArray, model: Any, *, level: int | None = None, max_erro
 
 def _residual_row(rd, grid, nodes, geo, cfg, i, yhat, streams, integer) -> None:
     """Side streams of tile row ``i``: the error-bounded residual (``max_error``) or else the
-    sparse outlier corrections."""
+    sparse outlier corrections, and the coastline corrections. Without any of them the
+    encoder needs no reconstruction, and the synthesis is skipped."""
+    if cfg.max_error is None and not cfg.outliers and cfg.coastline is None:
+        return
     synth = _Synth(rd, geo, cfg.level, cfg.synth_margin, lambda a, b: yhat[(a, b)])
     for j in range(geo.tiles[1]):
         base = _metres(rd, synth.tile(i, j), nodes, geo, cfg, i, j)
