@@ -103,8 +103,8 @@ def _training_patches(patch: int, rng: np.random.Generator, n: int) -> np.ndarra
 def train_bench_model(steps: int, seed: int = 0) -> Path:
     """Train the small benchmark AE in plain torch and save it as a topoae checkpoint."""
     from topoae.checkpoint import save_checkpoint
+    from topoae.data.normalise import Normalisation, normalise
     from topoae.models import build_model
-    from topoae.normalise import Normalisation, normalise
 
     cfg = bench_model_config()
     torch.manual_seed(seed)
@@ -168,7 +168,8 @@ def _errors(out: np.ndarray, ref: np.ndarray) -> tuple[float, float]:
 
 def run_config(grid, model, **kw) -> dict:
     """Encode, save (Zarr), reload, decode one grid; errors, sizes and times."""
-    from topoae import codec, codec_io
+    from topoae import codec
+    from topoae.codec import files as codec_io
 
     t0 = time.perf_counter()
     ds = codec.encode(grid, model, **kw)
@@ -269,7 +270,8 @@ def main() -> None:
     for label, rel, bbox in bounded:
         grid = eval_grid(rel, bbox)
         print(f"\nerror-bounded, {label}: {grid.shape}", flush=True)
-        from topoae import codec, codec_io
+        from topoae import codec
+        from topoae.codec import files as codec_io
 
         t0 = time.perf_counter()
         base = codec.encode(grid, model, stride=patch - patch // 8, quantize="8bit")

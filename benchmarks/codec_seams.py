@@ -6,7 +6,7 @@ Usage::
 
 Uses the benchmark model of ``codec_rd.py`` (trained there when no checkpoint
 is given). Seams sit at multiples of the stride along each axis (the layout of
-:mod:`topoae.blending`). Two measures per setting:
+:mod:`topoae.codec.blending`). Two measures per setting:
 
 - ``RMSE border / interior``: error of the cells next to a seam (distance <= 1)
   and of the cells at least 3 cells from any seam;
@@ -105,7 +105,8 @@ def main() -> None:
     ap.add_argument("--json", default=str(REPO / "benchmarks" / "results" / "codec_seams.json"))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    from topoae import codec, codec_io
+    from topoae import codec
+    from topoae.codec import files as codec_io
 
     model = load_model(args.checkpoint)
     patch = model.model.patch_size

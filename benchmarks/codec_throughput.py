@@ -31,8 +31,8 @@ def thesis_checkpoint() -> Path:
     import torch
 
     from topoae.checkpoint import save_checkpoint
+    from topoae.data.normalise import Normalisation
     from topoae.models import ModelConfig, build_model
-    from topoae.normalise import Normalisation
     from topoae.training.config import TrainConfig
 
     path = WORK / "thesis_vae_random.pt"
@@ -60,8 +60,9 @@ def one(kind: str, ckpt: str, grid: str, threads: int, device: str, out: str) ->
     import dask
     import dask.array  # noqa: F401  (imported before timing: lazy decoding uses it)
 
-    from topoae import codec, codec_io
+    from topoae import codec
     from topoae.checkpoint import load_checkpoint
+    from topoae.codec import files as codec_io
     from topoae.io import open_grid
 
     model = load_checkpoint(ckpt)

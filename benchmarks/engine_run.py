@@ -7,12 +7,13 @@ engine loads):
 - ``suruga``: the real 15″ GEBCO Suruga Bay grid (../shared/data) resampled to 101×101
   samples (100×100 cells, ~0.93 km), hump at the trough's mouth, coast with wetting/drying.
 
-Engines: ``anuga`` (:func:`topoae.simulation.engine.run_anuga`: mesh build, initial
-conditions, evolution) and ``geoclaw`` (:func:`topoae.simulation.geoclaw_engine.run_geoclaw`:
-topography, qinit and ``*.data`` files, the Fortran run (one level, serial) and reading
-the gauges back). Both sample 3 gauges every 5 s. GeoClaw's executable is compiled
-before timing (once per machine, cached); that time is printed separately. ANUGA runs
-with each count of ``--threads``; GeoClaw is serial and runs once per case.
+Engines: those of :mod:`topoae.simulation.engines`, by name, each run through its
+:meth:`~topoae.simulation.base.Engine.run`: ``anuga`` (mesh build, initial conditions,
+evolution) and ``geoclaw`` (topography, qinit and ``*.data`` files, the Fortran run (one
+level, serial) and reading the gauges back). All sample 3 gauges every 5 s. Each engine
+is prepared before timing (:meth:`~topoae.simulation.base.Engine.prepare`: GeoClaw's
+executable is compiled once per machine and cached); that time is printed separately.
+ANUGA runs with each count of ``--threads``; GeoClaw is serial and runs once per case.
 
 For each case, engine and thread count: the median engine wall time over ``--repeat``
 runs, and the CPU time per run of the child processes (the steadier figure when other
@@ -35,6 +36,8 @@ import sys
 import time
 from pathlib import Path
 
+from topoae.simulation.engines import ENGINES, get_engine
+
 REPO = Path(__file__).resolve().parents[1]
 SURUGA = (
     REPO.parent
@@ -47,14 +50,10 @@ SURUGA = (
 CHILD = r"""
 import json, sys, time
 import numpy as np, xarray as xr
-from topoae.simulation.engine import EngineConfig
+from topoae.simulation.engines import get_engine
 from topoae.simulation.projection import to_local_grid
 from topoae.simulation.sources import GaussianSource, source_on_grid
-case, engine, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
-if engine == "geoclaw":
-    from topoae.simulation.geoclaw_engine import run_geoclaw as run_fn
-else:
-    from topoae.simulation.engine import run_anuga as run_fn
+case, engine, threads = sys.argv[1], get_engine(sys.argv[2]), int(sys.argv[3])
 if case == "flat":
     x = np.linspace(-250e3, 250e3, 101)
     grid = xr.DataArray(np.full((101, 101), -4000.0), dims=("y", "x"),
@@ -68,7 +67,8 @@ else:
     gauges = [(4e3, -5e3), (17.5e3, -21e3), (0.0, -40e3)]
 eta0 = source_on_grid(src, grid)
 t = time.perf_counter()
-run = run_fn(grid, eta0, gauges, EngineConfig(duration=900.0, every=5.0, threads=threads))
+cfg = engine.make_config(duration=900.0, every=5.0, threads=threads)
+run = engine.run(grid, eta0, gauges, cfg)
 print(json.dumps({"wall_s": time.perf_counter() - t, "engine_s": run.wall_s,
                   "samples": int(run.eta.shape[0]),
                   "triangles": run.triangles,
@@ -116,34 +116,33 @@ def _ints(text: str) -> list[int]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--engines", default="anuga,geoclaw", help="comma-separated: anuga, geoclaw")
+    ap.add_argument(
+        "--engines", default=",".join(ENGINES), help=f"comma-separated: {', '.join(ENGINES)}"
+    )
     ap.add_argument("--threads", type=_ints, default=[1, 2], help="ANUGA OpenMP thread counts")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--json", type=Path, default=None)
     a = ap.parse_args()
     engines = [e.strip() for e in a.engines.split(",") if e.strip()]
-    if set(engines) - {"anuga", "geoclaw"} or not engines:
-        ap.error(f"--engines: choose from anuga, geoclaw (got {a.engines!r})")
+    if set(engines) - set(ENGINES) or not engines:
+        ap.error(f"--engines: choose from {', '.join(ENGINES)} (got {a.engines!r})")
     meta: dict = {
         "python": platform.python_version(),
         "machine": platform.machine(),
         "cpus": os.cpu_count(),
     }
-    if "geoclaw" in engines:
-        from topoae.simulation.geoclaw_engine import cache_dir, geoclaw_executable
-
+    meta["prepare_s"] = {}
+    for name in engines:
+        engine = get_engine(name)
         t = time.perf_counter()
-        exe = geoclaw_executable()
-        meta["geoclaw_compile_or_lookup_s"] = time.perf_counter() - t
-        print(
-            f"xgeoclaw: {exe} ({meta['geoclaw_compile_or_lookup_s']:.1f} s to find or "
-            f"compile; cache {cache_dir()})"
-        )
+        engine.prepare(progress=lambda m: print(f"{m} ...", flush=True))
+        meta["prepare_s"][name] = time.perf_counter() - t
+        print(f"{engine.label}: prepared in {meta['prepare_s'][name]:.1f} s")
     cases = ["flat"] + (["suruga"] if SURUGA.exists() else [])
     results = []
     for case in cases:
         for engine in engines:
-            for threads in a.threads if engine == "anuga" else [1]:
+            for threads in a.threads if engine == "anuga" else [1]:  # GeoClaw runs serial
                 row = timed(case, engine, threads, a.repeat)
                 results.append(row)
                 print(

@@ -218,7 +218,7 @@ BY_NAME = {e.name: e for e in EXPERIMENTS}
 def run(exp: Experiment, out: Path, perceptual_weights: str | None) -> dict[str, Any]:
     from torch.utils.data import Subset
 
-    from topoae.dataset import PatchDataset
+    from topoae.data.dataset import PatchDataset
     from topoae.training import evaluate_store, fit
 
     store = STORES[exp.store]

@@ -1,6 +1,6 @@
 """Write the demo's bundled region: ETOPO5 5' crop 135–150E, 30–45N (Japan trench), as GEBCO-style int16 NetCDF.
 
-    python benchmarks/make_demo_region.py  # writes topoae/data/japan_trench_etopo5.nc
+    python benchmarks/make_demo_region.py  # writes topoae/assets/japan_trench_etopo5.nc
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from topoae.regions import TRAINING_EXCLUSION_BOX
 
 REPO = Path(__file__).resolve().parents[1]
 SRC = REPO.parent / "shared" / "data" / "etopo_global" / "etopo5_global_5min_ferret.cdf"
-OUT = REPO / "topoae" / "data" / "japan_trench_etopo5.nc"
+OUT = REPO / "topoae" / "assets" / "japan_trench_etopo5.nc"
 
 
 def main() -> None:

@@ -16,9 +16,9 @@ import argparse
 import time
 from pathlib import Path
 
+from topoae.data.tiling import TileConfig, tile
 from topoae.io import open_grid
 from topoae.regions import TRAINING_EXCLUSION_BOX
-from topoae.tiling import TileConfig, tile
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 

@@ -95,6 +95,24 @@ def calibrate_tau(rd, grids, members: int = 8, target: float = 0.90) -> tuple[li
     return taus, covs
 
 
+def demo_region(weights: Path) -> dict:
+    """The bundled demo region at the default level, as `topoae demo` codes it."""
+    from topoae.checkpoint import load_checkpoint
+    from topoae.codec import learned
+    from topoae.io import open_grid
+    from topoae.regions import DEMO_REGION
+
+    shipped = learned.as_rd_model(load_checkpoint(weights))
+    grid = open_grid(DEMO_REGION).load()
+    h, s = learned.encode(grid, shipped)
+    rec = learned.decode(h, s, shipped).values.astype(np.float64)
+    x = np.asarray(grid.values, np.float64)
+    return {"file": DEMO_REGION.name, "level": h["codec"]["level"],
+            "bytes": len(learned.to_bytes(h, s)),
+            "rmse_m": float(np.sqrt(np.mean((rec - x) ** 2))),
+            "max_abs_m": float(np.max(np.abs(rec - x)))}
+
+
 def main() -> None:
     from topoae.checkpoint import read_checkpoint, save_checkpoint
     from topoae.codec import learned, tables
@@ -106,15 +124,18 @@ def main() -> None:
     ap.add_argument("--results", type=Path, default=None)
     ap.add_argument("--out", type=Path, default=WEIGHTS / f"{NAME}.pt")
     ap.add_argument("--card-only", action="store_true",
-                    help="only add --results to the card of the already shipped weights")
+                    help="only re-measure the card of the already shipped weights (demo region, "
+                         "and --results when given)")
     a = ap.parse_args()
     if a.card_only:
         card_file = a.out.parent / f"{a.out.stem}.card.json"
         card = json.loads(card_file.read_text())
-        res = json.loads(a.results.read_text())
-        card["rate_distortion"] = {n: {"at": r["at"], "bd_rate_vs_sperr": r["bd_rate_vs_sperr"],
-                                       "bounded": r["bounded"]} for n, r in res["regions"].items()}
-        card["throughput"] = res.get("throughput")
+        if a.results:
+            res = json.loads(a.results.read_text())
+            card["rate_distortion"] = {n: {"at": r["at"], "bd_rate_vs_sperr": r["bd_rate_vs_sperr"],
+                                           "bounded": r["bounded"]} for n, r in res["regions"].items()}
+            card["throughput"] = res.get("throughput")
+        card["demo_region"] = demo_region(a.out)
         card_file.write_text(json.dumps(card, indent=1) + "\n")
         print(f"updated {card_file}")
         return
@@ -160,20 +181,7 @@ def main() -> None:
         "sample_tau": taus,
         "sample_coverage_val": covs,
     }
-    # the bundled demo region at the default level, as `topoae demo` codes it
-    from topoae.checkpoint import load_checkpoint
-    from topoae.io import open_grid
-    from topoae.zoo import DEMO_REGION
-
-    shipped = learned.as_rd_model(load_checkpoint(a.out))
-    grid = open_grid(DEMO_REGION).load()
-    h, s = learned.encode(grid, shipped)
-    rec = learned.decode(h, s, shipped).values.astype(np.float64)
-    x = np.asarray(grid.values, np.float64)
-    card["demo_region"] = {"file": DEMO_REGION.name, "level": h["codec"]["level"],
-                           "bytes": len(learned.to_bytes(h, s)),
-                           "rmse_m": float(np.sqrt(np.mean((rec - x) ** 2))),
-                           "max_abs_m": float(np.max(np.abs(rec - x)))}
+    card["demo_region"] = demo_region(a.out)
     if a.results and a.results.exists():
         res = json.loads(a.results.read_text())
         card["rate_distortion"] = {n: {"at": r["at"], "bd_rate_vs_sperr": r["bd_rate_vs_sperr"]}

@@ -24,7 +24,7 @@ from topoae.training.trainer import BEST
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
 HELD_OUT = {
-    "japan_trench_etopo5 (bundled, 5')": REPO / "topoae" / "data" / "japan_trench_etopo5.nc",
+    "japan_trench_etopo5 (bundled, 5')": REPO / "topoae" / "assets" / "japan_trench_etopo5.nc",
     "suruga_bay_gebco_15s": DATA / "gebco_15s" / "gebco15s_suruga_bay_138.14-138.97E_34.62-35.46N.nc",
     "tohoku_box_etopo1_0.1deg": DATA / "etopo_global" / "etopo1_bed_global_0.1deg_pybacktrack.grd",
 }
@@ -43,8 +43,9 @@ def half_copy(src: Path, dst: Path, note: dict) -> None:
 
 
 def measure(ckpt: Path) -> dict:
-    from topoae import codec, codec_io, metrics
+    from topoae import codec, metrics
     from topoae.checkpoint import load_checkpoint
+    from topoae.codec import files as codec_io
     from topoae.io import open_grid
 
     lm = load_checkpoint(ckpt)
@@ -84,7 +85,7 @@ def main() -> None:
     lm = load_checkpoint(args.out)
     card = {"model_id": shipped_id, "file": args.out.name, "bytes": report["bytes"],
             "latent_dim": int(lm.model.latent_dim), "normalise": lm.normalise["mode"],
-            "config": lm.config.to_dict(), "trained": note,
+            "config": lm.train_config, "trained": note,
             "bundled_region": report["float16"]["japan_trench_etopo5 (bundled, 5')"],
             "held_out": report["float16"]}
     args.out.with_suffix(".card.json").write_text(json.dumps(card, indent=1, default=str) + "\n")

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from topoae.dataset import PatchDataset
+from topoae.data.dataset import PatchDataset
 from topoae.perceptual import (
     TERRAIN_WEIGHTS,
     fit_terrain_features,

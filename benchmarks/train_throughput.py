@@ -51,6 +51,7 @@ def measure(
     steps: int,
     channels_last: bool,
 ) -> dict[str, float]:
+    from topoae.data.normalise import Normalisation
     from topoae.training import preset
     from topoae.training.evaluate import reconstruct
     from topoae.training.trainer import Trainer
@@ -72,7 +73,7 @@ def measure(
             data,
             None,
             Path(tmp),
-            normalise={"mode": "global"},
+            normalise=Normalisation(),
             device=device,
             channels_last=channels_last,
         )

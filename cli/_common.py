@@ -38,6 +38,24 @@ def scheduler(name: str) -> Iterator[None]:
         client.close()
 
 
+class _Silent:
+    def update(self, n: int = 1) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def progress(total: int, label: str) -> Iterator:
+    """A progress bar on a terminal's stderr; nothing at all in logs and pipes (where a bar's
+    label would sit in front of the one ``Error:`` line of a run that fails)."""
+    import sys
+
+    if not sys.stderr.isatty():
+        yield _Silent()
+        return
+    with click.progressbar(length=total, label=label, file=sys.stderr) as bar:
+        yield bar
+
+
 def bbox_option(f):
     return click.option(
         "--bbox",
@@ -66,3 +84,15 @@ def units_option(f=None, *, what: str = "the grid"):
         )(g)
 
     return deco if f is None else deco(f)
+
+
+def displacement_origin_option(f):
+    """``--displacement-origin LON,LAT``: the frame of a projected displacement grid."""
+    return click.option(
+        "--displacement-origin",
+        default=None,
+        metavar="LON,LAT",
+        help="The projected displacement's x/y are metres of a transverse Mercator centred "
+        "here (needed on a geographic bathymetry when the file has no CRS; overrides one). "
+        "You must know the file's frame: topoae cannot guess it.",
+    )(f)

@@ -5,12 +5,17 @@ Heavy libraries (torch, xarray, dask) are imported inside the commands only.
 
 from __future__ import annotations
 
-import sys
-
 import click
 
-from topoae.cli._common import SCHEDULER_HELP, bbox_option, scheduler, units_option, var_option
-from topoae.constants import WINDOWS as _WINDOWS  # topoae.blending's, without numpy
+from topoae.cli._common import (
+    SCHEDULER_HELP,
+    bbox_option,
+    progress,
+    scheduler,
+    units_option,
+    var_option,
+)
+from topoae.constants import WINDOWS as _WINDOWS  # topoae.codec.blending's, without numpy
 
 
 def _device_option(f):
@@ -138,11 +143,12 @@ def encode(
     overwrite,
 ):
     """Encode REGION (any grid topoae reads) into one compact file."""
-    from topoae import codec, codec_io
+    from topoae import codec
     from topoae._atomic import check_output
-    from topoae.blending import Layout
+    from topoae.codec import files as codec_io
     from topoae.codec import learned
     from topoae.io import open_grid, parse_bbox
+    from topoae.layout import PatchLayout
 
     check_output(out, overwrite=overwrite)
     loaded = _load(model_path)
@@ -159,11 +165,11 @@ def encode(
     grid = open_grid(region, var=var, bbox=parse_bbox(bbox) if bbox else None, units=units)
     cm = codec.as_codec_model(loaded)
     s = codec.default_stride(cm.patch) if stride is None else stride
-    lay = Layout(grid.shape[0], grid.shape[1], cm.patch, s)
+    lay = PatchLayout(grid.shape[0], grid.shape[1], cm.patch, s)
     total = lay.n_rows * lay.n_cols
     with (
         scheduler(sched),
-        click.progressbar(length=total, label="encoding", file=sys.stderr) as bar,
+        progress(total, "encoding") as bar,
     ):
         ds = codec.encode(
             grid,
@@ -184,7 +190,6 @@ def encode(
 
 def _encode_learned(loaded, region, out, bbox, var, quality, ratio, no_attrs, max_error, overwrite,
                     coastline, relative_error, floor, units=None):
-    import warnings
     from pathlib import Path
 
     from topoae.codec import learned
@@ -204,8 +209,6 @@ def _encode_learned(loaded, region, out, bbox, var, quality, ratio, no_attrs, ma
     if ratio is not None:
         header, streams, reached = learned.encode_to_ratio(grid, rd, ratio, **kw)
         if not reached:
-            warnings.warn(f"no quality level reaches {ratio:g}x on this region; used the "
-                          "smallest (quality 0)", stacklevel=1)
             click.echo(f"Warning: no quality level reaches {ratio:g}x; used quality 0", err=True)
     else:
         header, streams = learned.encode(grid, rd, level=quality, **kw)
@@ -250,8 +253,9 @@ def decode(latents, model_path, out, dtype, force, device, batch, sched, overwri
     """Decode LATENTS back onto the original grid (same shape, coordinates, attributes)."""
     from pathlib import Path
 
-    from topoae import codec, codec_io
+    from topoae import codec
     from topoae._atomic import check_output
+    from topoae.codec import files as codec_io
 
     check_output(out, overwrite=overwrite)
     from topoae.codec import latent_store
@@ -261,9 +265,11 @@ def decode(latents, model_path, out, dtype, force, device, batch, sched, overwri
 
         header, streams = (learned.read(latents) if Path(latents).suffix.lower() == ".tae"
                            else latent_store.load(latents))
-        grid = learned.decode(header, streams, _load(model_path), force=force, dtype=dtype)
+        grid = learned.decode(header, streams, _load(model_path), force=force, dtype=dtype,
+                              lazy=True)  # written tile row by tile row: bounded memory
         dtype = grid.encoding["dtype"]
-        path = codec_io.save_grid(grid, out, dtype=dtype, overwrite=overwrite)
+        with scheduler("synchronous"):  # rows in order, on this thread: the encoder's numbers
+            path = codec_io.save_grid(grid, out, dtype=dtype, overwrite=overwrite)
         h, w = grid.shape
         click.echo(f"{path}: {h}x{w} {dtype} grid '{grid.name}' decoded from {latents}")
         return
@@ -294,8 +300,8 @@ def sample(
     latents, model_path, n, out, seed, temperature, prior, force, device, batch, sched, overwrite
 ):
     """Draw an ensemble of N plausible grids from LATENTS, with mean and standard deviation."""
-    from topoae import codec_io
     from topoae._atomic import check_output
+    from topoae.codec import files as codec_io
     from topoae.sampling import sample as run_sample
 
     check_output(out, overwrite=overwrite)

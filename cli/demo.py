@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from topoae.cli._common import units_option
+
 
 @click.command()
 @click.option("--out", default="topoae-demo", show_default=True, type=click.Path(), help="Folder to create.")
@@ -11,14 +13,15 @@ import click
               help="Checkpoint [the shipped model].")
 @click.option("--region", default=None, type=click.Path(exists=True),
               help="Grid to compress [the bundled GEBCO 15-arc-second Suruga Bay tile].")
+@units_option(what="--region")
 @click.option("--members", default=16, show_default=True, help="Ensemble members to draw.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
-def demo(out, model_path, region, members, overwrite):
+def demo(out, model_path, region, units, members, overwrite):
     """Encode, decode, measure, plot, sample and export the bundled region with the shipped model."""
     from topoae.demo import run_demo
 
     res = run_demo(out, model=model_path, region=region, members=members, overwrite=overwrite,
-                   echo=click.echo)
+                   echo=click.echo, units=units)
     click.echo(f"\nwrote {res.out}/ in {res.seconds:.0f} s:")
     for f in res.files:
         click.echo(f"  {f}")

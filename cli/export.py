@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from topoae.cli._common import units_option
+from topoae.cli._common import displacement_origin_option, units_option
 
 
 def _points(values: tuple[str, ...]) -> tuple[tuple[float, float], ...]:
@@ -25,8 +25,14 @@ def _domain(text: str | None) -> tuple[float, float, float, float] | None:
     return w, s, e, n
 
 
-def _open(path: str, var: str | None, bbox: str | None, out: str, overwrite: bool,
-          units: str | None = None):
+def _open(
+    path: str,
+    var: str | None,
+    bbox: str | None,
+    out: str,
+    overwrite: bool,
+    units: str | None = None,
+):
     from topoae._atomic import check_output
     from topoae.io import open_grid, parse_bbox
 
@@ -35,16 +41,28 @@ def _open(path: str, var: str | None, bbox: str | None, out: str, overwrite: boo
     return open_grid(path, var=var, bbox=parse_bbox(bbox) if bbox else None, units=units)
 
 
-def _source(displacement: str | None, okada: str | None, displacement_var: str | None = None):
+def _source(
+    grid,
+    displacement: str | None,
+    okada: str | None,
+    displacement_var: str | None = None,
+    displacement_origin: str | None = None,
+):
     from topoae.errors import ConfigError
 
     if displacement and okada:
         raise ConfigError("give either --displacement or --okada, not both")
+    if displacement_origin and not displacement:
+        raise ConfigError("--displacement-origin goes with --displacement")
     displ = ok = None
     if displacement:
         from topoae.io import open_grid
+        from topoae.simulation.projection import parse_point
+        from topoae.simulation.sources import align_displacement
 
         displ = open_grid(displacement, var=displacement_var, kind="displacement")
+        origin = parse_point(displacement_origin) if displacement_origin else None
+        displ = align_displacement(displ, grid, origin=origin)
     if okada:
         from topoae.simulation.sources import OkadaSource, load_subfaults
 
@@ -96,6 +114,7 @@ def _source_options(f):
         default=None,
         help="Variable of the displacement grid (detected if omitted).",
     )(f)
+    f = displacement_origin_option(f)
     return f
 
 
@@ -144,6 +163,7 @@ def exahype_cmd(
     displacement,
     okada,
     displacement_var,
+    displacement_origin,
     origin,
     end_time,
     probes,
@@ -159,7 +179,7 @@ def exahype_cmd(
     from topoae.simulation.projection import parse_point
 
     grid = _open(bathymetry, var, bbox, out, overwrite, units)
-    displ, ok = _source(displacement, okada, displacement_var)
+    displ, ok = _source(grid, displacement, okada, displacement_var, displacement_origin)
     cfg = ExahypeConfig(
         end_time=end_time,
         probe_every=probe_every,
@@ -177,7 +197,12 @@ def exahype_cmd(
         config=cfg,
         displacement=displ,
         okada=ok,
-        provenance={"bathymetry": bathymetry, "displacement": displacement, "okada": okada},
+        provenance={
+            "bathymetry": bathymetry,
+            "displacement": displacement,
+            "displacement_origin": displacement_origin,
+            "okada": okada,
+        },
         overwrite=overwrite,
     )
     (ox, oy), (wx, _) = res.domain_offset_km, res.domain_width_km
@@ -193,13 +218,22 @@ def exahype_cmd(
 @_common
 @_source_options
 def geoclaw_cmd(
-    bathymetry, out, var, bbox, units, overwrite, displacement, okada, displacement_var
+    bathymetry,
+    out,
+    var,
+    bbox,
+    units,
+    overwrite,
+    displacement,
+    okada,
+    displacement_var,
+    displacement_origin,
 ) -> None:
     """Write BATHYMETRY as a GeoClaw topotype-3 file (and a dtopo file with a source)."""
     from topoae.simulation.geoclaw import export_geoclaw
 
     grid = _open(bathymetry, var, bbox, out, overwrite, units)
-    displ, ok = _source(displacement, okada, displacement_var)
+    displ, ok = _source(grid, displacement, okada, displacement_var, displacement_origin)
     files = export_geoclaw(
         grid,
         out,

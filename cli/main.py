@@ -78,10 +78,11 @@ class LazyGroup(click.Group):
         # usage errors of the group itself (``topoae --bogus``) exit 1, like every error
         try:
             return super().make_context(info_name, args, parent=parent, **extra)
-        except click.exceptions.NoArgsIsHelpError:
+        except click.exceptions.NoArgsIsHelpError as exc:  # bare `topoae`: the help, exit 0
+            exc.exit_code = 0  # type: ignore[misc]  # see invoke below
             raise
         except click.UsageError as exc:
-            exc.exit_code = 1
+            exc.exit_code = 1  # type: ignore[misc]  # see invoke below
             raise
 
     def invoke(self, ctx: click.Context):  # noqa: D401 - click API
@@ -89,8 +90,12 @@ class LazyGroup(click.Group):
 
         try:
             return super().invoke(ctx)
+        except click.exceptions.NoArgsIsHelpError as exc:  # bare `topoae export`: help, exit 0
+            exc.exit_code = 0  # type: ignore[misc]
+            raise
         except click.UsageError as exc:  # unknown command, a subcommand's bad option or argument
-            exc.exit_code = 1
+            # click declares exit_code a ClassVar, yet reads it from the instance at exit
+            exc.exit_code = 1  # type: ignore[misc]
             raise
         except TopoAEError as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -108,7 +113,16 @@ def cli() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point."""
+    """Console-script entry point.
+
+    A warning is one ``Warning: ...`` line on stderr, like an error's ``Error: ...`` line
+    (not Python's default two lines with the library's file path and source line).
+    """
+    import warnings
+
+    warnings.formatwarning = lambda message, category, filename, lineno, line=None: (
+        f"Warning: {message}\n"
+    )
     cli.main(args=argv, prog_name="topoae", standalone_mode=True)
 
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from topoae.cli._common import units_option
+from topoae.cli._common import displacement_origin_option, units_option
+from topoae.constants import DEFAULT_ENGINE, ENGINES  # the registry's names, no engine imported
 
 
 @click.command()
@@ -59,6 +60,7 @@ from topoae.cli._common import units_option
     default=None,
     help="Variable of the displacement grid (detected if omitted).",
 )
+@displacement_origin_option
 @click.option(
     "--gauge",
     "gauges",
@@ -71,8 +73,8 @@ from topoae.cli._common import units_option
 )
 @click.option(
     "--engine",
-    type=click.Choice(["anuga", "geoclaw"]),
-    default="anuga",
+    type=click.Choice(ENGINES),
+    default=DEFAULT_ENGINE,
     show_default=True,
     help="Shallow-water engine (GeoClaw needs clawpack, gfortran and Clawpack's sources).",
 )
@@ -108,7 +110,13 @@ from topoae.cli._common import units_option
     help="OpenMP threads for ANUGA (1 is fastest on small runs; GeoClaw runs serial).",
 )
 @click.option("--var", default=None, help="Elevation variable of the original.")
-@click.option("--bbox", default=None, help="Crop the original to W,S,E,N first.")
+@click.option(
+    "--bbox",
+    default=None,
+    metavar="W,S,E,N",
+    help="Crop the original to W,S,E,N first, in the grid's coordinates (degrees, or metres "
+    "on projected grids).",
+)
 @units_option(what="the original")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
 def simulate(
@@ -122,6 +130,7 @@ def simulate(
     okada,
     displacement,
     displacement_var,
+    displacement_origin,
     gauges,
     duration,
     every,
@@ -144,22 +153,19 @@ def simulate(
     from topoae.errors import ConfigError
     from topoae.io import open_grid, parse_bbox
     from topoae.simulation.check import CheckConfig, load_ensemble, shallow_water_check, write_check
-    from topoae.simulation.engine import EngineConfig, import_anuga
+    from topoae.simulation.engines import get_engine
     from topoae.simulation.projection import parse_point
 
     check_output(out, overwrite=overwrite)
+    eng = get_engine(engine)
     # a missing engine fails before any grid is read
-    if engine == "geoclaw":
-        from topoae.simulation.geoclaw_engine import geoclaw_executable
-
-        click.echo("  preparing GeoClaw (compiled on first use, then cached) ...", err=True)
-        geoclaw_executable()
-    else:
-        import_anuga()
+    eng.prepare(progress=lambda m: click.echo(f"  {m} ...", err=True))
     if (source == "okada") != (okada is not None):
         raise ConfigError("--source okada and --okada FILE go together")
     if (source == "displacement") != (displacement is not None):
         raise ConfigError("--source displacement and --displacement FILE go together")
+    if displacement_origin and not displacement:
+        raise ConfigError("--displacement-origin goes with --displacement")
     grid = open_grid(original, var=var, bbox=parse_bbox(bbox) if bbox else None, units=units)
     src = None
     if okada:
@@ -167,7 +173,11 @@ def simulate(
 
         src = OkadaSource(tuple(load_subfaults(okada)))
     elif displacement:
+        from topoae.simulation.sources import align_displacement
+
         src = open_grid(displacement, var=displacement_var, kind="displacement")
+        d_origin = parse_point(displacement_origin) if displacement_origin else None
+        src = align_displacement(src, grid, origin=d_origin)
     compared, ensembles = {}, {}
     for path in compares:
         name = Path(path).stem
@@ -179,7 +189,7 @@ def simulate(
         else:
             ensembles[name] = members
     cfg = CheckConfig(
-        engine=EngineConfig(
+        engine=eng.make_config(
             duration=duration,
             every=every,
             flow_algorithm=flow_algorithm,

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
-from topoae.cli._common import SCHEDULER_HELP, bbox_option, scheduler, units_option, var_option
+from topoae.cli._common import (
+    SCHEDULER_HELP,
+    bbox_option,
+    progress,
+    scheduler,
+    units_option,
+    var_option,
+)
 
 
 @click.command()
@@ -31,6 +36,14 @@ from topoae.cli._common import SCHEDULER_HELP, bbox_option, scheduler, units_opt
     help="train,val,test fractions (by spatial blocks).",
 )
 @click.option("--block", default=4, show_default=True, help="Split block edge, in patches.")
+@click.option(
+    "--split-by-file",
+    "split_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="JSON mapping train/val/test to lists of input file stems (as benchmarks/rd_split.json): "
+    "every patch of an input goes to its file's split (instead of --split/--block).",
+)
 @click.option("--seed", default=0, show_default=True)
 @click.option(
     "--normalise", type=click.Choice(["global", "patch"]), default="global", show_default=True
@@ -64,6 +77,7 @@ def tile(
     units,
     split,
     block,
+    split_file,
     seed,
     normalise,
     nan_mode,
@@ -76,14 +90,26 @@ def tile(
 
     Rotations/reflections are applied on the fly by the training dataset, not stored.
     """
+    from click.core import ParameterSource
+
     from topoae._atomic import check_output
+    from topoae.data.splits import parse_fractions, read_split_file
+    from topoae.data.tiling import TileConfig, file_splits
+    from topoae.data.tiling import tile as run_tile
+    from topoae.errors import ConfigError
     from topoae.io import open_grid, parse_bbox
-    from topoae.splits import parse_fractions
-    from topoae.tiling import TileConfig, patch_grid_shape
-    from topoae.tiling import tile as run_tile
 
     check_output(out, overwrite=overwrite)
     stride = patch if stride is None else stride
+    ctx = click.get_current_context()
+    explicit = [
+        f"--{n}"
+        for n in ("split", "block")
+        if ctx.get_parameter_source(n) not in (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP)
+    ]
+    if split_file is not None and explicit:
+        raise ConfigError(f"--split-by-file and {' / '.join(explicit)} exclude each other")
+    by_file = read_split_file(split_file) if split_file is not None else ()
     cfg = TileConfig(
         patch=patch,
         stride=stride,
@@ -94,10 +120,13 @@ def tile(
         nan=nan_mode,
         dtype=dtype,
         exclude=tuple(parse_bbox(e) for e in exclude),
+        split_by_file=by_file,
     )
     box = parse_bbox(bbox) if bbox else None
     grids = [open_grid(p, var=var, bbox=box, units=units) for p in inputs]
-    total = sum(patch_grid_shape(tuple(g.shape), patch, stride)[0] for g in grids)
-    with scheduler(sched), click.progressbar(length=total, label="tiling", file=sys.stderr) as bar:
+    if by_file:  # refuse unlisted or overlapping inputs before any progress is shown
+        file_splits(grids, by_file)
+    total = sum(cfg.layout(g.shape).n_rows for g in grids)
+    with scheduler(sched), progress(total, "tiling") as bar:
         summary = run_tile(grids, out, cfg, overwrite=overwrite, progress=bar.update)
     click.echo(summary.line())

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+import sys
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:
+    from click.termui import ProgressBar
 
 # Options that define the model; they cannot change when a run is resumed.
 _FIXED_ON_RESUME = (
@@ -24,7 +28,8 @@ class _Progress:
     """Per-epoch click progress bar on stderr, fed by the trainer's callback."""
 
     def __init__(self, epochs: int, quiet: bool) -> None:
-        self.epochs, self.quiet, self.bar = epochs, quiet, None
+        self.epochs, self.quiet = epochs, quiet
+        self.bar: ProgressBar[int] | None = None
 
     def _close(self) -> None:
         if self.bar is not None:
@@ -39,7 +44,7 @@ class _Progress:
             self.bar = click.progressbar(
                 length=info["steps"],
                 label=f"epoch {info['epoch']}/{self.epochs}",
-                file=click.get_text_stream("stderr"),
+                file=sys.stderr,  # click.get_text_stream is deprecated (click 8.5)
                 show_pos=True,
             )
             self.bar.__enter__()
@@ -63,7 +68,7 @@ def _preset_for_store(store: str, model: str) -> str:
     ``topoae tile`` normalises globally by default and the ``default`` preset wants
     per-patch normalisation, so a fixed default would refuse tile's own output.
     """
-    from topoae.tiling import open_store
+    from topoae.data.tiling import open_store
     from topoae.training import PRESETS, preset
 
     mode = open_store(store)[1].get("normalise", {}).get("mode")

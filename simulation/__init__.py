@@ -1,12 +1,14 @@
 """Simulation adapters (installed as ``topoae.simulation``).
 
 Write a bathymetry as input for ExaHyPE (1 and 2), GeoClaw and ANUGA, and run a real
-shallow-water check (ANUGA) of reconstructed against original bathymetry.
+shallow-water check (ANUGA or GeoClaw) of reconstructed against original bathymetry.
 
 Modules: :mod:`.projection` (local metric grids), :mod:`.asagi` (ASAGI NetCDF),
 :mod:`.exahype`, :mod:`.geoclaw`, :mod:`.anuga_export` (writers), :mod:`.sources`
-(Gaussian hump, Okada faults), :mod:`.engine` (ANUGA runs), :mod:`.gauges` (metrics,
-quantile bands), :mod:`.check` (the comparison), :mod:`.figures`.
+(Gaussian hump, Okada faults), :mod:`.base` (the engine interface, its settings and
+result), :mod:`.engines` (engines by name), :mod:`.engine` (ANUGA runs),
+:mod:`.geoclaw_engine` (GeoClaw runs), :mod:`.gauges` (metrics, quantile bands),
+:mod:`.check` (the comparison), :mod:`.figures`.
 The names below are imported lazily so ``import topoae.simulation`` stays cheap.
 """
 
@@ -24,8 +26,12 @@ _EXPORTS = {
     "OkadaSource": "sources",
     "Subfault": "sources",
     "load_subfaults": "sources",
-    "EngineConfig": "engine",
+    "Engine": "base",
+    "EngineConfig": "base",
+    "GaugeRun": "base",
+    "get_engine": "engines",
     "run_anuga": "engine",
+    "run_geoclaw": "geoclaw_engine",
     "CheckConfig": "check",
     "shallow_water_check": "check",
     "write_check": "check",
@@ -35,6 +41,8 @@ _EXPORTS = {
     "read_exahype_probe": "gauges",
     "resample_exahype_probes": "gauges",
     "to_local_grid": "projection",
+    "to_geographic": "projection",
+    "align_displacement": "sources",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+from collections.abc import Hashable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -23,7 +24,8 @@ from topoae._atomic import atomic_path
 from topoae._json import jsonable
 from topoae._version import __version__
 from topoae.errors import ConfigError, InputError, RegionError
-from topoae.simulation.engine import EngineConfig, GaugeRun, run_anuga
+from topoae.simulation.base import Engine, EngineConfig, GaugeRun
+from topoae.simulation.engines import DEFAULT_ENGINE, engine_class, get_engine, parse_engine
 from topoae.simulation.gauges import compare_series, quantile_bands
 from topoae.simulation.projection import (
     LocalProjection,
@@ -34,12 +36,12 @@ from topoae.simulation.projection import (
 from topoae.simulation.sources import (
     GaussianSource,
     OkadaSource,
+    align_displacement,
     check_displacement,
     source_on_grid,
 )
 
 QUANTILES = (0.05, 0.5, 0.95)
-ENGINES = ("anuga", "geoclaw")
 
 
 @dataclass(frozen=True)
@@ -52,8 +54,9 @@ class CheckConfig:
     its square); ``flat`` adds the flat baseline at the original's mean depth.
     ``amplitude``/``radius`` (m) and ``source_at`` (like ``gauges``; default the origin)
     define the default Gaussian source; ``radius=None`` is 5 % of the domain's short side
-    (at least 3 cells). ``engine_name`` picks the shallow-water code: ``"anuga"`` or
-    ``"geoclaw"`` (both take the settings of ``engine``).
+    (at least 3 cells). ``engine_name`` picks the shallow-water code by its name in
+    :mod:`topoae.simulation.engines` (``"anuga"``, ``"geoclaw"``); ``engine`` holds its
+    settings, an instance of that engine's ``config_class``.
     """
 
     engine: EngineConfig = field(default_factory=EngineConfig)
@@ -66,11 +69,16 @@ class CheckConfig:
     amplitude: float = 1.0
     radius: float | None = None
     source_at: tuple[float, float] | None = None
-    engine_name: str = "anuga"
+    engine_name: str = DEFAULT_ENGINE
 
     def __post_init__(self) -> None:
-        if self.engine_name not in ENGINES:
-            raise ConfigError(f"engine must be one of {', '.join(ENGINES)}")
+        object.__setattr__(self, "engine_name", parse_engine(self.engine_name))
+        wanted = engine_class(self.engine_name).config_class
+        if not isinstance(self.engine, wanted):
+            raise ConfigError(
+                f"engine {self.engine_name!r} takes {wanted.__name__} settings, "
+                f"not {type(self.engine).__name__}"
+            )
 
 
 @dataclass
@@ -142,7 +150,7 @@ def load_ensemble(path: str | os.PathLike) -> list[xr.DataArray] | None:
             m = m.sortby(list(m.dims)).reindex_like(ref, method="nearest")
             m.attrs = dict(ref.attrs)
         else:
-            canon = {
+            canon: dict[Hashable, str] = {
                 "lat": "lat",
                 "latitude": "lat",
                 "lon": "lon",
@@ -165,14 +173,15 @@ def load_ensemble(path: str | os.PathLike) -> list[xr.DataArray] | None:
 
 
 def _run(
-    name: str, grid: xr.DataArray, eta0: xr.DataArray, gauges, cfg: CheckConfig, wall: dict
+    engine: Engine,
+    name: str,
+    grid: xr.DataArray,
+    eta0: xr.DataArray,
+    gauges,
+    cfg: CheckConfig,
+    wall: dict,
 ) -> GaugeRun:
-    if cfg.engine_name == "geoclaw":
-        from topoae.simulation.geoclaw_engine import run_geoclaw
-
-        run = run_geoclaw(grid, eta0, gauges, cfg.engine)
-    else:
-        run = run_anuga(grid, eta0, gauges, cfg.engine)
+    run = engine.run(grid, eta0, gauges, cfg.engine)
     wall[name] = run.wall_s
     return run
 
@@ -198,14 +207,16 @@ def shallow_water_check(
         ``name -> [member grids]`` (e.g. from :func:`load_ensemble`).
     source
         Initial sea surface: a :class:`GaussianSource` (local metres), an
-        :class:`OkadaSource`, or a displacement grid; default the Gaussian hump that
-        ``config`` describes.
+        :class:`OkadaSource`, or a displacement grid (a projected one on a geographic
+        original is reprojected from its CRS, :func:`~.sources.align_displacement`);
+        default the Gaussian hump that ``config`` describes.
     config
         :class:`CheckConfig`.
     progress
         Optional callable ``progress(message)`` told before each run.
     """
     cfg = config or CheckConfig()
+    engine = get_engine(cfg.engine_name)
     tell = progress or (lambda _msg: None)
     grid = to_local_grid(original, origin=cfg.origin, spacing=cfg.spacing, max_cells=cfg.max_cells)
     if float(grid.min()) >= 0:
@@ -217,8 +228,10 @@ def shallow_water_check(
         sx, sy = local_points([cfg.source_at], grid)[0] if cfg.source_at else (0.0, 0.0)
         source = GaussianSource(amplitude=cfg.amplitude, radius=radius, x=sx, y=sy)
     if isinstance(source, xr.DataArray):
+        source = align_displacement(source, original)  # x/y on lon/lat: from its CRS
         check_displacement(source, original, wrap_lon=True)
-        eta0 = regrid_like(source, grid, fill=False).fillna(0.0)
+        # 0 outside the displacement grid, as in the ExaHyPE and GeoClaw inputs
+        eta0 = regrid_like(source, grid, fill=False, must_cover=False).fillna(0.0)
     else:
         eta0 = source_on_grid(source, grid)
     src_xy = (source.x, source.y) if isinstance(source, GaussianSource) else (0.0, 0.0)
@@ -233,26 +246,28 @@ def shallow_water_check(
         ]
     wall: dict[str, float] = {}
     tell("original")
-    ref = _run("original", grid, eta0, gauges, cfg, wall)
+    ref = _run(engine, "original", grid, eta0, gauges, cfg, wall)
     series = {"original": ref.eta}
     for name, da in (compared or {}).items():
         if name in series:
             raise ConfigError(f"two runs are named {name!r}")
         tell(name)
-        series[name] = _run(name, regrid_like(da, grid), eta0, gauges, cfg, wall).eta
+        series[name] = _run(engine, name, regrid_like(da, grid), eta0, gauges, cfg, wall).eta
     if cfg.flat:
         wet = grid.values < 0
         depth = float(grid.values[wet].mean())
         flat = grid.copy(data=np.full(grid.shape, depth))
         tell(f"flat ({depth:.0f} m)")
-        series[f"flat {depth:.0f} m"] = _run("flat", flat, eta0, gauges, cfg, wall).eta
+        series[f"flat {depth:.0f} m"] = _run(engine, "flat", flat, eta0, gauges, cfg, wall).eta
     members: dict[str, np.ndarray] = {}
     bands: dict[str, np.ndarray] = {}
     for name, mlist in (ensembles or {}).items():
         runs = []
         for i, m in enumerate(mlist):
             tell(f"{name} member {i + 1}/{len(mlist)}")
-            runs.append(_run(f"{name}[{i}]", regrid_like(m, grid), eta0, gauges, cfg, wall).eta)
+            runs.append(
+                _run(engine, f"{name}[{i}]", regrid_like(m, grid), eta0, gauges, cfg, wall).eta
+            )
         members[name] = np.stack(runs)
         bands[name] = quantile_bands(members[name], QUANTILES)
     t = ref.time
@@ -277,7 +292,10 @@ def shallow_water_check(
             if isinstance(source, OkadaSource)
             else asdict(source)
             if isinstance(source, GaussianSource)
-            else {"grid": source.attrs.get("source")}
+            else {
+                "grid": source.attrs.get("source"),
+                "frame": source.attrs.get("reprojected_from"),
+            }
         ),
         "grid": {
             "nx": int(x.size),
@@ -347,10 +365,10 @@ def write_check(
                     w.writerow([_fmt(float(v)) for v in row])
         if result.metrics:
             with open(tmp / "metrics.csv", "w", newline="") as fh:
-                w = csv.DictWriter(fh, fieldnames=list(result.metrics[0]))
-                w.writeheader()
+                dw = csv.DictWriter(fh, fieldnames=list(result.metrics[0]))
+                dw.writeheader()
                 for r in result.metrics:
-                    w.writerow({k: _fmt(v) for k, v in r.items()})
+                    dw.writerow({k: _fmt(v) for k, v in r.items()})
         clean = jsonable(result.metrics, strict=True)
         (tmp / "metrics.json").write_text(json.dumps(clean, indent=2) + "\n")
         (tmp / "run.json").write_text(json.dumps(result.record, indent=2, default=str) + "\n")

@@ -29,6 +29,7 @@ import os
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -43,7 +44,12 @@ from topoae.simulation.projection import (
     local_points,
     to_local_grid,
 )
-from topoae.simulation.sources import OkadaSource, check_displacement, source_on_grid
+from topoae.simulation.sources import (
+    OkadaSource,
+    align_displacement,
+    check_displacement,
+    source_on_grid,
+)
 
 SPEC_NAME = "SWE_topoae.exahype2"
 #: The ExaHyPE-Tsunami application the spec is written for (reads ``data_gmt.yaml``, g = 9.81e-3).
@@ -345,6 +351,8 @@ def material_yaml(
     if displ_file is None:
         lines += ["    !ConstantMap", "    map:", "      d: 0.0"]
     else:
+        if displ_limits is None:
+            raise ConfigError("a displacement file needs its limits")
         (x0, x1), (y0, y1) = displ_limits
         lines += [
             "    !Any",
@@ -466,7 +474,7 @@ def _yaml_tolerant_load(text: str):
         pass
 
     def _mapping(loader, node, tag=None):
-        out = {} if tag is None else {"__tag__": tag}
+        out: dict[Any, Any] = {} if tag is None else {"__tag__": tag}
         for k, v in node.value:
             key = loader.construct_object(k, deep=True)
             out[tuple(key) if isinstance(key, list) else key] = loader.construct_object(
@@ -642,7 +650,9 @@ def export_exahype(
     config
         :class:`ExahypeConfig` (end time, probes, origin, spacing, mesh cells, domain).
     displacement
-        Optional sea-floor displacement grid (geographic, or projected in the same frame).
+        Optional sea-floor displacement grid: geographic; or projected, in a projected
+        bathymetry's frame or, on a geographic one, reprojected from the CRS it carries
+        (see :func:`~topoae.simulation.sources.align_displacement`).
     okada
         Optional :class:`~topoae.simulation.sources.OkadaSource`, evaluated on the bathymetry cells.
     provenance
@@ -652,6 +662,7 @@ def export_exahype(
     if displacement is not None and okada is not None:
         raise ConfigError("give either a displacement grid or Okada faults, not both")
     if displacement is not None:
+        displacement = align_displacement(displacement, bathymetry)
         check_displacement(displacement, bathymetry, wrap_lon=True)
     bathy = to_local_grid(
         bathymetry, origin=cfg.origin, spacing=cfg.spacing, max_cells=cfg.max_cells

@@ -146,7 +146,7 @@ def read_exahype_probe(
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read ExaHyPE probe {p}: {exc}") from None
     rows = [ln for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
-    data = []
+    data: list[list[float]] = []
     for i, ln in enumerate(rows):
         try:
             values = [float(v) for v in ln.split(",")]

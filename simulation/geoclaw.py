@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections.abc import Hashable
 from pathlib import Path
 
 import numpy as np
@@ -32,12 +33,12 @@ from topoae.simulation.projection import (
     fill_nearest,
     is_geographic,
 )
-from topoae.simulation.sources import OkadaSource, check_displacement
+from topoae.simulation.sources import OkadaSource, align_displacement, check_displacement
 
 NODATA = -99999
 
 
-def _regular_step(c: np.ndarray, name: str) -> float:
+def _regular_step(c: np.ndarray, name: Hashable) -> float:
     d = np.diff(c)
     if c.size < 2 or np.any(d <= 0) or np.ptp(d) > 1e-6 * abs(d.mean()):
         raise RegionError(f"coordinate {name} must be increasing and evenly spaced")
@@ -149,6 +150,8 @@ def export_geoclaw(
     if displacement is not None and okada is not None:
         raise ConfigError("give either a displacement grid or Okada faults, not both")
     geographic = is_geographic(bathymetry)
+    if displacement is not None:  # a projected one with a CRS goes to lon/lat
+        displacement = align_displacement(displacement, bathymetry)
     if displacement is not None and is_geographic(displacement) != geographic:
         raise ConfigError("bathymetry and displacement must both be geographic or both x/y")
     uz = check_displacement(displacement, bathymetry) if displacement is not None else None

@@ -1,11 +1,11 @@
 """Run GeoClaw (Clawpack's 2-D shallow-water code) on a metric bathymetry grid.
 
-The same contract as :func:`topoae.simulation.engine.run_anuga`: one bathymetry, from
-rest, an initial sea-surface displacement, the water surface sampled at gauges every
-``every`` seconds. GeoClaw runs in Cartesian metres (``coordinate_system = 1``) on one
-uniform level (no adaptive refinement, so runs compare cell for cell with ANUGA): the
-grid's samples span the domain and each of its ``(ny-1)·(nx-1)`` cells is one finite
-volume. Topography is a topotype-3 file, the initial surface a qinit type-4 file
+:class:`GeoClawEngine` is the ``"geoclaw"`` :class:`~topoae.simulation.base.Engine`,
+the same contract as ANUGA's: one bathymetry, from rest, an initial sea-surface
+displacement, the water surface sampled at gauges every ``every`` seconds. GeoClaw
+runs in Cartesian metres (``coordinate_system = 1``) on one uniform level (no adaptive
+refinement, so runs compare cell for cell with ANUGA): the grid's samples span the
+domain and each of its ``(ny-1)·(nx-1)`` cells is one finite volume. Topography is a topotype-3 file, the initial surface a qinit type-4 file
 (surface elevation η, wet cells only), walls are ``wall`` (reflective) or ``extrap``
 (transmissive) boundaries; Manning friction when ``friction > 0``.
 
@@ -27,13 +27,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
 from topoae.errors import DependencyError, RegionError
-from topoae.simulation.engine import EngineConfig, GaugeRun, engine_inputs
+from topoae.simulation.base import Engine, EngineConfig, GaugeRun, engine_inputs
 
 DRY_TOLERANCE = 1e-3  # m; as ANUGA's gauge reading (NaN while drier than this)
 
@@ -215,74 +216,76 @@ def _rundata(x, y, depth_max: float, gauges: np.ndarray, cfg: EngineConfig):
     return rd
 
 
-def run_geoclaw(
-    bathymetry: xr.DataArray,
-    eta0: xr.DataArray | np.ndarray,
-    gauges: list[tuple[float, float]],
-    config: EngineConfig | None = None,
-) -> GaugeRun:
-    """Run GeoClaw on a metric grid and sample the water surface at ``gauges``.
+class GeoClawEngine(Engine):
+    """GeoClaw's finite volumes on one uniform level (see the module's docstring).
 
-    Parameters
-    ----------
-    bathymetry
-        ``z(y, x)`` in metres, positive up, regular ``x``/``y`` in metres (no NaN), e.g. from
-        :func:`topoae.simulation.projection.to_local_grid`.
-    eta0
-        Initial sea-surface displacement (m) on the same samples (applied over wet cells only).
-    gauges
-        ``(x, y)`` in the grid's metres; each must lie inside the grid.
-    config
-        :class:`~topoae.simulation.engine.EngineConfig` (``flow_algorithm`` and ``threads``
-        are ANUGA's and ignored here).
-
-    Returns
-    -------
-    GaugeRun
-        ``time`` (s, from 0 to duration every ``every``) and ``eta`` (m), shape (T, G);
-        a gauge on dry land reads NaN while dry; ``triangles`` is 0 (GeoClaw has cells,
-        ``(ny-1)·(nx-1)`` of them).
+    Of :class:`~topoae.simulation.base.EngineConfig` it ignores ``flow_algorithm``
+    (ANUGA's); :attr:`GaugeRun.triangles` is 0 (GeoClaw has cells, ``(ny-1)·(nx-1)``).
     """
-    from topoae.simulation.geoclaw import write_tt3
 
-    cfg = config or EngineConfig()
-    x, y, z, e0, pts = engine_inputs(bathymetry, eta0, gauges)
+    name = "geoclaw"
+    label = "GeoClaw"
+    config_class = EngineConfig
 
-    exe = geoclaw_executable()  # imports clawpack
-    from clawpack.pyclaw.gauges import GaugeSolution
+    def prepare(self, progress: Callable[[str], None] | None = None) -> None:
+        if progress is not None:
+            progress("preparing GeoClaw (compiled on first use, then cached)")
+        geoclaw_executable()
 
-    # η where wet (sea level 0 otherwise), as ANUGA's stage = max(η, b) on wet cells
-    eta_init = np.where(z < 0.0, np.maximum(e0, z), 0.0)
-    t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="topoae-geoclaw-") as tmp:
-        work = Path(tmp)
-        grid = xr.DataArray(z, dims=("y", "x"), coords={"x": x, "y": y})
-        write_tt3(work / "topo.tt3", grid, fmt="%.6f")
-        _write_qinit(work / "qinit.xyz", x, y, eta_init)
-        rd = _rundata(x, y, float(-z.min()), pts, cfg)
-        rd.write(out_dir=str(work))
-        done = subprocess.run(
-            [str(exe)],
-            cwd=work,
-            capture_output=True,
-            text=True,
-            env={**os.environ, "OMP_NUM_THREADS": str(cfg.threads)},
-            check=False,
-        )
-        if done.returncode != 0:
-            tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
-            raise RegionError(f"GeoClaw stopped with status {done.returncode}: {' | '.join(tail)}")
-        n = int(round(cfg.duration / cfg.every))
-        times = np.arange(n + 1) * float(cfg.every)
-        times = times[times <= cfg.duration + 1e-9]
-        cols = []
-        for g in range(len(pts)):
-            sol = GaugeSolution(gauge_id=g + 1, path=str(work))
-            t = np.asarray(sol.t, np.float64)
-            h, eta = np.asarray(sol.q[0], np.float64), np.asarray(sol.q[-1], np.float64)
-            t, idx = np.unique(t, return_index=True)  # a time recorded twice: keep one
-            eta_t = np.interp(times, t, eta[idx])
-            h_t = np.interp(times, t, h[idx])
-            cols.append(np.where(h_t > DRY_TOLERANCE, eta_t, np.nan))
-    wall = time.perf_counter() - t0
-    return GaugeRun(time=times, eta=np.stack(cols, axis=1), wall_s=wall, triangles=0)
+    def run(
+        self,
+        bathymetry: xr.DataArray,
+        eta0: xr.DataArray | np.ndarray,
+        gauges: Sequence[tuple[float, float]],
+        config: EngineConfig | None = None,
+    ) -> GaugeRun:
+        from topoae.simulation.geoclaw import write_tt3
+
+        cfg = config or EngineConfig()
+        x, y, z, e0, pts = engine_inputs(bathymetry, eta0, gauges)
+
+        exe = geoclaw_executable()  # imports clawpack
+        from clawpack.pyclaw.gauges import GaugeSolution
+
+        # η where wet (sea level 0 otherwise), as ANUGA's stage = max(η, b) on wet cells
+        eta_init = np.where(z < 0.0, np.maximum(e0, z), 0.0)
+        t0 = time.perf_counter()
+        with tempfile.TemporaryDirectory(prefix="topoae-geoclaw-") as tmp:
+            work = Path(tmp)
+            grid = xr.DataArray(z, dims=("y", "x"), coords={"x": x, "y": y})
+            write_tt3(work / "topo.tt3", grid, fmt="%.6f")
+            _write_qinit(work / "qinit.xyz", x, y, eta_init)
+            rd = _rundata(x, y, float(-z.min()), pts, cfg)
+            rd.write(out_dir=str(work))
+            done = subprocess.run(
+                [str(exe)],
+                cwd=work,
+                capture_output=True,
+                text=True,
+                env={**os.environ, "OMP_NUM_THREADS": str(cfg.threads)},
+                check=False,
+            )
+            if done.returncode != 0:
+                tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+                raise RegionError(
+                    f"GeoClaw stopped with status {done.returncode}: {' | '.join(tail)}"
+                )
+            n = int(round(cfg.duration / cfg.every))
+            times = np.arange(n + 1) * float(cfg.every)
+            times = times[times <= cfg.duration + 1e-9]
+            cols = []
+            for g in range(len(pts)):
+                sol = GaugeSolution(gauge_id=g + 1, path=str(work))
+                t = np.asarray(sol.t, np.float64)
+                h, eta = np.asarray(sol.q[0], np.float64), np.asarray(sol.q[-1], np.float64)
+                t, idx = np.unique(t, return_index=True)  # a time recorded twice: keep one
+                eta_t = np.interp(times, t, eta[idx])
+                h_t = np.interp(times, t, h[idx])
+                cols.append(np.where(h_t > DRY_TOLERANCE, eta_t, np.nan))
+        wall = time.perf_counter() - t0
+        return GaugeRun(time=times, eta=np.stack(cols, axis=1), wall_s=wall, triangles=0)
+
+
+#: The function form, :meth:`GeoClawEngine.run`
+#: (``run_geoclaw(bathymetry, eta0, gauges, config)``).
+run_geoclaw = GeoClawEngine().run

@@ -11,17 +11,25 @@ so that the origin is ``(0, 0)``.
 Output cells never hold NaN: nodata in the source is filled with the nearest
 valid value first (ASAGI has no fill value) and the count is recorded in
 ``attrs["filled_cells"]``.
+
+The way back, :func:`to_geographic`, puts a projected grid whose frame is known (a
+CRS, or a :class:`LocalProjection`) on a regular longitude/latitude grid, so that a
+projected sea-floor displacement can be a source on a geographic bathymetry.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import xarray as xr
 
 from topoae import nanfill as _nanfill
 from topoae.errors import ConfigError, RegionError
+
+if TYPE_CHECKING:
+    from pyproj import CRS
 
 #: Metres per degree of latitude on the WGS84 mean sphere (for default spacings only).
 M_PER_DEG = 111_320.0
@@ -253,10 +261,13 @@ def to_local_grid(
     return out
 
 
-def regrid_like(da: xr.DataArray, like: xr.DataArray, *, fill: bool = True) -> xr.DataArray:
+def regrid_like(
+    da: xr.DataArray, like: xr.DataArray, *, fill: bool = True, must_cover: bool = True
+) -> xr.DataArray:
     """Resample ``da`` onto the metric grid of ``like`` (a :func:`to_local_grid` result).
 
-    Raises :class:`RegionError` when ``da`` does not cover ``like``'s extent.
+    Raises :class:`RegionError` when ``da`` does not cover ``like``'s extent; with
+    ``must_cover=False`` (a source smaller than the domain) cells outside it are NaN.
     """
     from scipy.interpolate import RegularGridInterpolator
 
@@ -273,13 +284,18 @@ def regrid_like(da: xr.DataArray, like: xr.DataArray, *, fill: bool = True) -> x
         qx, qy = proj.inverse(gx, gy)
         qx = qx + 360.0 * np.round((xa.mean() - qx) / 360.0)
     else:
+        if "origin_lon" in like.attrs:  # its x/y are not the local grid's metres
+            raise ConfigError(
+                "cannot put a projected grid on a geographic grid's cells; "
+                "reproject it first (to_geographic)"
+            )
         qx = gx + float(like.attrs.get("origin_x", 0.0))
         qy = gy + float(like.attrs.get("origin_y", 0.0))
     # Cell-centred grids cover half a cell beyond their outer centres; the inscribed box of the
     # original can bulge that little past a same-extent grid's outer centres.
     tol_x = 0.5 * abs(xa[1] - xa[0]) if xa.size > 1 else 1e-6
     tol_y = 0.5 * abs(ya[1] - ya[0]) if ya.size > 1 else 1e-6
-    if (
+    if must_cover and (
         qx.min() < xa[0] - tol_x
         or qx.max() > xa[-1] + tol_x
         or qy.min() < ya[0] - tol_y
@@ -289,6 +305,119 @@ def regrid_like(da: xr.DataArray, like: xr.DataArray, *, fill: bool = True) -> x
             f"{da.attrs.get('source', 'the grid')} does not cover the "
             "simulation domain of the original bathymetry"
         )
-    interp = RegularGridInterpolator((ya, xa), values, method="linear")
-    z = interp(np.stack([np.clip(qy, ya[0], ya[-1]), np.clip(qx, xa[0], xa[-1])], axis=-1))
+    if must_cover:  # within the tolerance: the outer centres' values
+        qx, qy = np.clip(qx, xa[0], xa[-1]), np.clip(qy, ya[0], ya[-1])
+    interp = RegularGridInterpolator(
+        (ya, xa), values, method="linear", bounds_error=False, fill_value=np.nan
+    )
+    z = interp(np.stack([qy, qx], axis=-1))
     return like.copy(data=np.asarray(z, np.float64))
+
+
+def grid_crs(da: xr.DataArray) -> CRS | None:
+    """The CRS a grid carries (as :func:`topoae.io.open_grid` attaches it), or None."""
+    import rioxarray  # noqa: F401  (registers the .rio accessor)
+    from pyproj import CRS
+
+    try:
+        crs = da.rio.crs
+    except Exception:  # an unreadable spatial_ref / grid_mapping counts as none
+        return None
+    return None if crs is None else CRS.from_user_input(crs.to_wkt())
+
+
+def frame_crs(frame: LocalProjection | CRS | str) -> CRS:
+    """A :class:`pyproj.CRS` for a :class:`LocalProjection`, a CRS or a CRS string."""
+    from pyproj import CRS
+    from pyproj.exceptions import CRSError
+
+    if isinstance(frame, LocalProjection):
+        return CRS.from_proj4(frame.proj4)
+    try:
+        return CRS.from_user_input(frame)
+    except CRSError as exc:
+        raise ConfigError(f"{frame!r} is not a CRS: {exc}") from None
+
+
+def _covering_axis(lo: float, hi: float, step: float) -> np.ndarray:
+    """Evenly spaced samples of ``step`` centred on ``[lo, hi]`` that reach both ends."""
+    n = int(np.ceil((hi - lo) / step - 1e-9)) + 1
+    return 0.5 * (lo + hi) + step * (np.arange(n) - 0.5 * (n - 1))
+
+
+def to_geographic(
+    da: xr.DataArray, frame: LocalProjection | CRS | str | None = None
+) -> xr.DataArray:
+    """Resample a projected grid onto a regular longitude/latitude grid over its footprint.
+
+    Parameters
+    ----------
+    da
+        Projected grid, dims ``(y, x)`` in metres of ``frame`` (any value unit, NaN for nodata).
+    frame
+        The projection ``da``'s ``x``/``y`` belong to: a :class:`LocalProjection` (metres of a
+        transverse Mercator centred on its origin), a :class:`pyproj.CRS`, or a string
+        :meth:`pyproj.CRS.from_user_input` takes (``"EPSG:32654"``); default the CRS ``da``
+        carries (:func:`grid_crs`). :class:`ConfigError` when there is none.
+
+    Returns
+    -------
+    xr.DataArray
+        float64 ``z(lat, lon)``, degrees ascending, covering the lon/lat bounding box of
+        ``da``'s footprint with cells about as large as ``da``'s (converted at the footprint's
+        centre); bilinear between ``da``'s cell centres, NaN outside them. Longitudes stay
+        within 180° of the footprint's centre. Attrs: ``da``'s, plus ``reprojected_from``
+        (the frame as a CRS string); CRS EPSG:4326.
+    """
+    import rioxarray  # noqa: F401  (registers the .rio accessor)
+    from pyproj import Transformer
+    from scipy.interpolate import RegularGridInterpolator
+
+    if is_geographic(da):
+        raise ConfigError("the grid is already geographic (lat, lon)")
+    crs = frame_crs(frame) if frame is not None else grid_crs(da)
+    if crs is None:
+        raise ConfigError(
+            f"{da.attrs.get('source', 'the projected grid')} has no CRS; give its frame"
+        )
+    y = np.asarray(da["y"].values, np.float64)
+    x = np.asarray(da["x"].values, np.float64)
+    if x.size < 2 or y.size < 2:
+        raise RegionError("the grid needs at least 2×2 cells to be reprojected")
+    to_geo = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+    n = 65  # samples per side of the footprint's outline (its edges curve in lon/lat)
+    sx, sy = np.linspace(x[0], x[-1], n), np.linspace(y[0], y[-1], n)
+    ex = np.concatenate([sx, np.full(n, x[-1]), sx, np.full(n, x[0])])
+    ey = np.concatenate([np.full(n, y[0]), sy, np.full(n, y[-1]), sy])
+    lon_c, lat_c = to_geo.transform(0.5 * (x[0] + x[-1]), 0.5 * (y[0] + y[-1]))
+    lon_e, lat_e = (np.asarray(v, np.float64) for v in to_geo.transform(ex, ey))
+    if not (np.isfinite(lon_e).all() and np.isfinite(lat_e).all() and np.isfinite(lon_c)):
+        raise RegionError(f"the grid's x/y do not map onto the globe in {crs.to_string()}")
+    lon_e = lon_c + (lon_e - lon_c + 180.0) % 360.0 - 180.0
+    dx, dy = float(np.abs(np.diff(x)).min()), float(np.abs(np.diff(y)).min())
+    dlat = dy / M_PER_DEG
+    dlon = dx / (M_PER_DEG * max(np.cos(np.radians(lat_c)), 1e-6))
+    lon = _covering_axis(float(lon_e.min()), float(lon_e.max()), dlon)
+    lat = _covering_axis(max(float(lat_e.min()), -90.0), min(float(lat_e.max()), 90.0), dlat)
+    lat = lat[np.abs(lat) <= 90.0]
+    glon, glat = np.meshgrid(lon, lat)
+    to_frame = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
+    qx, qy = (np.asarray(v, np.float64) for v in to_frame.transform(glon, glat))
+    ok = np.isfinite(qx) & np.isfinite(qy)
+    interp = RegularGridInterpolator(
+        (y, x), np.asarray(da.values, np.float64), bounds_error=False, fill_value=np.nan
+    )
+    z = np.full(glon.shape, np.nan)
+    z[ok] = interp(np.stack([qy[ok], qx[ok]], axis=-1))
+    attrs = {**da.attrs, "reprojected_from": crs.to_string(), "units": da.attrs.get("units", "m")}
+    out = xr.DataArray(
+        z,
+        dims=("lat", "lon"),
+        coords={
+            "lat": ("lat", lat, {"units": "degrees_north"}),
+            "lon": ("lon", lon, {"units": "degrees_east"}),
+        },
+        name=da.name,
+        attrs=attrs,
+    )
+    return out.rio.set_spatial_dims(x_dim="lon", y_dim="lat").rio.write_crs("EPSG:4326")

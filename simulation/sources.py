@@ -13,7 +13,7 @@ own test values in ``tests/test_simulate.py``.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -21,7 +21,7 @@ import numpy as np
 import xarray as xr
 
 from topoae.errors import ConfigError, InputError, RegionError
-from topoae.simulation.projection import is_geographic
+from topoae.simulation.projection import LocalProjection, grid_crs, is_geographic, to_geographic
 
 #: Largest plausible vertical sea-floor displacement (m); larger values are not a source.
 MAX_DISPLACEMENT = 100.0
@@ -220,8 +220,10 @@ class OkadaSource:
 
                 cx, cy = LocalProjection(origin_lon, origin_lat).forward(sf.lon, sf.lat)
                 cx, cy = float(cx), float(cy)
-            else:
+            elif sf.x is not None and sf.y is not None:
                 cx, cy = float(sf.x), float(sf.y)
+            else:
+                raise ConfigError("give a subfault either lon/lat or x/y")
             phi, dip = np.radians(sf.strike), np.radians(sf.dip)
             along = np.array([np.sin(phi), np.cos(phi)])  # strike direction (east, north)
             updip = np.array([-np.cos(phi), np.sin(phi)])  # left of strike = up-dip side
@@ -248,7 +250,7 @@ class OkadaSource:
         return total
 
 
-def _extent(da: xr.DataArray) -> dict[str, tuple[float, float]]:
+def _extent(da: xr.DataArray) -> dict[Hashable, tuple[float, float]]:
     return {d: (float(da[d].min()), float(da[d].max())) for d in da.dims}
 
 
@@ -284,6 +286,44 @@ def check_displacement(
             "sea-floor displacement is not plausible (is it a bathymetry, or not in metres?)"
         )
     return uz
+
+
+def align_displacement(
+    displacement: xr.DataArray,
+    bathymetry: xr.DataArray,
+    *,
+    origin: tuple[float, float] | None = None,
+) -> xr.DataArray:
+    """The displacement in the bathymetry's kind of coordinates (the rule every source path uses).
+
+    A projected (``y, x`` metres) displacement on a geographic bathymetry is put on a
+    longitude/latitude grid (:func:`~topoae.simulation.projection.to_geographic`) in its
+    frame: a transverse Mercator centred on ``origin`` (lon, lat; :class:`LocalProjection`)
+    when given, else the CRS the grid carries; with neither, :class:`ConfigError`, since its
+    x/y could be any frame's. Its longitudes then follow the bathymetry's convention
+    (0–360 or ±180). Anything else is returned unchanged: a projected bathymetry is taken
+    to share a projected displacement's frame, as before. ``origin`` with a geographic
+    displacement or a projected bathymetry is a :class:`ConfigError` (it would be ignored).
+    """
+    if origin is not None and (is_geographic(displacement) or not is_geographic(bathymetry)):
+        raise ConfigError(
+            "a displacement origin (--displacement-origin) is only for a projected (x/y) "
+            "displacement on a geographic bathymetry"
+        )
+    if is_geographic(displacement) or not is_geographic(bathymetry):
+        return displacement
+    frame = LocalProjection(*origin) if origin is not None else grid_crs(displacement)
+    if frame is None:
+        raise ConfigError(
+            "the displacement's x/y are projected metres with no CRS and the bathymetry is "
+            "geographic: give the frame's origin with --displacement-origin LON,LAT (x/y "
+            "in metres of a transverse Mercator centred there) or a displacement with a CRS"
+        )
+    out = to_geographic(displacement, frame)
+    shift = 360.0 * np.round((float(bathymetry["lon"].mean()) - float(out["lon"].mean())) / 360.0)
+    if shift:
+        out = out.assign_coords(lon=out["lon"].copy(data=out["lon"].values + shift))
+    return out
 
 
 def source_on_grid(source: GaussianSource | OkadaSource, grid: xr.DataArray) -> xr.DataArray:

@@ -17,8 +17,8 @@ TINY_MODEL = {
 
 def make_store(path: Path, *, normalise: str = "patch", seed: int = 3) -> Path:
     """A Zarr patch store of 32x32 patches cut from a synthetic GEBCO-like grid."""
+    from topoae.data.tiling import TileConfig, tile
     from topoae.io.synthetic import synthetic_grid
-    from topoae.tiling import TileConfig, tile
 
     grid = synthetic_grid(256, 320, seed=seed)
     cfg = TileConfig(

@@ -1,19 +1,13 @@
-"""Patch placement and blending weights (topoae.blending)."""
+"""Blending weights (topoae.codec.blending) over the patch codec's layout (topoae.layout)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from topoae.blending import (
-    WINDOWS,
-    Layout,
-    OverlapAdd,
-    reflect_index,
-    weight_sum,
-    window_1d,
-)
+from topoae.codec.blending import WINDOWS, OverlapAdd, weight_sum, window_1d
 from topoae.errors import ConfigError
+from topoae.layout import PatchLayout
 
 CASES = [(50, 37, 16, 12), (7, 5, 16, 13), (100, 64, 16, 16), (33, 65, 16, 9), (40, 41, 16, 3)]
 
@@ -38,23 +32,10 @@ def test_cosine_ramps_are_a_partition_of_unity(overlap):
 
 
 @pytest.mark.parametrize("h,w,p,s", CASES)
-def test_every_cell_is_covered(h, w, p, s):
-    lay = Layout(h, w, p, s)
-    for n, size in ((lay.n_rows, h), (lay.n_cols, w)):
-        starts = lay.starts(n)
-        cover = np.zeros(size, int)
-        for a in starts:
-            cover[max(0, a) : max(0, a + p)] += 1
-        assert cover.min() >= 1
-        assert starts[0] == -lay.margin
-        assert starts[-1] + p >= size  # the last patch reaches the far edge
-
-
-@pytest.mark.parametrize("h,w,p,s", CASES)
 @pytest.mark.parametrize("kind", WINDOWS)
 def test_weights_sum_to_one_after_normalisation(h, w, p, s, kind):
     """Blending all-ones patches gives exactly ones: the normalised weights sum to one."""
-    lay = Layout(h, w, p, s)
+    lay = PatchLayout(h, w, p, s)
     acc = OverlapAdd(lay, 0, h, kind)
     for k in range(lay.n_rows):
         acc.add_row(k, np.ones((lay.n_cols, p, p)))
@@ -62,7 +43,7 @@ def test_weights_sum_to_one_after_normalisation(h, w, p, s, kind):
 
 
 def test_interior_raw_weights_sum_to_one_for_cosine():
-    lay = Layout(200, 10, 16, 12)
+    lay = PatchLayout(200, 10, 16, 12)
     w = window_1d(16, lay.overlap, "cosine")
     total = weight_sum(lay, lay.n_rows, 0, 200, w)
     o = lay.overlap  # the outer ramps of the first and last patch are not shared
@@ -72,7 +53,7 @@ def test_interior_raw_weights_sum_to_one_for_cosine():
 
 def test_blending_is_a_weighted_mean_of_the_overlapping_patches():
     """Where two patches overlap, the result lies between their values; elsewhere it is theirs."""
-    lay = Layout(24, 12, 16, 12)  # two patch rows, one column, overlap 4
+    lay = PatchLayout(24, 12, 16, 12)  # two patch rows, one column, overlap 4
     assert (lay.n_rows, lay.n_cols) == (2, 1)
     acc = OverlapAdd(lay, 0, lay.height, "cosine")
     acc.add_row(0, np.full((1, 16, 16), 10.0))
@@ -83,30 +64,6 @@ def test_blending_is_a_weighted_mean_of_the_overlapping_patches():
     assert np.all(out[16 - m :] == 20.0)  # only patch 1
     mid = out[12 - m : 16 - m]
     assert np.all(np.diff(mid) > 0) and mid.min() > 10 and mid.max() < 20
-
-
-@pytest.mark.parametrize("n", [1, 2, 3, 10])
-def test_reflect_index_matches_numpy_pad(n):
-    x = np.arange(n)
-    for pad in range(0, 3 * n + 2):
-        idx = reflect_index(-pad, n + pad, n)
-        np.testing.assert_array_equal(x[idx], np.pad(x, pad, mode="reflect"))
-
-
-@pytest.mark.parametrize("h,w,p,s", CASES)
-def test_rows_touching_matches_brute_force(h, w, p, s):
-    lay = Layout(h, w, p, s)
-    starts = lay.starts(lay.n_rows)
-    for lo in range(h):
-        for hi in range(lo + 1, min(h, lo + 30) + 1):
-            expect = [k for k, a in enumerate(starts) if a < hi and a + p > lo]
-            assert list(lay.rows_touching(lo, hi)) == expect
-
-
-@pytest.mark.parametrize("args", [(10, 10, 16, 0), (10, 10, 16, 17), (0, 10, 16, 8)])
-def test_bad_layouts_are_refused(args):
-    with pytest.raises(ConfigError):
-        Layout(*args)
 
 
 def test_unknown_window_is_refused():

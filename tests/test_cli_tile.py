@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from topoae.cli.main import cli
-from topoae.tiling import TileConfig, open_store
+from topoae.data.tiling import TileConfig, open_store
 
 
 def run(*args):

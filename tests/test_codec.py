@@ -1,4 +1,4 @@
-"""The codec: encode / decode whole regions (topoae.codec, topoae.codec_io, topoae encode|decode)."""
+"""The codec: encode / decode whole regions (topoae.codec, topoae.codec.files, topoae encode|decode)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ import torch
 import xarray as xr
 from torch import nn
 
-from topoae import codec, codec_io
+from topoae import codec
+from topoae.codec import files as codec_io
+from topoae.data.normalise import Normalisation
 from topoae.errors import (
     ConfigError,
     InputError,
@@ -21,7 +23,7 @@ from topoae.errors import (
     StoreError,
 )
 
-UNIT = {"mode": "global", "zmin": 0.0, "zrange": 1.0}  # exact: metres are the network's values
+UNIT = Normalisation(mode="global", zmin=0.0, zrange=1.0)  # exact: metres are the network's values
 
 
 class Identity(nn.Module):
@@ -95,7 +97,6 @@ def make_grid(
 def trained():
     """A tiny AE trained here, in plain torch, on random crops of a synthetic GEBCO-like grid."""
     from topoae.io.synthetic import synthetic_grid
-    from topoae.normalise import Normalisation
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -139,7 +140,7 @@ def test_identity_decoder_reproduces_the_input_exactly(h, w, stride, window):
 def test_identity_round_trip_with_real_normalisations(mode):
     da = make_grid(45, 52, nan=True)
     m = Identity()
-    ds = codec.encode(da, m, stride=12, normalise={"mode": mode})
+    ds = codec.encode(da, m, stride=12, normalise=Normalisation(mode=mode))
     assert ("offset" in ds) == (mode == "patch")
     out = codec.decode(ds, m)
     np.testing.assert_allclose(out.values, da.values, rtol=0, atol=2e-3)
@@ -295,7 +296,7 @@ def test_latent_files_round_trip(trained, tmp_path, suffix):
 
 def test_summary_counts_latents_side_information_and_overlap(trained):
     da = make_grid(40, 33, nan=True)
-    ds = codec.encode(da, trained, stride=12, normalise={"mode": "patch"})
+    ds = codec.encode(da, trained, stride=12, normalise=Normalisation(mode="patch"))
     s = codec_io.summary(ds)
     meta = codec_io.read_meta(ds)
     nr, nc = meta["counts"]["patch_rows"], meta["counts"]["patch_cols"]

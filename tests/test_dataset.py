@@ -7,9 +7,9 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from topoae.dataset import ChunkSampler, PatchDataset, symmetry
+from topoae.data.dataset import ChunkSampler, PatchDataset, symmetry
+from topoae.data.tiling import TileConfig, open_store, tile
 from topoae.io import open_grid
-from topoae.tiling import TileConfig, open_store, tile
 
 
 @pytest.fixture(scope="module")

@@ -100,6 +100,7 @@ def test_two_gloo_processes_train_in_step(tmp_path):
 def test_batch_must_split_evenly(tmp_path, monkeypatch):
     from _training_helpers import tiny
 
+    from topoae.data.normalise import Normalisation
     from topoae.errors import ConfigError
     from topoae.training import distributed, fit
 
@@ -117,6 +118,6 @@ def test_batch_must_split_evenly(tmp_path, monkeypatch):
             data,
             None,
             tmp_path / "run",
-            normalise={"mode": "patch"},
+            normalise=Normalisation(mode="patch"),
             device="cpu",
         )

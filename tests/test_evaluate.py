@@ -254,9 +254,9 @@ def test_cli_patch_store_form(tmp_path):
 
     from topoae.checkpoint import save_checkpoint
     from topoae.cli.main import cli
+    from topoae.data.tiling import TileConfig, tile
     from topoae.io.synthetic import synthetic_grid
     from topoae.models import build_model
-    from topoae.tiling import TileConfig, tile
     from topoae.training import preset
 
     store = tmp_path / "p.zarr"

@@ -105,7 +105,7 @@ def test_estimated_rate_matches_coded_size(rd):
     nodes = offset_field.compute_nodes(x, 64, 1.0)
     cfg = learned.RDCodecConfig(**h["codec"])
     r = (x - offset_field.expand(nodes, x.shape, 64, 1.0)) / (TINY.unit * cfg.scale)
-    geo = learned.Geometry(256, 256, 256)
+    geo = learned.tile_layout(256, 256, 256, cfg.margin)
     y0 = learned._analyse_tile(net, g, nodes, geo, cfg, 0, 0)
     with torch.no_grad():
         y = torch.from_numpy(y0) * net.gains(3)[0]
@@ -283,6 +283,12 @@ def test_cli_encode_decode_round_trip(ckpt, gebco_nc, tmp_path):
     with xr.open_dataset(rec) as ds, xr.open_dataset(gebco_nc) as orig:
         assert ds["elevation"].encoding["dtype"] == np.int16
         assert ds["elevation"].shape == orig["elevation"].shape
+        # the file's global attributes come back as global attributes, plus a history line
+        assert orig.attrs and "history" not in orig.attrs
+        for k, v in orig.attrs.items():
+            assert ds.attrs[k] == v
+        assert ds.attrs["history"].startswith("20") and "reconstructed by topoae" in ds.attrs["history"]
+        assert str(gebco_nc) not in str(dict(ds["elevation"].attrs))  # the path read is not data
     # bad input: one line, non-zero exit, no output left behind
     res = r.invoke(cli, ["encode", str(gebco_nc), "--model", str(ckpt), "--out",
                          str(tmp_path / "x.nc"), "--quality", "1"])
@@ -346,6 +352,13 @@ def test_zarr_store_decodes_like_the_file_and_catches_a_missing_chunk(rd, grid, 
 
     lat = zarr.open_group(str(p), mode="r")["latents"]
     assert lat.shape == (TINY.latent_channels, 256 // 16, 320 // 16) and lat.dtype == np.int32
+    for name in ("latents", "hyper"):  # the analysis arrays are checked too
+        q = tmp_path / f"{name}.zarr"
+        shutil.copytree(p, q)
+        arr = zarr.open_array(str(q / name), mode="r+")  # (chunks equal to the fill value are
+        arr[(0,) * arr.ndim] = int(arr[(0,) * arr.ndim]) + 7  # not stored: damage a value instead)
+        with pytest.raises(StoreError, match=f"array '{name}' is damaged"):
+            latent_store.load(q)
     chunk = next((p / "streams" / "tile_0_0").rglob("c/*"))
     chunk.unlink() if chunk.is_file() else shutil.rmtree(chunk)
     with pytest.raises(StoreError, match="tile:0,0"):
@@ -398,3 +411,54 @@ def test_depth_relative_bound_holds_on_every_cell(rd, integer):
     assert len(learned.to_bytes(h, s)) > len(plain)  # the shallow cells cost more bytes
     with pytest.raises(ConfigError, match="needs --max-error"):
         learned.encode(g, rd, level=0, relative_error=r)
+
+
+def test_lazy_decode_is_the_eager_decode_and_writes_the_same_file(rd, tmp_path):
+    """Decoding tile row by tile row (dask) gives the same values, in any row order."""
+    import dask
+    import xarray as xr
+
+    from topoae.codec import files as codec_io
+
+    g = synthetic_grid(300, 260, seed=4)
+    h, s = learned.encode(g, rd, level=2, tile=128, max_error=8.0)
+    eager = learned.decode(h, s, rd)
+    lazy = learned.decode(h, s, rd, lazy=True)
+    assert lazy.chunks is not None and len(lazy.chunks[0]) == 3  # one chunk per tile row
+    with dask.config.set(scheduler="synchronous"):  # rows on this thread, as the CLI does
+        np.testing.assert_array_equal(lazy[200:].values, eager.values[200:])  # last row first
+        np.testing.assert_array_equal(lazy.values, eager.values)
+        a = codec_io.save_grid(eager, tmp_path / "a.nc")
+        b = codec_io.save_grid(lazy, tmp_path / "b.nc")
+
+    def no_history(ds):  # the history line carries the decoding time
+        ds.attrs.pop("history", None)
+        for v in ds.variables.values():
+            v.attrs.pop("history", None)
+        return ds
+
+    with xr.open_dataset(a) as da, xr.open_dataset(b) as db:
+        xr.testing.assert_identical(no_history(da.load()), no_history(db.load()))
+
+
+@pytest.mark.parametrize("projected", [False, True])
+def test_decoded_file_keeps_the_inputs_row_order(rd, tmp_path, projected):
+    """A file whose rows run north to south (y or lat descending) comes back that way."""
+    import xarray as xr
+
+    from topoae.codec import files as codec_io
+    from topoae.io import open_grid
+
+    g = synthetic_grid(70, 50, seed=5)
+    if projected:
+        g = g.rename(lat="y", lon="x").assign_coords(y=4.0e6 + 100.0 * np.arange(70),
+                                                      x=5.0e5 + 100.0 * np.arange(50))
+    src = tmp_path / "desc.nc"
+    g.isel({g.dims[0]: slice(None, None, -1)}).to_dataset(name="elevation").to_netcdf(src)
+    grid = open_grid(src)
+    out = codec_io.save_grid(learned.decode(*learned.encode(grid, rd, level=3), rd), tmp_path / "o.nc")
+    with xr.open_dataset(src) as a, xr.open_dataset(out) as b:
+        ydim = a["elevation"].dims[0]
+        assert a[ydim].values[0] > a[ydim].values[-1]
+        np.testing.assert_array_equal(b[ydim].values, a[ydim].values)
+        assert "history" in b.attrs and "history" not in b["elevation"].attrs

@@ -1,13 +1,13 @@
-"""Error-bounded residual, NaN mask and byte frames (topoae.residual), 8-bit latents (topoae.quantize)."""
+"""Error-bounded residual, NaN mask and byte frames (topoae.codec.residual), 8-bit latents (topoae.codec.quantize)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from topoae import residual as res
+from topoae.codec import residual as res
+from topoae.codec.quantize import dequantize, quantize
 from topoae.errors import ConfigError, StoreError
-from topoae.quantize import dequantize, quantize
 
 
 def _grid(seed: int, shape=(64, 80), scale=3000.0):
@@ -151,12 +151,12 @@ def test_8bit_quantisation_error_is_half_a_step_per_channel():
     z[..., 3] = 1.5  # a constant channel comes back exactly
     q = quantize(z)
     assert q.codes.dtype == np.uint8 and q.codes.shape == z.shape
-    assert q.offset.shape == q.scale.shape == (20,)
+    assert q.lo.shape == q.step.shape == (20,)
     back = q.dequantize()
     err = np.abs(back - z).reshape(-1, 20).max(axis=0)
-    assert np.all(err <= q.scale / 2 * (1 + 1e-4) + 1e-6)
+    assert np.all(err <= q.step / 2 * (1 + 1e-4) + 1e-6)
     np.testing.assert_array_equal(back[..., 3], 1.5)
-    np.testing.assert_array_equal(dequantize(q.codes, q.offset, q.scale), back)
+    np.testing.assert_array_equal(dequantize(q.codes, q.lo, q.step), back)
 
 
 def test_8bit_quantisation_refuses_non_finite_latents():

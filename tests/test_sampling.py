@@ -8,7 +8,8 @@ import torch
 import xarray as xr
 from torch import nn
 
-from topoae import codec, codec_io
+from topoae import codec
+from topoae.codec import files as codec_io
 from topoae.errors import ConfigError
 from topoae.sampling import sample
 

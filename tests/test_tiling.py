@@ -7,11 +7,17 @@ import pytest
 import xarray as xr
 import zarr
 
+from topoae.data.normalise import (
+    GEBCO2019_ZMIN,
+    GEBCO2019_ZRANGE,
+    Normalisation,
+    denormalise,
+    normalise,
+)
+from topoae.data.splits import GUARD, assign_blocks, patch_labels
+from topoae.data.tiling import TileConfig, open_store, tile
 from topoae.errors import ConfigError, OutputExistsError, RegionError, StoreError
 from topoae.io import open_grid
-from topoae.normalise import GEBCO2019_ZMIN, GEBCO2019_ZRANGE, Normalisation, denormalise, normalise
-from topoae.splits import GUARD, assign_blocks, patch_labels
-from topoae.tiling import TileConfig, open_store, patch_grid_shape, tile
 
 
 def _grid(h: int, w: int, seed: int = 0) -> xr.DataArray:
@@ -57,13 +63,13 @@ def test_thesis_constants():
         ((191, 500), 96, 32, (3, 13)),
     ],
 )
-def test_patch_grid_shape(shape, patch, stride, expected):
-    assert patch_grid_shape(shape, patch, stride) == expected
+def test_patch_counts(shape, patch, stride, expected):
+    assert TileConfig(patch=patch, stride=stride).layout(shape).counts == expected
 
 
 def test_too_small_region():
     with pytest.raises(RegionError, match="smaller than one"):
-        patch_grid_shape((95, 400), 96, 96)
+        TileConfig(patch=96, stride=96).layout((95, 400))
 
 
 def test_store_layout_and_patch_positions(tmp_path):

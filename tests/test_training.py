@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from topoae.checkpoint import load_checkpoint
 from topoae.errors import CheckpointError, ConfigError, ModelMismatchError, OutputExistsError
-from topoae.training import evaluate_store, train
+from topoae.training import TrainConfig, evaluate_store, train
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +52,8 @@ def test_training_lowers_the_loss_and_writes_a_run(store, tmp_path):
     assert float(table[-1]["val_rmse_m"]) < float(table[0]["val_rmse_m"])
     assert float(table[0]["kl_weight"]) == 0.0 and float(table[2]["kl_weight"]) > 0
     best = load_checkpoint(tmp_path / "run" / "best.pt")
-    assert best.normalise["mode"] == "patch" and best.config == cfg
+    assert best.normalise["mode"] == "patch" and best.config == cfg.model
+    assert TrainConfig.from_dict(best.train_config) == cfg
     assert best.extra["val_rmse_m"] == pytest.approx(
         min(float(r["val_rmse_m"]) for r in table), rel=1e-5
     )
@@ -121,7 +122,7 @@ def test_run_folder_rules(store, tmp_path):
     with pytest.raises(ConfigError, match="differ"):
         train(store, tmp_path / "run", cfg.replace(lr=0.5), resume=True, device="cpu")
     train(store, tmp_path / "run", cfg.replace(seed=5), overwrite=True, device="cpu")
-    assert load_checkpoint(tmp_path / "run" / "last.pt").config.seed == 5
+    assert load_checkpoint(tmp_path / "run" / "last.pt").train_config["seed"] == 5
     other = tmp_path / "mine"
     other.mkdir()
     (other / "notes.txt").write_text("keep me")
@@ -153,7 +154,7 @@ def test_cli_tile_then_train_compose(gebco_nc, tmp_path):
     assert res.exit_code == 0, res.output
     assert "config: thesis" in res.output
     loaded = load_checkpoint(tmp_path / "run" / "last.pt")
-    assert loaded.config.preset == "thesis" and loaded.normalise["mode"] == "global"
+    assert loaded.train_config["preset"] == "thesis" and loaded.normalise["mode"] == "global"
     # an explicit --config that does not fit the store is still one error line, exit 1
     run = tmp_path / "mismatch"
     res = runner.invoke(cli, ["train", str(patches), "--out", str(run), "--config", "default"])
@@ -186,7 +187,7 @@ def test_vae_gan_trains_its_discriminator(store, tmp_path):
 
 def test_evaluate_store(store, global_store, tmp_path):
     from topoae import metrics
-    from topoae.dataset import PatchDataset
+    from topoae.data.dataset import PatchDataset
     from topoae.training.evaluate import reconstruct
 
     train(store, tmp_path / "run", tiny("vae", epochs=2), device="cpu")
@@ -220,8 +221,8 @@ def test_evaluate_store(store, global_store, tmp_path):
 
 @pytest.fixture(scope="module")
 def store96(tmp_path_factory):
+    from topoae.data.tiling import TileConfig, tile
     from topoae.io.synthetic import synthetic_grid
-    from topoae.tiling import TileConfig, tile
 
     path = tmp_path_factory.mktemp("stores") / "p96.zarr"
     tile(
@@ -265,7 +266,7 @@ def test_cli_train_stop_and_resume(store96, store, tmp_path):
     res = runner.invoke(cli, ["train", str(store96), "--out", str(run), "--resume", "--quiet"])
     assert res.exit_code == 0, res.output
     assert "best:" in res.output and (run / "best.pt").exists()
-    cfg = load_checkpoint(run / "best.pt").config
+    cfg = TrainConfig.from_dict(load_checkpoint(run / "best.pt").train_config)
     assert cfg.model.latent_dim == 16 and cfg.loss.kl_max == 0.1
     assert cfg.clip_norm == 0 and cfg.clip == "none"
     res = runner.invoke(

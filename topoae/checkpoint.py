@@ -3,7 +3,11 @@
 A checkpoint is a ``torch.save`` file holding only tensors and builtins:
 
 - ``format`` (``"topoae-checkpoint"``) and ``version``;
-- ``config``: the :class:`~topoae.training.config.TrainConfig` as a nested dict;
+- ``config``: the training config as a nested dict (a patch model's
+  ``TrainConfig``, the learned codec's ``RDTrainConfig``). Its ``model`` entry is
+  the model config, complete on its own (``kind`` picks the class:
+  :func:`topoae.models.model_config_from_dict`); the rest is read by the trainers
+  only, when they resume;
 - ``normalise``: the patch store's normalisation (``mode``, ``zmin``, ``zrange``);
 - ``feature_net``: id of the perceptual feature network (``None`` without one);
 - ``model``: the model's state dict (CPU tensors);
@@ -11,7 +15,10 @@ A checkpoint is a ``torch.save`` file holding only tensors and builtins:
 - ``extra``: optional record (epoch, validation metrics, ...);
 - ``digest``: SHA-256 over all of the above, so an edited file is detected.
 
-The model id used across topoae is the SHA-256 of the whole file.
+Loading a checkpoint rebuilds the network from ``config["model"]`` with
+:mod:`topoae.models` alone: this module never imports :mod:`topoae.training`
+(nor, through it, the trainer and DDP). The model id used across topoae is the
+SHA-256 of the whole file.
 """
 
 from __future__ import annotations
@@ -21,16 +28,21 @@ import io
 import os
 import pickle
 import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from topoae._atomic import atomic_path
 from topoae.errors import CheckpointError, ConfigError
+from topoae.models import build_model, model_config_from_dict
+
+if TYPE_CHECKING:
+    from topoae.models import HyperpriorConfig, HyperpriorModel, ModelConfig, PatchModel
 
 FORMAT = "topoae-checkpoint"
 VERSION = 1
@@ -84,6 +96,31 @@ def unwrap(model: nn.Module) -> nn.Module:
     return getattr(model, "module", model)
 
 
+def _config_dict(config: Any) -> dict[str, Any]:
+    """``config`` as the dict a checkpoint stores: the training config with its ``model`` entry.
+
+    ``config`` is a training config (``TrainConfig``, ``RDTrainConfig``: anything with
+    ``to_dict()`` whose dict has a ``model`` entry), such a dict, or a bare model config
+    (``ModelConfig``, ``HyperpriorConfig``), stored as ``{"model": ...}``.
+    """
+    d = config.to_dict() if hasattr(config, "to_dict") else config
+    if not isinstance(d, Mapping):
+        raise CheckpointError(
+            "a checkpoint needs a training or model config (a dataclass or a dict), "
+            f"got {type(config).__name__}"
+        )
+    d = dict(d)
+    if "model" not in d and "kind" in d:  # a bare model config
+        d = {"model": d}
+    try:
+        model_config_from_dict(d.get("model"))  # the loader must rebuild it on its own
+    except ConfigError as exc:
+        raise CheckpointError(
+            f"cannot save a checkpoint without a valid model config: {exc}"
+        ) from None
+    return d
+
+
 def save_checkpoint(
     path: str | os.PathLike,
     model: nn.Module,
@@ -96,14 +133,21 @@ def save_checkpoint(
 ) -> Path:
     """Write a checkpoint atomically (temporary file then rename); returns its path.
 
-    ``config`` is a :class:`TrainConfig`; ``state`` and ``extra`` may hold
-    tensors, dicts, lists and builtins only (they must load with
-    ``weights_only=True``).
+    ``config`` is the training config (``TrainConfig``, ``RDTrainConfig``) or a bare
+    model config; either way the model config is stored as ``config["model"]``,
+    complete on its own. ``state`` and ``extra`` may hold tensors, dicts, lists and
+    builtins only (they must load with ``weights_only=True``).
+
+    Raises
+    ------
+    CheckpointError
+        ``config`` holds no model config that :func:`topoae.models.model_config_from_dict`
+        reads, or an entry is not a tensor or plain data.
     """
     payload: dict[str, Any] = {
         "format": FORMAT,
         "version": VERSION,
-        "config": config.to_dict(),
+        "config": _config_dict(config),
         "normalise": dict(normalise),
         "feature_net": feature_net,
         "model": _cpu(unwrap(model).state_dict()),
@@ -114,6 +158,25 @@ def save_checkpoint(
     with atomic_path(path, overwrite=True) as tmp:
         torch.save(payload, tmp)
     return Path(path)
+
+
+def _pickled_global(data: bytes) -> str | None:
+    """The first class or function a plain pickle names (read, never run), or None when the
+    bytes are not a readable pickle."""
+    import pickletools
+
+    strings: list[str] = []
+    try:
+        for op, arg, _ in pickletools.genops(io.BytesIO(data)):
+            if op.name == "GLOBAL":
+                return str(arg).replace(" ", ".")
+            if op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                return f"{strings[-2]}.{strings[-1]}"
+            if isinstance(arg, str):
+                strings.append(arg)
+    except Exception:
+        return None
+    return None
 
 
 def read_checkpoint(
@@ -133,15 +196,20 @@ def read_checkpoint(
     data = p.read_bytes()
     model_id = hashlib.sha256(data).hexdigest()
     try:
-        payload = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch's warnings about foreign pickles name weights_only
+            warnings.simplefilter("ignore")
+            payload = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
         # torch's own text suggests loading with weights_only=False, i.e. running the
         # file's code: never pass it on; name the offending object only.
         found = re.search(r"GLOBAL (\S+) was not an allowed global", str(exc))
-        what = f" ({found.group(1)})" if found else ""
+        name = found.group(1) if found else _pickled_global(data)
+        if name is None:  # not a pickle at all (random bytes) or an unreadable one
+            raise CheckpointError(f"{p} is not a readable checkpoint (corrupted or not a "
+                                  "checkpoint)") from None
         raise CheckpointError(
             f"{p} is not a topoae checkpoint: it holds objects other than tensors and plain "
-            f"data{what}, which topoae never loads"
+            f"data ({name}), which topoae never loads"
         ) from None
     except Exception as exc:  # truncated zip, random bytes, wrong file type
         raise CheckpointError(
@@ -165,10 +233,12 @@ class LoadedModel:
     Attributes
     ----------
     model
-        The network in eval mode (protocol of ``docs/ARCHITECTURE.md``).
+        The network in eval mode: a patch model (follows
+        :class:`~topoae.models.PatchModel`) or a
+        :class:`~topoae.models.HyperpriorModel`.
     config
-        The frozen :class:`~topoae.training.config.TrainConfig` it was trained with
-        (``config.model`` is its :class:`~topoae.models.ModelConfig`).
+        Its frozen model config: a :class:`~topoae.models.ModelConfig` or a
+        :class:`~topoae.models.HyperpriorConfig`.
     normalise
         Normalisation of the patches it was trained on: ``{"mode", "zmin", "zrange"}``.
     model_id
@@ -179,79 +249,63 @@ class LoadedModel:
         Where it was loaded from.
     extra
         The record saved with it (epoch, validation metrics).
+    train_config
+        The training config it was saved with, as a plain dict (``model`` included);
+        ``topoae.training.TrainConfig.from_dict(train_config)`` rebuilds a patch
+        model's. Loading never parses it, so it never imports the trainer.
     """
 
-    model: nn.Module
-    config: Any
+    model: PatchModel | HyperpriorModel
+    config: ModelConfig | HyperpriorConfig
     normalise: dict[str, Any]
     model_id: str
     feature_net: str | None
     path: Path
     extra: dict[str, Any] = field(default_factory=dict)
+    train_config: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def model_config(self) -> Any:
-        """The model's own config (``config.model`` for a patch model's TrainConfig)."""
-        return getattr(self.config, "model", self.config)
+    def model_config(self) -> ModelConfig | HyperpriorConfig:
+        """The model's config (the same as :attr:`config`)."""
+        return self.config
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> LoadedModel:
     """Rebuild the model of a checkpoint and load its weights (``weights_only=True``).
 
+    The network is rebuilt from the model config the checkpoint carries
+    (``config["model"]``) with :mod:`topoae.models` only; the training config is
+    kept as a dict (:attr:`LoadedModel.train_config`). Every checkpoint topoae has
+    written loads this way: patch models (``TrainConfig``) and the learned codec's
+    hyperprior (``RDTrainConfig``) alike.
+
     Raises :class:`~topoae.errors.CheckpointError` for anything that is not an
     intact topoae checkpoint whose weights fit its own configuration.
     """
     payload, model_id = read_checkpoint(path, map_location)
-    model_cfg = payload.get("config", {}).get("model", {}) if isinstance(payload.get("config"), dict) else {}
-    if isinstance(model_cfg, dict) and model_cfg.get("kind") == "hyperprior":
-        return _load_hyperprior(payload, model_id, path, map_location)
-    from topoae.models import build_model
-    from topoae.training.config import TrainConfig
-
+    train_config = payload.get("config")
+    if not isinstance(train_config, dict) or not isinstance(train_config.get("model"), dict):
+        raise CheckpointError(f"{path} has an invalid configuration: no model config")
     try:
-        config = TrainConfig.from_dict(payload["config"])
-        model = build_model(config.model)
-    except (ConfigError, TypeError, KeyError) as exc:
+        config = model_config_from_dict(train_config["model"])
+        model = build_model(config)
+    except (ConfigError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path} has an invalid configuration: {exc}") from None
     try:
         model.load_state_dict(payload["model"], strict=True)
-    except RuntimeError as exc:
+    except (RuntimeError, KeyError, TypeError, AttributeError) as exc:
         raise CheckpointError(
-            f"{path}: weights do not fit its configuration: {str(exc).splitlines()[0]}"
+            f"{path}: weights do not fit its configuration: "
+            f"{(str(exc).splitlines() or [type(exc).__name__])[0]}"
         ) from None
     model.to(map_location if isinstance(map_location, str | torch.device) else "cpu")
     return LoadedModel(
         model=model.eval(),
         config=config,
-        normalise=dict(payload["normalise"]),
+        normalise=dict(payload.get("normalise") or {}),
         model_id=model_id,
         feature_net=payload.get("feature_net"),
         path=Path(path),
         extra=dict(payload.get("extra") or {}),
-    )
-
-
-def _load_hyperprior(payload: dict[str, Any], model_id: str, path: str | os.PathLike,
-                     map_location: Any) -> LoadedModel:
-    """A learned-codec checkpoint: the model config travels on its own (no training import)."""
-    from topoae.models.hyperprior import HyperpriorConfig, HyperpriorModel
-
-    try:
-        config = HyperpriorConfig.from_dict(payload["config"]["model"])
-        model = HyperpriorModel(config)
-        model.load_state_dict(payload["model"], strict=True)
-    except (TypeError, KeyError, ValueError) as exc:
-        raise CheckpointError(f"{path} has an invalid configuration: {exc}") from None
-    except RuntimeError as exc:
-        raise CheckpointError(
-            f"{path}: weights do not fit its configuration: {str(exc).splitlines()[0]}"
-        ) from None
-    return LoadedModel(
-        model=model.eval(),
-        config=config,
-        normalise=dict(payload.get("normalise") or {}),
-        model_id=model_id,
-        feature_net=None,
-        path=Path(path),
-        extra=dict(payload.get("extra") or {}),
+        train_config=train_config,
     )

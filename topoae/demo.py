@@ -27,7 +27,8 @@ class DemoResult:
 
 def run_demo(out: str | os.PathLike = "topoae-demo", *, model: str | os.PathLike | None = None,
              region: str | os.PathLike | None = None, members: int = 16, max_error: float = 25.0,
-             overwrite: bool = False, echo: Callable[[str], None] = print) -> DemoResult:
+             overwrite: bool = False, echo: Callable[[str], None] = print,
+             units: str | None = None) -> DemoResult:
     """Run the demo into folder ``out`` and return what it wrote.
 
     Parameters
@@ -38,13 +39,16 @@ def run_demo(out: str | os.PathLike = "topoae-demo", *, model: str | os.PathLike
         Grid to compress; the bundled ETOPO5 Japan-trench crop when ``None``.
     members
         Ensemble size drawn with :func:`topoae.sample`.
+    units
+        ``"ft"`` when ``region`` is in feet and does not say so (see :func:`topoae.io.open_grid`).
     max_error
         Bound (metres) of the error-bounded variant that is also written.
     """
     import numpy as np
 
-    from topoae import codec, codec_io, metrics, plotting, sampling
+    from topoae import codec, metrics, plotting, sampling
     from topoae.checkpoint import load_checkpoint
+    from topoae.codec import files as codec_io
     from topoae.errors import TopoAEError
     from topoae.io import open_grid
     from topoae.simulation import export_exahype
@@ -58,8 +62,8 @@ def run_demo(out: str | os.PathLike = "topoae-demo", *, model: str | os.PathLike
 
     if learned.is_rd_model(lm):
         return _learned_demo(out, lm, model_path, region_path, members=members, max_error=max_error,
-                             overwrite=overwrite, echo=echo, t0=t0)
-    grid = open_grid(region_path).load()
+                             overwrite=overwrite, echo=echo, t0=t0, units=units)
+    grid = open_grid(region_path, units=units).load()
     echo(f"region {region_path.name}: {grid.shape[0]}x{grid.shape[1]} cells, "
          f"{float(grid.min()):.0f} to {float(grid.max()):.0f} m; model {model_path.name} ({lm.model_id[:12]})")
     final = Path(out)
@@ -110,17 +114,19 @@ def run_demo(out: str | os.PathLike = "topoae-demo", *, model: str | os.PathLike
 
 
 def _learned_demo(out, lm, model_path: Path, region_path: Path, *, members: int, max_error: float,
-                  overwrite: bool, echo: Callable[[str], None], t0: float) -> DemoResult:
+                  overwrite: bool, echo: Callable[[str], None], t0: float,
+                  units: str | None = None) -> DemoResult:
     """The demo with the learned codec: one .tae file, SPERR at the same bytes beside it."""
     import numpy as np
 
-    from topoae import codec_io, metrics, plotting
+    from topoae import metrics, plotting
     from topoae.baselines import get_baseline
     from topoae.codec import ensemble, learned
+    from topoae.codec import files as codec_io
     from topoae.io import open_grid
     from topoae.simulation import export_exahype
 
-    grid = open_grid(region_path).load()
+    grid = open_grid(region_path, units=units).load()
     rd = learned.as_rd_model(lm)
     echo(f"region {region_path.name}: {grid.shape[0]}x{grid.shape[1]} cells, "
          f"{float(grid.min()):.0f} to {float(grid.max()):.0f} m; model {model_path.name} ({lm.model_id[:12]})")

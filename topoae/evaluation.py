@@ -146,7 +146,7 @@ def topoae_contender(
     """
     from topoae import codec
     from topoae.codec import learned
-    from topoae.codec_io import read_meta, summary
+    from topoae.codec.files import read_meta, summary
 
     if learned.is_rd_model(model):
         return _learned_contender(model, max_error=max_error)
@@ -328,7 +328,7 @@ def evaluate(
     for r in ratios:
         for name, run in entries.items():
             record(name, r, run(z, r))
-    bounded = _bounded(z, da, cfg, model) if cfg.max_error is not None else []
+    bounded = _bounded(z, da, cfg, model, cfg.max_error) if cfg.max_error is not None else []
     return jsonable(
         {
             "config": asdict(cfg),
@@ -352,15 +352,17 @@ def evaluate(
     )
 
 
-def _bounds(da: Any) -> dict[str, float] | None:
+def _bounds(da: Any) -> dict[str, list[float]] | None:
     try:
         return {d: [float(da[d].min()), float(da[d].max())] for d in da.dims if d in da.coords}
     except (KeyError, TypeError, ValueError):
         return None
 
 
-def _bounded(z: np.ndarray, da: Any, cfg: EvaluateConfig, model: Any) -> list[dict[str, Any]]:
-    e = float(cfg.max_error)
+def _bounded(
+    z: np.ndarray, da: Any, cfg: EvaluateConfig, model: Any, max_error: float
+) -> list[dict[str, Any]]:
+    e = float(max_error)
     out = []
     for b in resolve(cfg.compare):
         if not b.error_bounded:

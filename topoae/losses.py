@@ -137,7 +137,8 @@ class LossConfig:
         names = {f.name for f in fields(cls)}
         if set(d) - names:
             raise ConfigError(f"unknown loss config keys: {', '.join(sorted(set(d) - names))}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+        kwargs: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+        return cls(**kwargs)
 
 
 class ReconstructionLoss(nn.Module):

@@ -69,7 +69,8 @@ class VGG19Features(nn.Module):
         for m in self.features:
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu", generator=g)
-                nn.init.zeros_(m.bias)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
 
     def load_torchvision(self, path: str | Path) -> None:
         """Load the ``features.*`` tensors of a torchvision VGG19 state dict file."""
@@ -288,12 +289,13 @@ def build_feature_net(name: str, weights: str | Path | None = None) -> tuple[nn.
     DependencyError
         ImageNet weights are asked for but none is given or cached.
     """
+    net: nn.Module
     if name == "terrain":
         net, ident = load_terrain_features(weights)
     elif name == "vgg19-random":
-        net = VGG19Features()
-        net.reset_random(0)
-        ident = "vgg19-random:seed0"
+        vgg = VGG19Features()
+        vgg.reset_random(0)
+        net, ident = vgg, "vgg19-random:seed0"
     elif name == "vgg19-imagenet":
         path = find_vgg19_weights(weights)
         if path is None:
@@ -302,9 +304,9 @@ def build_feature_net(name: str, weights: str | Path | None = None) -> tuple[nn.
                 f"vgg19-*.pth), place one in {Path(torch.hub.get_dir()) / 'checkpoints'}, "
                 "or use --feature-net terrain"
             )
-        net = VGG19Features()
-        net.load_torchvision(path)
-        ident = f"vgg19-imagenet:{_sha256(path)[:16]}"
+        vgg = VGG19Features()
+        vgg.load_torchvision(path)
+        net, ident = vgg, f"vgg19-imagenet:{_sha256(path)[:16]}"
     else:
         raise ConfigError(f"unknown feature network {name!r}")
     return net.eval().requires_grad_(False), ident

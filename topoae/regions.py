@@ -12,10 +12,10 @@ Two boxes, ``(W, S, E, N)`` in degrees east / north, and the demo's bundled regi
     than the evaluation box so that it also holds the Suruga Bay 15″ GEBCO tile
     (138.14–138.97°E, 34.62–35.46°N, just west of the Tohoku box) and both bundled
     regions, so every figure measured on them is measured on held-out ground;
-    ``topoae/data/japan_trench_etopo5.nc`` is the ETOPO5 crop of exactly this box.
+    ``topoae/assets/japan_trench_etopo5.nc`` is the ETOPO5 crop of exactly this box.
 :data:`DEMO_REGION`
     The region ``topoae demo`` runs on: the bundled GEBCO 15″ Suruga Bay tile
-    (``topoae/data/gebco15s_suruga_bay.nc``, see ``topoae/data/PROVENANCE.md``), inside
+    (``topoae/assets/gebco15s_suruga_bay.nc``, see ``topoae/assets/PROVENANCE.md``), inside
     :data:`TRAINING_EXCLUSION_BOX`.
 
 This module imports nothing heavy.
@@ -32,7 +32,7 @@ TOHOKU_BOX = (139.0, 34.0, 147.0, 42.0)
 #: Contains :data:`TOHOKU_BOX`, the Suruga Bay tile and :data:`DEMO_REGION`.
 TRAINING_EXCLUSION_BOX = (135.0, 30.0, 150.0, 45.0)
 #: The bundled demo region: the real GEBCO 15″ Suruga Bay tile.
-DEMO_REGION = Path(__file__).resolve().parent / "data" / "gebco15s_suruga_bay.nc"
+DEMO_REGION = Path(__file__).resolve().parent / "assets" / "gebco15s_suruga_bay.nc"
 
 
 def in_box(box: tuple[float, float, float, float], lat: Any, lon: Any) -> Any:

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from topoae.decoder import BlockDecoder, provenance
+from topoae.codec.patch_decoder import BlockDecoder, provenance
 from topoae.errors import ConfigError
 
 
@@ -85,7 +85,7 @@ def sample(
     def latents(member: int):
         def row(k: int) -> np.ndarray:
             eps = _noise(seed, member, k, shape)
-            if prior:
+            if prior or dec.logvar is None:  # no logvar: refused above unless prior
                 return temp * eps
             return dec.mu[k] + temp * np.exp(np.float32(0.5) * dec.logvar[k]) * eps
 

@@ -21,7 +21,7 @@ from topoae.regions import DEMO_REGION
 __all__ = ["DEFAULT", "DEMO_REGION", "PATCH_DEFAULT", "REGISTRY", "default_model_path", "resolve_model"]
 
 WEIGHTS = Path(__file__).resolve().parent / "weights"
-ASSETS = Path(__file__).resolve().parent / "data"
+ASSETS = Path(__file__).resolve().parent / "assets"
 
 #: name -> weights file in :data:`WEIGHTS` (its card is the same name with ``.card.json``)
 REGISTRY: dict[str, str] = {

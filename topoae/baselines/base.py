@@ -155,8 +155,12 @@ class Baseline(ABC):
             )
 
     @abstractmethod
-    def _encode(self, z: np.ndarray, **setting: Any) -> bytes:
-        """Payload of a NaN-free float32 grid."""
+    def _encode(self, z: np.ndarray, *args: Any, **setting: Any) -> bytes:
+        """Payload of a NaN-free float32 grid.
+
+        Subclasses take their own keyword-only settings (``*args: Any, **setting: Any``
+        lets a type checker accept any such override).
+        """
 
     @abstractmethod
     def _decode(self, payload: bytes, shape: tuple[int, int]) -> np.ndarray:

@@ -130,9 +130,13 @@ class ZFP(Baseline):
     ) -> bytes:
         import imagecodecs
 
+        # imagecodecs' stubs type zfp's level as int; accuracy and rate are floats
         if tolerance is not None:
-            return bytes(imagecodecs.zfp_encode(z, float(tolerance), mode="accuracy"))
-        return bytes(imagecodecs.zfp_encode(z, float(rate), mode="rate"))
+            tol = float(tolerance)
+            return bytes(imagecodecs.zfp_encode(z, tol, mode="accuracy"))  # type: ignore[arg-type]
+        if rate is None:
+            raise TypeError("ZFP needs a rate or a tolerance")
+        return bytes(imagecodecs.zfp_encode(z, float(rate), mode="rate"))  # type: ignore[arg-type]
 
     def _decode(self, payload: bytes, shape: tuple[int, int]) -> np.ndarray:
         import imagecodecs
@@ -180,7 +184,10 @@ class JPEG2000(Baseline):
 
         head, q = _to_u16(z)
         return head + bytes(
-            imagecodecs.jpeg2k_encode(q, float(psnr_db), codecformat="j2k", numthreads=1)
+            # imagecodecs' stubs type the level as int; OpenJPEG takes a PSNR in dB
+            imagecodecs.jpeg2k_encode(
+                q, float(psnr_db), codecformat="j2k", numthreads=1  # type: ignore[arg-type]
+            )
         )
 
     def _decode(self, payload: bytes, shape: tuple[int, int]) -> np.ndarray:

@@ -23,8 +23,8 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from topoae import residual as _res
 from topoae._atomic import atomic_path
+from topoae.codec import residual as _res
 from topoae.codec.entropy import _get_uvarint, _put_uvarint
 from topoae.errors import StoreError
 

@@ -57,8 +57,15 @@ def save(path: str | os.PathLike, header: dict[str, Any], streams: dict[str, byt
         arr[:] = latents
         harr = root.create_array("hyper", shape=hyper.shape, dtype="int32", chunks=hyper.shape, fill_value=0)
         harr[:] = hyper
-        root.attrs["topoae"] = json.dumps({"kind": KIND, "header": header, "streams": table})
+        arrays = {name: {"shape": list(a.shape), "crc32": _crc(a)} for name, a in
+                  (("latents", latents), ("hyper", hyper))}
+        root.attrs["topoae"] = json.dumps({"kind": KIND, "header": header, "streams": table,
+                                           "arrays": arrays})
     return p
+
+
+def _crc(a: np.ndarray) -> int:
+    return zlib.crc32(np.ascontiguousarray(a, dtype="<i4").tobytes())
 
 
 def is_store(path: str | os.PathLike) -> bool:
@@ -66,7 +73,8 @@ def is_store(path: str | os.PathLike) -> bool:
         import zarr
 
         root = zarr.open_group(str(path), mode="r")
-        return json.loads(root.attrs.get("topoae", "{}")).get("kind") == KIND
+        text = root.attrs.get("topoae", "{}")
+        return isinstance(text, str) and json.loads(text).get("kind") == KIND
     except Exception:
         return False
 
@@ -77,7 +85,10 @@ def load(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, bytes]]:
 
     try:
         root = zarr.open_group(str(path), mode="r")
-        meta = json.loads(root.attrs["topoae"])
+        text = root.attrs["topoae"]
+        if not isinstance(text, str):
+            raise TypeError("the topoae attribute is not a JSON string")
+        meta = json.loads(text)
     except Exception:
         raise StoreError(f"{path} is not a topoae learned-codec store") from None
     if meta.get("kind") != KIND:
@@ -85,13 +96,26 @@ def load(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, bytes]]:
     streams = {}
     for role, entry in meta["streams"].items():
         try:
-            a = np.asarray(root[f"streams/{entry['key']}"][:], dtype=np.uint8)
+            node = root[f"streams/{entry['key']}"]
+            if not isinstance(node, zarr.Array):
+                raise KeyError(entry["key"])
+            a = np.asarray(node[:], dtype=np.uint8)
         except Exception:
             raise StoreError(f"{path}: stream {role!r} is missing") from None
         b = a.tobytes()
         if len(b) != entry["bytes"] or zlib.crc32(b) != entry["crc32"]:
             raise StoreError(f"{path}: stream {role!r} is damaged or has a missing chunk")
         streams[role] = b
+    for name, entry in meta.get("arrays", {}).items():  # the analysis arrays, checked too
+        try:
+            node = root[name]
+            if not isinstance(node, zarr.Array):
+                raise KeyError(name)
+            a = np.asarray(node[:])
+        except Exception:
+            raise StoreError(f"{path}: array {name!r} is missing") from None
+        if list(a.shape) != entry["shape"] or _crc(a) != entry["crc32"]:
+            raise StoreError(f"{path}: array {name!r} is damaged or has a missing chunk")
     return meta["header"], streams
 
 
@@ -104,7 +128,7 @@ def _symbols(header: dict[str, Any], streams: dict[str, bytes], rd) -> tuple[np.
     hp, wp = geo.padded
     lat = np.zeros((m, hp // 16, wp // 16), dtype=np.int32)
     hyper = []
-    nti, ntj = geo.tiles
+    nti, ntj = geo.counts
     for i in range(nti):
         for j in range(ntj):
             a0, a1 = geo.span(i, 0)
@@ -112,7 +136,7 @@ def _symbols(header: dict[str, Any], streams: dict[str, bytes], rd) -> tuple[np.
             th, tw = (a1 - a0) // 16, (b1 - b0) // 16
             z, y, _ = learned.decode_symbols(rd_, learned._need(streams, f"tile:{i},{j}"), (th, tw))
             lat[:, a0 // 16:a0 // 16 + th, b0 // 16:b0 // 16 + tw] = y
-            zz = np.zeros((hz, geo.tile // 64, geo.tile // 64), dtype=np.int32)
+            zz = np.zeros((hz, geo.patch // 64, geo.patch // 64), dtype=np.int32)
             zz[:, :z.shape[1], :z.shape[2]] = z
             hyper.append(zz)
     return lat, np.stack(hyper)

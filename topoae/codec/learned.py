@@ -35,19 +35,20 @@ import torch
 import xarray as xr
 
 from topoae import offset_field
-from topoae import residual as _res
 from topoae._version import __version__
-from topoae.codec import container, entropy, tables
+from topoae.codec import container, corrections, entropy, tables
+from topoae.codec import residual as _res
+from topoae.codec.files import pack_coord, unpack_coord
 from topoae.codec.patch import _check_grid as _check_labelled_grid
 from topoae.codec.patch import _crs_text
-from topoae.codec_io import pack_coord, unpack_coord
-from topoae.codec_model import jsonable as _jsonable
+from topoae.codec.patch_model import jsonable as _jsonable
 from topoae.errors import ConfigError, ModelMismatchError, RegionError, StoreError
+from topoae.io.grid import DESCENDING, GLOBAL_ATTRS, append_history, data_attrs, global_attrs
+from topoae.layout import PatchLayout
 from topoae.models.hyperprior import HyperpriorModel
 
 FORMAT = "topoae-rd"
 #: attributes :func:`topoae.io.open_grid` adds about the read itself, not stored in files
-READER_ATTRS = ("source", "variable")
 
 
 @dataclass(frozen=True)
@@ -145,38 +146,13 @@ def _weights_id(net: torch.nn.Module) -> str:
 
 
 # -- geometry ------------------------------------------------------------------------
-def _reflect(idx: np.ndarray, n: int) -> np.ndarray:
-    """Symmetric reflection of indices into ``0..n-1`` (any distance outside)."""
-    period = 2 * n
-    m = np.mod(idx, period)
-    return np.where(m < n, m, period - 1 - m)
-
-
-@dataclass(frozen=True)
-class Geometry:
-    height: int
-    width: int
-    tile: int
-
-    @property
-    def padded(self) -> tuple[int, int]:
-        return (-(-self.height // 64) * 64, -(-self.width // 64) * 64)
-
-    @property
-    def tiles(self) -> tuple[int, int]:
-        hp, wp = self.padded
-        return (-(-hp // self.tile), -(-wp // self.tile))
-
-    def span(self, i: int, axis: int) -> tuple[int, int]:
-        """Cells ``[a, b)`` of tile ``i`` along ``axis`` on the padded grid."""
-        a = i * self.tile
-        return a, min(a + self.tile, self.padded[axis])
-
-    def cells(self, i: int, axis: int) -> tuple[int, int]:
-        """The part of the tile's span inside the real grid."""
-        a, b = self.span(i, axis)
-        n = (self.height, self.width)[axis]
-        return min(a, n), min(b, n)
+def tile_layout(height: int, width: int, tile: int, context: int = 64) -> PatchLayout:
+    """The codec's tiles: ``tile`` × ``tile`` cells side by side from the first cell, on the
+    grid padded to a multiple of 64 cells (the analysis' total downsampling), the last row
+    and column of tiles cut at that padding; each tile is analysed with ``context`` cells
+    around it (its neighbours', mirrored with the edge cell repeated past the grid)."""
+    return PatchLayout(height, width, tile, tile, edge="symmetric", margin=0, align=64,
+                       context=context, ragged=True)
 
 
 def _read(grid: xr.DataArray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -222,22 +198,21 @@ def _h_s64(rd: RDModel, z_hat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean[0].numpy(), scale[0].numpy()
 
 
-def _analyse_tile(net: HyperpriorModel, grid: xr.DataArray, nodes: np.ndarray, geo: Geometry,
+def _analyse_tile(net: HyperpriorModel, grid: xr.DataArray, nodes: np.ndarray, geo: PatchLayout,
                   cfg: RDCodecConfig, i: int, j: int) -> np.ndarray:
     """Ungained latents of tile (i, j), float32 ``(M, th/16, tw/16)``."""
     mc = net.config
     r0, r1 = geo.span(i, 0)
     c0, c1 = geo.span(j, 1)
-    m = cfg.margin
-    rows = _reflect(np.arange(r0 - m, r1 + m), geo.height)
-    cols = _reflect(np.arange(c0 - m, c1 + m), geo.width)
+    rows = geo.indices(i, i + 1, axis=0)  # the tile and its context, mirrored past the grid
+    cols = geo.indices(j, j + 1, axis=1)
     z = _read(grid, rows, cols)
     off = offset_field.expand(nodes, (geo.height, geo.width), mc.offset_stride, mc.offset_step,
                               rows=rows, cols=cols)
     r = np.where(np.isfinite(z), (z - off) / (mc.unit * cfg.scale), 0.0).astype(np.float32)
     with torch.no_grad():
         y = net.g_a(torch.from_numpy(r)[None, None])[0].numpy()
-    k = m // 16
+    k = geo.context // 16
     return y[:, k:k + (r1 - r0) // 16, k:k + (c1 - c0) // 16]
 
 
@@ -280,15 +255,15 @@ def _decode_tile(rd: RDModel, blob: bytes, shape: tuple[int, int]) -> np.ndarray
 class _Synth:
     """Synthesis of tiles from a latent source with a margin of neighbouring latents."""
 
-    def __init__(self, rd: RDModel, geo: Geometry, level: int, margin: int, latents) -> None:
+    def __init__(self, rd: RDModel, geo: PatchLayout, level: int, margin: int, latents) -> None:
         self.rd, self.geo, self.level, self.margin = rd, geo, level, margin
         self.latents = latents  # callable (i, j) -> ŷ of tile (i, j)
 
     def tile(self, i: int, j: int) -> np.ndarray:
         """Normalised residual of tile (i, j) on its padded span, float32."""
         geo, k = self.geo, self.margin
-        nti, ntj = geo.tiles
-        lt = geo.tile // 16
+        nti, ntj = geo.counts
+        lt = geo.patch // 16
         parts_r = []
         for di in (-1, 0, 1):
             ii = i + di
@@ -311,7 +286,7 @@ class _Synth:
         return x[top * 16:(top + h) * 16, left * 16:(left + w) * 16]
 
 
-def _metres(rd: RDModel, x: np.ndarray, nodes: np.ndarray, geo: Geometry, cfg: RDCodecConfig,
+def _metres(rd: RDModel, x: np.ndarray, nodes: np.ndarray, geo: PatchLayout, cfg: RDCodecConfig,
             i: int, j: int) -> np.ndarray:
     """Tile (i, j) in metres (float64) on its real cells."""
     mc = rd.net.config
@@ -349,13 +324,13 @@ def encode(grid: xr.DataArray, model: Any, *, level: int | None = None, max_erro
                         coastline=coastline, relative_error=relative_error, floor=floor)
     cfg.check(rd.levels)
     mc = rd.net.config
-    geo = Geometry(int(grid.shape[0]), int(grid.shape[1]), cfg.tile)
+    geo = tile_layout(int(grid.shape[0]), int(grid.shape[1]), cfg.tile, cfg.margin)
     nodes, integer, scale_exp = _scan(grid, mc.offset_stride, mc.offset_step)
     cfg = RDCodecConfig(level=lev, tile=tile, max_error=max_error, keep_attrs=keep_attrs,
                         outliers=outliers, coastline=coastline, relative_error=relative_error,
                         floor=floor, scale_exp=scale_exp)
     streams: dict[str, bytes] = {"offset": _res.encode_residual(nodes)}
-    nti, ntj = geo.tiles
+    nti, ntj = geo.counts
     yhat: dict[tuple[int, int], np.ndarray] = {}
     nan_cells = 0
     for i in range(nti):
@@ -384,6 +359,12 @@ def encode(grid: xr.DataArray, model: Any, *, level: int | None = None, max_erro
     return header, streams
 
 
+def _rule(cfg: RDCodecConfig) -> corrections.RelativeRule:
+    if cfg.max_error is None or cfg.relative_error is None:  # RDCodecConfig refuses this
+        raise ConfigError("a relative error bound needs max_error and relative_error")
+    return corrections.RelativeRule(float(cfg.max_error), float(cfg.relative_error), float(cfg.floor))
+
+
 def _residual_row(rd, grid, nodes, geo, cfg, i, yhat, streams, integer) -> None:
     """Side streams of tile row ``i``: the error-bounded residual (``max_error``) or else the
     sparse outlier corrections, and the coastline corrections. Without any of them the
@@ -391,7 +372,7 @@ def _residual_row(rd, grid, nodes, geo, cfg, i, yhat, streams, integer) -> None:
     if cfg.max_error is None and not cfg.outliers and cfg.coastline is None:
         return
     synth = _Synth(rd, geo, cfg.level, cfg.synth_margin, lambda a, b: yhat[(a, b)])
-    for j in range(geo.tiles[1]):
+    for j in range(geo.n_cols):
         base = _metres(rd, synth.tile(i, j), nodes, geo, cfg, i, j)
         a0, a1 = geo.cells(i, 0)
         b0, b1 = geo.cells(j, 1)
@@ -404,7 +385,7 @@ def _residual_row(rd, grid, nodes, geo, cfg, i, yhat, streams, integer) -> None:
                     warnings.simplefilter("ignore")
                     y1 = _apply_residual(streams[f"res:{i},{j}"], base, cfg.max_error, integer,
                                          (a1 - a0, b1 - b0), i, j)
-                blob = _encode_relative(z, y1, cfg, integer)
+                blob = corrections.encode_relative(z, y1, _rule(cfg), integer)
                 if blob is not None:
                     streams[f"rel:{i},{j}"] = blob
         elif cfg.outliers:
@@ -416,7 +397,7 @@ def _residual_row(rd, grid, nodes, geo, cfg, i, yhat, streams, integer) -> None:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 final = _corrected(rd, cfg, streams, base, integer, shape, i, j)
-            blob = _encode_coast(z, final, integer)
+            blob = corrections.encode_coast(z, final, integer)
             if blob is not None:
                 streams[f"coast:{i},{j}"] = blob
 
@@ -426,107 +407,11 @@ def _corrected(rd, cfg, streams, base, integer, shape, i, j) -> np.ndarray:
     if cfg.max_error is not None:
         y = _apply_residual(_need(streams, f"res:{i},{j}"), base, cfg.max_error, integer, shape, i, j)
         if f"rel:{i},{j}" in streams:
-            y = _apply_relative(streams[f"rel:{i},{j}"], y, cfg, integer)
+            y = corrections.apply_relative(streams[f"rel:{i},{j}"], y, _rule(cfg), integer)
         return y
     if f"out:{i},{j}" in streams:
         return _apply_outliers(streams[f"out:{i},{j}"], base, outlier_step(rd, cfg), shape)
     return base
-
-
-def relative_bounds(y1: np.ndarray, cfg: RDCodecConfig) -> np.ndarray:
-    """Per-cell bound the decoder can compute from the absolutely bounded grid ``y1``.
-
-    The rule is |error| ≤ min(E, max(a, r·|z|)); the decoder does not know z, but
-    |z| ≥ |y1| − E, so ``min(E, max(a, r·max(0, |y1| − E)))`` never exceeds the rule's bound.
-    """
-    e, r, a = float(cfg.max_error), float(cfg.relative_error), float(cfg.floor)
-    return np.minimum(e, np.maximum(a, r * np.maximum(0.0, np.abs(y1) - e)))
-
-
-def _relative_steps(y1: np.ndarray, cfg: RDCodecConfig, integer: bool) -> np.ndarray:
-    b = relative_bounds(y1, cfg)
-    if integer:  # odd integer steps: |z − y| ≤ floor(b) on the integer grid
-        return 2.0 * np.floor(b) + 1.0
-    return 2.0 * (b - (np.spacing(np.abs(y1).astype(np.float32) + 2 * b).astype(np.float64) + b / 1024))
-
-
-def _encode_relative(z: np.ndarray, y1: np.ndarray, cfg: RDCodecConfig, integer: bool) -> bytes | None:
-    """Second residual where the relative rule is tighter than E (None when nowhere)."""
-    ok = np.isfinite(z)
-    bound = np.minimum(cfg.max_error, np.maximum(cfg.floor, cfg.relative_error * np.abs(np.where(ok, z, 0))))
-    steps = _relative_steps(y1, cfg, integer)
-    d = np.where(ok, z - y1, 0.0)
-    q = np.rint(d / steps).astype(np.int64)
-    y = _relative_value(y1, q, steps, integer)
-    bad = ok & (np.abs(np.where(ok, z, 0) - y) > bound)
-    if bad.any():  # float32 rounding at a tie: try the neighbouring levels
-        for shift in (-1, 1):
-            idx = np.flatnonzero(bad)
-            alt = q.flat[idx] + shift
-            yy = _relative_value(y1.flat[idx], alt, steps.flat[idx], integer)
-            fixed = np.abs(z.flat[idx] - yy) <= bound.flat[idx]
-            q.flat[idx[fixed]] = alt[fixed]
-            bad.flat[idx[fixed]] = False
-        if bad.any():
-            raise ConfigError(f"cannot meet the relative bound in float32 on {int(bad.sum())} cells; "
-                              "raise --floor")
-    if not q.any():
-        return None
-    return _res.encode_residual(q)
-
-
-def _relative_value(y1, q, steps, integer: bool) -> np.ndarray:
-    if integer:
-        return np.rint(y1) + q * steps
-    return (np.asarray(y1, np.float64) + q * steps).astype(np.float32).astype(np.float64)
-
-
-def _apply_relative(blob: bytes, y1: np.ndarray, cfg: RDCodecConfig, integer: bool) -> np.ndarray:
-    q = _res.decode_residual(blob, y1.shape)
-    return _relative_value(y1, q, _relative_steps(y1, cfg, integer), integer)
-
-
-def _sign_errors(z: np.ndarray, y: np.ndarray, integer: bool) -> np.ndarray:
-    """Cells whose written value has another sign than the original (int16 and float32
-    output both checked for integer input)."""
-    ok = np.isfinite(z)
-    sz = np.sign(np.where(ok, z, 0.0))
-    bad = np.sign(y.astype(np.float32).astype(np.float64)) != sz
-    if integer:
-        bad |= np.sign(np.rint(y)) != sz
-    return bad & ok
-
-
-def _encode_coast(z: np.ndarray, y: np.ndarray, integer: bool) -> bytes | None:
-    """Coastline corrections: the original value of every cell whose sign the reconstruction
-    changed (integer input: integer differences; other input: float32 values), or None."""
-    bad = _sign_errors(z, y, integer)
-    if not bad.any():
-        return None
-    mask = _res.encode_mask(bad)
-    if integer:
-        vals = (z[bad] - np.rint(y[bad])).astype(np.int64)
-        payload = _res.encode_ints(vals)
-    else:
-        payload = _res.compress(z[bad].astype("<f4").tobytes())
-    return len(mask).to_bytes(4, "little") + mask + payload
-
-
-def _apply_coast(blob: bytes, y: np.ndarray, integer: bool) -> np.ndarray:
-    if len(blob) < 4:
-        raise StoreError("coastline stream is truncated")
-    n = int.from_bytes(blob[:4], "little")
-    bad = _res.decode_mask(blob[4:4 + n], y.shape)
-    out = y.copy()
-    k = int(bad.sum())
-    if integer:
-        out[bad] = np.rint(y[bad]) + _res.decode_ints(blob[4 + n:], (k,))
-    else:
-        vals = np.frombuffer(_res.decompress(blob[4 + n:]), dtype="<f4")
-        if vals.size != k:
-            raise StoreError("coastline stream does not match its mask (damaged)")
-        out[bad] = vals
-    return out
 
 
 #: bits a sparse correction costs (position and value after zstd), measured on 15″ tiles
@@ -583,7 +468,7 @@ def _header(grid, rd, cfg, geo, integer, nan_cells, streams: dict[str, bytes]) -
         if s is not None:
             streams[f"coord:{d}"] = bytes(np.asarray(s, dtype=np.uint8))
     # the reader's own bookkeeping (``source``: the path it read, ``variable``) is not the data's
-    attrs = ({k: v for k, v in grid.attrs.items() if k not in READER_ATTRS} if cfg.keep_attrs
+    attrs = (data_attrs(grid) if cfg.keep_attrs
              else {k: grid.attrs[k] for k in ("units",) if k in grid.attrs})
     return {
         "format": FORMAT,
@@ -596,6 +481,11 @@ def _header(grid, rd, cfg, geo, integer, nan_cells, streams: dict[str, bytes]) -
             "integer": integer, "coords": coords,
             "coord_attrs": {d: _jsonable(dict(grid[d].attrs)) for d in (d0, d1)} if cfg.keep_attrs else {},
             "attrs": _jsonable(attrs), "crs": _crs_text(grid), "nan_cells": nan_cells,
+            **({"global_attrs": _jsonable(global_attrs(grid))}
+               if cfg.keep_attrs and global_attrs(grid) else {}),
+            # dims that run descending in the file read: a decoded NetCDF is written that way
+            **({"descending": desc} if (desc := [str(d) for d in grid.encoding.get(DESCENDING, ())
+                                                if str(d) in (d0, d1)]) else {}),
         },
         "streams": list(streams),
     }
@@ -650,7 +540,7 @@ def _open(header: dict[str, Any], streams: dict[str, bytes], model: Any, force: 
     try:
         cfg = RDCodecConfig(**header["codec"])
         g = header["grid"]
-        geo = Geometry(int(g["shape"][0]), int(g["shape"][1]), cfg.tile)
+        geo = tile_layout(int(g["shape"][0]), int(g["shape"][1]), cfg.tile, cfg.margin)
     except (TypeError, KeyError, ValueError):
         raise StoreError("the file's header is incomplete or from another topoae") from None
     cfg.check(rd.levels)
@@ -661,14 +551,21 @@ def _open(header: dict[str, Any], streams: dict[str, bytes], model: Any, force: 
 
 
 def decode(header: dict[str, Any], streams: dict[str, bytes], model: Any, *, force: bool = False,
-           dtype: str | None = None, perturb=None) -> xr.DataArray:
+           dtype: str | None = None, perturb=None, lazy: bool = False) -> xr.DataArray:
     """Rebuild the grid from a container's header and streams.
 
     ``dtype`` defaults to the input's (int16 for integer-valued GEBCO input);
-    ``perturb`` is the sampling hook of :func:`_decoded_tiles`.
+    ``perturb`` is the sampling hook of :class:`_Tiles`. ``lazy``: a dask-backed grid whose
+    tile rows are decoded when computed (writing it with :func:`topoae.codec.files.save_grid`
+    holds a few tile rows in memory, not the region). Compute it with dask's synchronous
+    scheduler: torch on another thread may round the synthesis differently from the
+    encoder (then a ``--max-error`` bound can be off by a fraction of a metre, with a warning).
     """
     rd, cfg, g, geo, nodes = _open(header, streams, model, force)
     out_dtype = _check_dtype(dtype, g, cfg)
+    if lazy:
+        return _template(_lazy_rows(rd, streams, geo, cfg, nodes, g["integer"], perturb),
+                         header, streams, out_dtype)
     out = np.empty((geo.height, geo.width), dtype=np.float32)
     for i, j, tile in _decoded_tiles(rd, streams, geo, cfg, nodes, g["integer"], perturb):
         a0, a1 = geo.cells(i, 0)
@@ -689,39 +586,81 @@ def _check_dtype(dtype: str | None, g: dict[str, Any], cfg: RDCodecConfig) -> st
     return out
 
 
-def _decoded_tiles(rd, streams, geo, cfg, nodes, integer, perturb=None
-                   ) -> Iterator[tuple[int, int, np.ndarray]]:
-    """(i, j, float32 metres) tile by tile, keeping three rows of latents at most.
+class _Tiles:
+    """Decoded tiles on demand, in any order, from several threads: the latents of the tiles
+    met last are kept (about three tile rows), so a row-by-row pass decodes each tile's
+    symbols once and memory stays bounded by a few tile rows, whatever the region.
 
     ``perturb(i, j, ŷ)`` (sampling) may replace each tile's dequantised latents.
     """
-    nti, ntj = geo.tiles
-    cache: dict[tuple[int, int], np.ndarray] = {}
 
-    def latents(i: int, j: int) -> np.ndarray:
-        if (i, j) not in cache:
-            a0, a1 = geo.span(i, 0)
-            b0, b1 = geo.span(j, 1)
-            blob = _need(streams, f"tile:{i},{j}")
-            y = _decode_tile(rd, blob, ((a1 - a0) // 16, (b1 - b0) // 16))
-            cache[(i, j)] = perturb(i, j, y) if perturb is not None else y
-        return cache[(i, j)]
+    def __init__(self, rd, streams, geo, cfg, nodes, integer, perturb=None) -> None:
+        import threading
+        from collections import OrderedDict
 
-    synth = _Synth(rd, geo, cfg.level, cfg.synth_margin, latents)
+        self.rd, self.streams, self.geo, self.cfg = rd, streams, geo, cfg
+        self.nodes, self.integer, self.perturb = nodes, integer, perturb
+        self._cache: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
+        self._keep = 4 * geo.counts[1] + 4  # rows i-1..i+2: two rows computed at once
+        self._lock = threading.Lock()
+        self._synth = _Synth(rd, geo, cfg.level, cfg.synth_margin, self.latents)
+
+    def latents(self, i: int, j: int) -> np.ndarray:
+        with self._lock:
+            if (i, j) in self._cache:
+                self._cache.move_to_end((i, j))
+                return self._cache[(i, j)]
+        a0, a1 = self.geo.span(i, 0)
+        b0, b1 = self.geo.span(j, 1)
+        y = _decode_tile(self.rd, _need(self.streams, f"tile:{i},{j}"), ((a1 - a0) // 16, (b1 - b0) // 16))
+        y = self.perturb(i, j, y) if self.perturb is not None else y
+        with self._lock:
+            self._cache[(i, j)] = y
+            while len(self._cache) > self._keep:
+                self._cache.popitem(last=False)
+        return y
+
+    def tile(self, i: int, j: int) -> np.ndarray:
+        """Tile (i, j) in float32 metres, every side stream applied, NaN where the input was."""
+        rd, cfg, geo, streams, integer = self.rd, self.cfg, self.geo, self.streams, self.integer
+        base = _metres(rd, self._synth.tile(i, j), self.nodes, geo, cfg, i, j)
+        a0, a1 = geo.cells(i, 0)
+        b0, b1 = geo.cells(j, 1)
+        base = _corrected(rd, cfg, streams, base, integer, (a1 - a0, b1 - b0), i, j)
+        if f"coast:{i},{j}" in streams:
+            base = corrections.apply_coast(streams[f"coast:{i},{j}"], base, integer)
+        tile = base.astype(np.float32)
+        if f"mask:{i},{j}" in streams:
+            tile[_res.decode_mask(streams[f"mask:{i},{j}"], tile.shape)] = np.nan
+        return tile
+
+    def row(self, i: int) -> np.ndarray:
+        """Tile row ``i`` across the grid, float32 ``(rows, width)``."""
+        return np.concatenate([self.tile(i, j) for j in range(self.geo.counts[1])], axis=1)
+
+
+def _decoded_tiles(rd, streams, geo, cfg, nodes, integer, perturb=None
+                   ) -> Iterator[tuple[int, int, np.ndarray]]:
+    """(i, j, float32 metres) tile by tile, row by row (see :class:`_Tiles`)."""
+    tiles = _Tiles(rd, streams, geo, cfg, nodes, integer, perturb)
+    nti, ntj = geo.counts
     for i in range(nti):
-        for key in [k for k in cache if k[0] < i - 1]:
-            del cache[key]
         for j in range(ntj):
-            base = _metres(rd, synth.tile(i, j), nodes, geo, cfg, i, j)
-            a0, a1 = geo.cells(i, 0)
-            b0, b1 = geo.cells(j, 1)
-            base = _corrected(rd, cfg, streams, base, integer, (a1 - a0, b1 - b0), i, j)
-            if f"coast:{i},{j}" in streams:
-                base = _apply_coast(streams[f"coast:{i},{j}"], base, integer)
-            tile = base.astype(np.float32)
-            if f"mask:{i},{j}" in streams:
-                tile[_res.decode_mask(streams[f"mask:{i},{j}"], tile.shape)] = np.nan
-            yield i, j, tile
+            yield i, j, tiles.tile(i, j)
+
+
+def _lazy_rows(rd, streams, geo, cfg, nodes, integer, perturb=None):
+    """The grid as a dask array of tile rows, each decoded when it is computed."""
+    import dask
+    import dask.array as dka
+
+    tiles = _Tiles(rd, streams, geo, cfg, nodes, integer, perturb)
+    rows = []
+    for i in range(geo.counts[0]):
+        a0, a1 = geo.cells(i, 0)
+        rows.append(dka.from_delayed(dask.delayed(tiles.row, pure=True)(i),
+                                     shape=(a1 - a0, geo.width), dtype=np.float32))
+    return dka.concatenate(rows, axis=0)
 
 
 def _apply_residual(blob: bytes, base: np.ndarray, max_error: float, integer: bool,
@@ -762,8 +701,9 @@ def _template(values: np.ndarray, header: dict[str, Any], streams: dict[str, byt
             f"{header['model']}, quality {header['codec']['level']}"
             + (f", max error {header['codec']['max_error']:g} m" if header["codec"]["max_error"] else "")
             + ")")
-    attrs["history"] = (str(attrs["history"]) + "\n" + line) if attrs.get("history") else line
-    da.attrs = attrs
+    da.attrs = append_history(attrs, line)
+    if g.get("global_attrs"):  # the source file's own, with the same history line
+        da.encoding[GLOBAL_ATTRS] = append_history(dict(g["global_attrs"]), line)
     if g.get("crs"):
         try:
             import rioxarray  # noqa: F401
@@ -772,6 +712,7 @@ def _template(values: np.ndarray, header: dict[str, Any], streams: dict[str, byt
         except Exception:  # no rioxarray / unknown CRS: keep the text
             da.attrs["crs"] = g["crs"]
     da.encoding["dtype"] = dtype
+    da.encoding[DESCENDING] = list(g.get("descending", []))
     return da
 
 

@@ -1,7 +1,7 @@
 """The codec: a region goes in, a small latent grid comes out, and back.
 
 :func:`encode` tiles a 2-D elevation DataArray with overlapping patches
-(reflect padding at the edges, see :mod:`topoae.blending`), runs the model's
+(a :class:`topoae.layout.PatchLayout`, reflect padding at the edges), runs the model's
 encoder in batches, band by band of patch rows (so memory is bounded by one
 band whatever the region's size), and returns the latent grid as an
 ``xr.Dataset``. :func:`decode` decodes every patch, blends the overlaps with
@@ -13,14 +13,15 @@ stored residual).
 Latent dataset layout (``attrs["topoae"]`` is a JSON string with ``kind: "latents"``)::
 
     mu            (row, col, latent)  float32, or uint8 with --quantize 8bit
-    mu_offset/mu_scale (latent)       float32, only with 8bit
+    mu_offset/mu_scale (latent)       float32, only with 8bit: the quantisation's lo and step
     logvar        (row, col, latent)  only with keep_logvar (needed by sample from q(z|x))
-    offset, scale (row, col)          float32, only for "patch" normalisation
+    offset, scale (row, col)          float32, only for "patch" normalisation (metres =
+                                      value * scale + offset)
     lat/lon or y/x (row) / (col)      nominal patch centres
     grid_<dim>    (grid_<dim>_bytes)  the original coordinates, packed losslessly (absent when
                                       an exact linspace: then kept in the metadata)
     nan_mask, nan_mask_offsets        zstd bit-packed NaN mask, one frame per block of rows
-    residual, residual_offsets, recon_hash   only with max_error (see topoae.residual)
+    residual, residual_offsets, recon_hash   only with max_error (see topoae.codec.residual)
 """
 
 from __future__ import annotations
@@ -35,28 +36,30 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from topoae import normalise as _norm
-from topoae import residual as _res
 from topoae._json import jsonable
 from topoae._version import __version__
-from topoae.blending import WINDOWS, Layout, reflect_index
-from topoae.codec_io import FORMAT_VERSION, INT16_FILL, KIND, check_dtype, pack_coord
-from topoae.codec_model import (
+from topoae.codec import residual as _res
+from topoae.codec.blending import WINDOWS
+from topoae.codec.files import FORMAT_VERSION, INT16_FILL, KIND, check_dtype, pack_coord
+from topoae.codec.patch_decoder import BlockDecoder, provenance
+from topoae.codec.patch_model import (
     CodecModel,
     as_codec_model,
     check_model,
     run_encoder,
     torch_device,
 )
-from topoae.decoder import BlockDecoder, provenance
+from topoae.codec.quantize import check_mode, quantize
+from topoae.data import normalise as _norm
+from topoae.data.normalise import Normalisation
 from topoae.errors import (
     ConfigError,
     InputError,
     RegionError,
 )
-from topoae.io.grid import DESCENDING
+from topoae.io.grid import DESCENDING, GLOBAL_ATTRS, append_history, data_attrs, global_attrs
+from topoae.layout import PatchLayout
 from topoae.nanfill import fill_nearest
-from topoae.quantize import check_mode, quantize
 
 
 def default_stride(patch: int) -> int:
@@ -85,7 +88,7 @@ class CodecConfig:
     keep_logvar
         Store ``logvar`` as well (doubles the latents; needed to sample from q(z|x)).
     window
-        Blending window (:data:`topoae.blending.WINDOWS`).
+        Blending window (:data:`topoae.codec.blending.WINDOWS`).
     batch
         Patches per forward pass.
     band_rows
@@ -167,7 +170,7 @@ def encode(
     batch: int = 64,
     band_rows: int = 4,
     device: str = "cpu",
-    normalise: dict | None = None,
+    normalise: Normalisation | None = None,
     model_id: str | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> xr.Dataset:
@@ -185,20 +188,22 @@ def encode(
     device
         ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or ``"auto"``.
     normalise, model_id
-        Only for bare modules (a ``LoadedModel`` carries both).
+        Only for bare modules (a ``LoadedModel`` carries both): a
+        :class:`~topoae.data.normalise.Normalisation` (default: the global GEBCO one).
     progress
         Called with the number of patches done after each patch row.
 
     Returns
     -------
     xr.Dataset
-        The latent grid (layout in the module docstring); :func:`topoae.codec_io.summary` gives its size.
+        The latent grid (layout in the module docstring); :func:`topoae.codec.files.summary` gives its size.
     """
     _check_grid(grid)
     cm = as_codec_model(model, normalise=normalise, model_id=model_id)
     _check_size(grid, cm.patch)
+    stride = default_stride(cm.patch) if stride is None else int(stride)
     cfg = CodecConfig(
-        stride=default_stride(cm.patch) if stride is None else stride,
+        stride=stride,
         quantize=quantize,
         max_error=max_error,
         keep_logvar=keep_logvar,
@@ -207,12 +212,12 @@ def encode(
         band_rows=band_rows,
     )
     height, width = (int(n) for n in grid.shape)
-    layout = Layout(height, width, cm.patch, int(cfg.stride))
+    layout = PatchLayout(height, width, cm.patch, stride)
     dev = torch_device(device)
     cm.net.to(dev)
-    norm = _norm.Normalisation.from_dict(cm.normalise)
-    nr, nc, P, S, m = layout.n_rows, layout.n_cols, layout.patch, layout.stride, layout.margin
-    col_idx = reflect_index(-m, (nc - 1) * S - m + P, width)
+    norm = cm.normalise
+    nr, nc, P, S = layout.n_rows, layout.n_cols, layout.patch, layout.stride
+    col_idx = layout.indices(0, nc, axis=1)
     mu = np.empty((nr, nc, cm.latent_dim), np.float32)
     logvar = np.empty_like(mu) if keep_logvar else None
     offset, scale = np.empty((nr, nc)), np.empty((nr, nc))
@@ -222,8 +227,8 @@ def encode(
     n_nan, max_abs, integer = 0, 0.0, True
     for b, k0 in enumerate(range(0, nr, cfg.band_rows)):
         k1 = min(nr, k0 + cfg.band_rows)
-        top = k0 * S - m  # grid row of rows[0]
-        rows = _read_rows(grid, reflect_index(top, (k1 - 1) * S - m + P, height))
+        top = layout.band(k0, k1)[0]  # grid row of rows[0]
+        rows = _read_rows(grid, layout.indices(k0, k1))
         block = rows[:, col_idx]
         # Band b holds block b's grid rows (the last band holds every remaining block).
         for bb in range(b, n_blocks) if k1 == nr else (b,):
@@ -245,7 +250,7 @@ def encode(
         x = _norm.normalise(patches, off, sc)
         m_, lv_ = run_encoder(cm, x, cfg.batch, dev)
         mu[k0:k1] = m_.reshape(k1 - k0, nc, -1)
-        if keep_logvar:
+        if logvar is not None:
             if lv_ is None:
                 raise ConfigError("keep_logvar asked for, but the model's encoder gives no logvar")
             logvar[k0:k1] = lv_.reshape(k1 - k0, nc, -1)
@@ -282,18 +287,18 @@ def _build_dataset(grid, cm, cfg, layout, mu, logvar, offset, scale, mask_frames
     if cfg.quantize == "8bit":
         q = quantize(mu)
         data_vars["mu"] = (("row", "col", "latent"), q.codes)
-        data_vars["mu_offset"] = (("latent",), q.offset)
-        data_vars["mu_scale"] = (("latent",), q.scale)
+        data_vars["mu_offset"] = (("latent",), q.lo)  # on-disk names: quantisation lo / step
+        data_vars["mu_scale"] = (("latent",), q.step)
         if logvar is not None:
             ql = quantize(logvar)
             data_vars["logvar"] = (("row", "col", "latent"), ql.codes)
-            data_vars["logvar_offset"] = (("latent",), ql.offset)
-            data_vars["logvar_scale"] = (("latent",), ql.scale)
+            data_vars["logvar_offset"] = (("latent",), ql.lo)
+            data_vars["logvar_scale"] = (("latent",), ql.step)
     else:
         data_vars["mu"] = (("row", "col", "latent"), mu)
         if logvar is not None:
             data_vars["logvar"] = (("row", "col", "latent"), logvar)
-    if cm.normalise["mode"] == "patch":
+    if cm.normalise.mode == "patch":
         data_vars["offset"] = (("row", "col"), offset.astype(np.float32))
         data_vars["scale"] = (("row", "col"), scale.astype(np.float32))
     mask, mask_off = _res.pack_frames(mask_frames)
@@ -314,7 +319,7 @@ def _build_dataset(grid, cm, cfg, layout, mu, logvar, offset, scale, mask_frames
         "topoae_version": __version__,
         "model_id": cm.model_id,
         "model_config": cm.config,
-        "normalise": cm.normalise,
+        "normalise": cm.normalise.to_dict(),
         "patch": layout.patch,
         "stride": layout.stride,
         "margin": layout.margin,
@@ -325,7 +330,9 @@ def _build_dataset(grid, cm, cfg, layout, mu, logvar, offset, scale, mask_frames
             "name": grid.name,
             "dims": [d0, d1],
             "shape": [layout.height, layout.width],
-            "attrs": jsonable(dict(grid.attrs)),
+            # the reader's bookkeeping (``source``: the path it read) is not the data's
+            "attrs": jsonable(data_attrs(grid)),
+            **({"global_attrs": jsonable(global_attrs(grid))} if global_attrs(grid) else {}),
             "crs": _crs_text(grid),
             # whole numbers in int16 range (GEBCO): int16 by default, integer residual
             "integer": counts["integer"],
@@ -363,7 +370,7 @@ def decode(
     Parameters
     ----------
     ds
-        A latent dataset from :func:`encode` or :func:`topoae.codec_io.open_latents`.
+        A latent dataset from :func:`encode` or :func:`topoae.codec.files.open_latents`.
     model
         The model that made it (a ``LoadedModel`` or a bare module); another model
         raises :class:`ModelMismatchError` unless ``force``.
@@ -375,7 +382,7 @@ def decode(
         Return a dask-backed DataArray computed block by block (bounded memory when written).
     dtype
         The dtype the grid is meant to be written in (``encoding["dtype"]``, which
-        :func:`topoae.codec_io.save_grid` is given): ``None`` for the input's (int16 for
+        :func:`topoae.codec.files.save_grid` is given): ``None`` for the input's (int16 for
         integer-valued input such as GEBCO, else float32). int16 is refused for
         error-bounded latents of non-integer input: their bound holds in float32 only.
 
@@ -398,8 +405,9 @@ def decode(
         f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}: reconstructed by topoae {__version__} (patch "
         f"codec, model {str(dec.meta['model_id']).split(':')[-1][:16]}{bound})"
     )
-    history = out.attrs.get("history")
-    out.attrs["history"] = f"{history}\n{line}" if history else line
+    out.attrs = append_history(out.attrs, line)
+    if g.get("global_attrs"):  # the source file's own, with the same history line
+        out.encoding[GLOBAL_ATTRS] = append_history(dict(g["global_attrs"]), line)
     out.encoding.update(dtype=out_dtype, **{DESCENDING: g.get("descending", [])})
     if out_dtype == "int16":  # so that a plain to_netcdf also writes NaN as GEBCO's fill
         out.encoding["_FillValue"] = INT16_FILL
@@ -413,18 +421,18 @@ def add_residual(
 
     Decodes ``ds`` block by block exactly as :func:`decode` will, quantises the
     residual ``grid - reconstruction`` with step ``~2 * max_error`` and stores it
-    zstd-compressed (:mod:`topoae.residual`), replacing any residual ``ds`` had.
+    zstd-compressed (:mod:`topoae.codec.residual`), replacing any residual ``ds`` had.
     Integer-valued input (GEBCO) is coded on the integer grid (step ``2 floor(E) + 1``
     around the rounded reconstruction), so the bound holds in int16 output too.
     ``grid`` must be the grid ``ds`` was encoded from.
     """
-    from topoae.codec_io import grid_coords, read_meta
+    from topoae.codec.files import grid_coords, read_meta
 
     meta = read_meta(ds)
     _check_grid(grid)
     coords = grid_coords(ds, meta)
     same = tuple(grid.dims) == tuple(meta["grid"]["dims"]) and all(
-        np.array_equal(grid[d].values, coords[d]) for d in grid.dims
+        np.array_equal(grid[d].values, coords[str(d)]) for d in grid.dims
     )
     if not same:
         raise InputError("the grid given is not the one these latents were encoded from")

@@ -23,6 +23,16 @@ DEFAULT_CHUNK = 2048
 #: (made ascending here), so that a decoded grid is written back in the file's order.
 DESCENDING = "topoae_descending"
 
+#: ``encoding`` key of open_grid's DataArray: the attributes it added for its own bookkeeping
+#: (``source``: the path read, ``variable``): not the data's, so the codecs do not store them.
+READER_ATTRS = "topoae_reader_attrs"
+
+#: ``encoding`` key of open_grid's DataArray: the file's global attributes (title,
+#: Conventions, source, history, ...), kept apart from the variable's own attributes
+#: (whose ``source`` is the path read) so that the codecs store them and a decoded
+#: NetCDF writes them back as global attributes.
+GLOBAL_ATTRS = "topoae_global_attrs"
+
 #: Names tried in order when no variable is given.
 PREFERRED_NAMES = (
     "elevation",
@@ -258,7 +268,8 @@ def open_grid(
     xr.DataArray
         2-D float32 metres, positive up, NaN for nodata, dims ``(lat, lon)`` or ``(y, x)``
         ascending, lazy, with ``attrs`` from the file plus ``source``, ``variable``, ``units``;
-        ``encoding[DESCENDING]`` lists the dims that run descending in the file.
+        ``encoding[DESCENDING]`` lists the dims that run descending in the file,
+        ``encoding[GLOBAL_ATTRS]`` holds the file's global attributes.
     """
     p = Path(path)
     ds = open_any(p)
@@ -292,8 +303,26 @@ def open_grid(
         from topoae.io.bbox import subset_bbox
 
         da = subset_bbox(da, bbox)
-    da.encoding = {**da.encoding, DESCENDING: descending}
+    da.encoding = {**da.encoding, DESCENDING: descending, GLOBAL_ATTRS: dict(ds.attrs),
+                   READER_ATTRS: ("source", "variable")}
     return da
+
+
+def data_attrs(da: xr.DataArray) -> dict:
+    """``da.attrs`` without what :func:`open_grid` added for its own bookkeeping."""
+    skip = set(da.encoding.get(READER_ATTRS, ()))
+    return {k: v for k, v in da.attrs.items() if k not in skip}
+
+
+def global_attrs(da: xr.DataArray) -> dict:
+    """The global attributes of the file ``da`` was read from (empty if none)."""
+    return dict(da.encoding.get(GLOBAL_ATTRS) or {})
+
+
+def append_history(attrs: dict, line: str) -> dict:
+    """``attrs`` with ``line`` appended to its CF ``history`` (one entry per line)."""
+    old = attrs.get("history")
+    return {**attrs, "history": f"{old}\n{line}" if old else line}
 
 
 def _attach_crs(da: xr.DataArray, ds: xr.Dataset) -> xr.DataArray:

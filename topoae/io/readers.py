@@ -10,6 +10,7 @@ elevation variable and normalising dims/orientation is done in
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 
@@ -20,9 +21,13 @@ from topoae.errors import InputError
 
 
 def _reason(exc: Exception) -> str:
-    """First line of a library's error message (some span many lines)."""
+    """First line of a library's error message (some span many lines), without a trailing
+    pointer to what followed ("..., see:")."""
     text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    if "did not find a match in any of xarray's currently installed IO backends" in text:
+        return "not a NetCDF or HDF5 file (no installed reader recognises it)"
+    first = text.splitlines()[0] if text else type(exc).__name__
+    return re.sub(r"[,;]?\s*(see|See)\s*:?\s*$", "", first).rstrip(" :,;") or type(exc).__name__
 
 
 NETCDF_SUFFIXES = {".nc", ".nc4", ".cdf", ".grd", ".netcdf", ".h5", ".hdf5"}
@@ -48,6 +53,8 @@ def open_raster(path: Path) -> xr.Dataset:
         da = rioxarray.open_rasterio(path, masked=True, cache=False)
     except Exception as exc:
         raise InputError(f"cannot read {path} as a raster: {_reason(exc)}") from None
+    if not isinstance(da, xr.DataArray):
+        raise InputError(f"{path} holds several rasters; expected one elevation grid")
     if "band" in da.dims:
         if da.sizes["band"] != 1:
             raise InputError(f"{path} has {da.sizes['band']} bands; expected one elevation band")
@@ -97,6 +104,8 @@ def open_geoclaw_tt3(path: Path) -> xr.Dataset:
         z[z == np.float32(nodata)] = np.nan
     x0 = header.get("xllcorner", header.get("xll", header.get("xllcenter")))
     y0 = header.get("yllcorner", header.get("yll", header.get("yllcenter")))
+    if x0 is None or y0 is None:
+        raise InputError(f"{path}: the header gives no lower-left corner (xllcorner, yllcorner)")
     d = header["cellsize"]
     # GeoClaw treats xll/yll of topotype files as the lower-left *cell centre*.
     lon = x0 + d * np.arange(ncols)

@@ -11,6 +11,8 @@ Both follow the model protocol of ``docs/ARCHITECTURE.md``:
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -78,7 +80,7 @@ class AE(_Base):
         if cfg.init == "keras":
             self._init_keras()
             if self.bottleneck is not None:
-                nn.init.xavier_uniform_(self.bottleneck.heads[0].weight)
+                nn.init.xavier_uniform_(cast(nn.Linear, self.bottleneck.heads[0]).weight)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
         """Flat latent ``(B, L)`` of patches ``(B, 1, P, P)``; no variance (``None``)."""
@@ -117,7 +119,7 @@ class VAE(_Base):
         if cfg.init == "keras":
             self._init_keras()
             for head in self.bottleneck.heads:
-                nn.init.xavier_uniform_(head.weight)
+                nn.init.xavier_uniform_(cast(nn.Linear, head).weight)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Posterior mean and log-variance, each ``(B, L)``, of patches ``(B, 1, P, P)``.

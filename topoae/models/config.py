@@ -137,4 +137,5 @@ class ModelConfig:
         unknown = set(d) - names
         if unknown:
             raise ConfigError(f"unknown model config keys: {', '.join(sorted(unknown))}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+        kwargs: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+        return cls(**kwargs)

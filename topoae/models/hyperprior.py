@@ -116,6 +116,7 @@ class HyperpriorModel(nn.Module):
 
     downsample = 16  # cells per latent
     hyper_downsample = 64  # cells per hyper-latent
+    lambdas: torch.Tensor  # a buffer (registered in __init__): λ per level
 
     def __init__(self, config: HyperpriorConfig | None = None) -> None:
         super().__init__()

@@ -17,14 +17,20 @@ from topoae.training import distributed as ddp
 
 
 def resolve_device(device: str, local_rank: int = 0) -> torch.device:
-    """``auto`` picks CUDA when available, as everywhere (:func:`topoae.codec_model.torch_device`);
+    """``auto`` picks CUDA when available, as everywhere (:func:`topoae.codec.patch_model.torch_device`);
     ``cuda`` without a GPU is a :class:`ConfigError`; a CUDA device is this rank's GPU."""
-    from topoae.codec_model import torch_device
+    from topoae.codec.patch_model import torch_device
 
     if device not in ("auto", "cpu", "cuda"):
         raise ConfigError(f"--device must be auto, cpu or cuda, not {device!r}")
     dev = torch_device(device)
     return torch.device("cuda", local_rank) if dev.type == "cuda" else dev
+
+
+def dataset_len(ds: Dataset) -> int:
+    """``len(ds)``: the map-style datasets trained on are sized, though torch's ``Dataset``
+    does not declare ``__len__``."""
+    return len(ds)  # type: ignore[arg-type]
 
 
 def derive_seed(*parts: int) -> int:
@@ -33,14 +39,14 @@ def derive_seed(*parts: int) -> int:
 
 def epoch_order(ds: Dataset, seed: int, epoch: int) -> list[int]:
     """Item order of one epoch, identical on every rank: chunk-grouped for a patch store."""
-    from topoae.dataset import ChunkSampler, PatchDataset
+    from topoae.data.dataset import ChunkSampler, PatchDataset
 
     if isinstance(ds, PatchDataset):
         sampler = ChunkSampler(ds, shuffle=True, seed=seed)
         sampler.set_epoch(epoch)
         return list(sampler)
     g = torch.Generator().manual_seed(derive_seed(seed, epoch, 7))
-    return torch.randperm(len(ds), generator=g).tolist()
+    return torch.randperm(dataset_len(ds), generator=g).tolist()
 
 
 def shard(items: list[int], info: ddp.DistInfo, *, pad: bool) -> list[int]:
@@ -52,7 +58,7 @@ def shard(items: list[int], info: ddp.DistInfo, *, pad: bool) -> list[int]:
 
 
 def make_loader(
-    ds: Dataset, batches: Sequence[Sequence[int]], workers: int, device: torch.device, seed: int
+    ds: Dataset, batches: Sequence[list[int]], workers: int, device: torch.device, seed: int
 ) -> DataLoader:
     # An own generator keeps the DataLoader from drawing on the global RNG (resume equality).
     return DataLoader(

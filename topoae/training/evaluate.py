@@ -10,18 +10,20 @@ from typing import Any
 import numpy as np
 import torch
 
+from topoae.data.normalise import Normalisation
 from topoae.errors import ModelMismatchError, StoreError
+from topoae.models.protocol import PatchModel
 
 
-def _check_match(loaded: Any, normalise: dict[str, Any], patch: int) -> None:
-    want = loaded.normalise
-    if want.get("mode") != normalise.get("mode"):
+def _check_match(loaded: Any, normalise: Normalisation, patch: int) -> None:
+    mode = loaded.normalise.get("mode")  # the checkpoint's dict
+    if mode != normalise.mode:
         raise ModelMismatchError(
-            f"the model was trained on {want.get('mode')}-normalised patches, the store has {normalise.get('mode')}"
+            f"the model was trained on {mode}-normalised patches, the store has {normalise.mode}"
         )
-    if want.get("mode") == "global" and (
-        not np.isclose(want.get("zmin"), normalise.get("zmin"))
-        or not np.isclose(want.get("zrange"), normalise.get("zrange"))
+    want = Normalisation.from_dict(loaded.normalise)
+    if want.mode == "global" and (
+        not np.isclose(want.zmin, normalise.zmin) or not np.isclose(want.zrange, normalise.zrange)
     ):
         raise ModelMismatchError(
             "the store's global normalisation constants differ from the model's"
@@ -40,7 +42,7 @@ def _batches(ds: Any, size: int):
 
 
 @torch.no_grad()
-def reconstruct(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+def reconstruct(model: PatchModel, x: torch.Tensor) -> torch.Tensor:
     """Deterministic reconstruction ``decode(mu)`` of normalised patches ``(B, 1, P, P)``."""
     mu, _ = model.encode(x)
     return model.decode(mu)
@@ -83,11 +85,16 @@ def evaluate_store(
     """
     from topoae import metrics
     from topoae.checkpoint import load_checkpoint
-    from topoae.dataset import PatchDataset
+    from topoae.data.dataset import PatchDataset
     from topoae.training.batches import resolve_device
 
     dev = resolve_device(device)
     loaded = load_checkpoint(ckpt_path, map_location=dev)
+    model = loaded.model
+    if not isinstance(model, PatchModel):
+        raise ModelMismatchError(
+            f"{ckpt_path} holds a {loaded.config.kind} model, not a patch model (AE, VAE, ...)"
+        )
     ds = PatchDataset(store_path, split=split, augment="none")
     _check_match(loaded, ds.normalise, ds.patch_size)
     if len(ds) == 0:
@@ -103,7 +110,6 @@ def evaluate_store(
         lo, hi = min(lo, z.min().item()), max(hi, z.max().item())
     peak = hi - lo if hi > lo else 1.0
 
-    model = loaded.model
     sq = ab = 0.0
     n_cells = 0
     max_abs = 0.0
@@ -136,8 +142,8 @@ def evaluate_store(
     result: dict[str, Any] = {
         "checkpoint": str(ckpt_path),
         "model_id": loaded.model_id,
-        "model": loaded.config.model.kind,
-        "preset": loaded.config.preset,
+        "model": loaded.config.kind,
+        "preset": loaded.train_config.get("preset"),
         "store": str(store_path),
         "split": split,
         "normalise": loaded.normalise.get("mode"),
@@ -174,7 +180,7 @@ def _mosaic(patches: list[np.ndarray], p: int) -> np.ndarray:
 
 
 def _figure(
-    model: torch.nn.Module,
+    model: PatchModel,
     ds: Any,
     errors: np.ndarray,
     out_png: str | os.PathLike,

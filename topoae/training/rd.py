@@ -1,9 +1,12 @@
 """Rate–distortion training of the hyperprior codec model on real 15″ grids.
 
-Data: an ``.npz`` with ``names`` and an int16 stack ``tiles (T, H, W)`` (fill −32768),
-made by ``benchmarks/make_rd_data.py``, and a split file naming whole tiles per
-split (``benchmarks/rd_split.json``). Each step draws random ``crop × crop``
-windows from random training tiles under a random symmetry of the square,
+Data: a patch store made by ``topoae tile`` (``--data`` ending in ``.zarr``; the store
+carries its split, e.g. ``--split-by-file benchmarks/rd_split.json``; patches are turned
+back into metres with the store's offset and scale), or an ``.npz`` with ``names`` and an
+int16 stack ``tiles (T, H, W)`` (fill −32768), made by ``benchmarks/make_rd_data.py``, with
+a split file naming whole tiles per split (``--split``, ``benchmarks/rd_split.json``). The
+``.npz`` needs only numpy (a GPU machine without zarr). Each step draws random ``crop × crop``
+windows from random training tiles (or patches) under a random symmetry of the square,
 removes their offset field (:mod:`topoae.offset_field`, exactly as the codec
 does), and trains rate (bits per cell) + λ_level · MSE (m²) with a random
 quality level per sample.
@@ -14,7 +17,7 @@ validation loss) are atomic; ``resume=True`` continues from ``last.pt``.
 ``metrics.csv`` logs step, wall time, and per-level validation bits per cell and
 RMSE (m).
 
-    python -m topoae.training.rd --data data_cache/gebco15_tiles.npz --out runs/rd --minutes 120
+    python -m topoae.training.rd --data data_cache/gebco15_256.zarr --out runs/rd --minutes 120
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import csv
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +36,7 @@ import torch
 
 from topoae import offset_field
 from topoae.checkpoint import read_checkpoint, save_checkpoint
+from topoae.errors import ConfigError, TopoAEError
 from topoae.models.hyperprior import HyperpriorConfig, HyperpriorModel, rd_loss
 
 FILL = -32768
@@ -78,6 +82,40 @@ def load_tiles(data: str | Path, split_file: str | Path, split: str) -> np.ndarr
     return z["tiles"][idx]
 
 
+def load_store(path: str | Path, split: str) -> np.ndarray:
+    """Patches of one split of a ``topoae tile`` store, in metres: float32 ``(N, P, P)``, NaN
+    for nodata (``patches * scale + offset``). Needs zarr (imported here only)."""
+    from topoae.data.splits import NAMES
+    from topoae.data.tiling import open_store
+
+    group, _ = open_store(path)
+    idx = np.flatnonzero(np.asarray(group["split"][:]) == NAMES[split])
+    offset, scale = np.asarray(group["offset"][:]), np.asarray(group["scale"][:])
+    arr = group["patches"]
+    out = np.empty((len(idx), *arr.shape[1:]), dtype=np.float32)
+    step = max(1, int(arr.chunks[0]))
+    for i in range(0, len(idx), step):  # a chunk's worth at a time bounds the float64 copy
+        sel = idx[i:i + step]
+        p = np.asarray(arr.get_orthogonal_selection((sel, slice(None), slice(None))), np.float64)
+        out[i:i + len(sel)] = p * scale[sel, None, None] + offset[sel, None, None]
+    return out
+
+
+def load_split(data: str | Path, split_file: str | Path, split: str) -> np.ndarray:
+    """Tiles of one split: a ``.zarr`` patch store's patches in metres (:func:`load_store`,
+    ``split_file`` unused), else the int16 ``.npz`` tiles named in ``split_file``."""
+    if str(data).rstrip("/").endswith(".zarr"):
+        return load_store(data, split)
+    return load_tiles(data, split_file, split)
+
+
+def _metres(a: np.ndarray) -> np.ndarray:
+    """float64 metres with NaN for nodata, from int16 tiles (fill −32768) or float metres."""
+    if np.issubdtype(a.dtype, np.integer):
+        return np.where(a == FILL, np.nan, a.astype(np.float64))
+    return a.astype(np.float64)
+
+
 def prepare(windows: np.ndarray, scales: np.ndarray, cfg: HyperpriorConfig) -> np.ndarray:
     """Metres windows ``(B, h, w)`` -> network inputs ``(B, 1, h, w)`` float32.
 
@@ -98,22 +136,31 @@ def tile_scales(tiles: np.ndarray) -> np.ndarray:
     """Each tile's roughness rounded as the codec rounds a region's (metres per cell)."""
     out = []
     for a in tiles:
-        z = np.where(a == FILL, np.nan, a.astype(np.float64))
+        z = _metres(a)
         out.append(offset_field.scale_from_exponent(offset_field.scale_exponent(offset_field.roughness(z))))
     return np.asarray(out)
 
 
 class CropSampler:
-    """Random valid crops under the 8 symmetries of the square, reproducible per seed."""
+    """Random valid crops under the 8 symmetries of the square, reproducible per seed.
+
+    ``tiles`` ``(T, H, W)``: int16 with fill −32768, or float metres with NaN; ``H, W >= crop``.
+    """
 
     def __init__(self, tiles: np.ndarray, crop: int, seed: int) -> None:
+        if len(tiles) == 0:
+            raise ConfigError("no training tiles or patches in the data")
+        if min(tiles.shape[1:]) < crop:
+            raise ConfigError(
+                f"crop {crop} is larger than the tiles or patches ({tiles.shape[1]}x{tiles.shape[2]})"
+            )
         self.tiles = tiles
         self.scales = tile_scales(tiles)
         self.crop = crop
         self.rng = np.random.default_rng(seed)
 
     def state(self) -> dict[str, Any]:
-        return self.rng.bit_generator.state
+        return dict(self.rng.bit_generator.state)
 
     def set_state(self, s: dict[str, Any]) -> None:
         self.rng.bit_generator.state = s
@@ -128,11 +175,10 @@ class CropSampler:
             k = self.rng.integers(t)
             r = self.rng.integers(h - self.crop + 1)
             c = self.rng.integers(w - self.crop + 1)
-            a = self.tiles[k, r:r + self.crop, c:c + self.crop]
-            if (a == FILL).mean() > 0.01:
+            a = _metres(self.tiles[k, r:r + self.crop, c:c + self.crop])
+            if np.isnan(a).mean() > 0.01:
                 continue
-            a = np.where(a == FILL, np.nan, a.astype(np.float64))
-            a = np.rot90(a, self.rng.integers(4))
+            a = np.rot90(a, int(self.rng.integers(4)))
             if self.rng.integers(2):
                 a = a[:, ::-1]
             out[i] = a
@@ -142,13 +188,16 @@ class CropSampler:
 
 
 def validation_windows(tiles: np.ndarray, size: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """Fixed windows: the four quadrants of every validation tile, with the tile's scale."""
+    """Fixed windows: the four corners of every validation tile (one window where a tile is
+    ``size`` wide; ``size`` shrinks to smaller tiles), with the tile's scale."""
+    if len(tiles) == 0:
+        raise ConfigError("no validation tiles or patches in the data")
+    size = min(size, *tiles.shape[1:])
     wins, scales = [], []
     for a, sc in zip(tiles, tile_scales(tiles), strict=True):
-        for r in (0, a.shape[0] - size):
-            for c in (0, a.shape[1] - size):
-                wins.append(np.where(a[r:r + size, c:c + size] == FILL, np.nan,
-                                     a[r:r + size, c:c + size].astype(np.float64)))
+        for r in sorted({0, a.shape[0] - size}):
+            for c in sorted({0, a.shape[1] - size}):
+                wins.append(_metres(a[r:r + size, c:c + size]))
                 scales.append(sc)
     return np.stack(wins), np.asarray(scales)
 
@@ -197,8 +246,8 @@ def train(cfg: RDTrainConfig, out: Path, *, minutes: float, resume: bool, device
     torch.manual_seed(cfg.seed)
     model = HyperpriorModel(cfg.model).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    sampler = CropSampler(load_tiles(cfg.data, cfg.split, "train"), cfg.crop, cfg.seed)
-    val_w, val_s = validation_windows(load_tiles(cfg.data, cfg.split, "val"))
+    sampler = CropSampler(load_split(cfg.data, cfg.split, "train"), cfg.crop, cfg.seed)
+    val_w, val_s = validation_windows(load_split(cfg.data, cfg.split, "val"))
     val_x = torch.from_numpy(prepare(val_w, val_s, cfg.model))
     step, best, wall = 0, float("inf"), 0.0
     last = out / "last.pt"
@@ -288,8 +337,11 @@ def train(cfg: RDTrainConfig, out: Path, *, minutes: float, resume: bool, device
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description="Train the hyperprior codec model (rate + λ·MSE).")
-    ap.add_argument("--data", default=RDTrainConfig.data)
-    ap.add_argument("--split", default=RDTrainConfig.split)
+    ap.add_argument("--data", default=None,
+                    help="a topoae tile store (.zarr, carries its split) or an int16 .npz of tiles "
+                         f"[default: {RDTrainConfig.data}; with --resume: the run's, unless given]")
+    ap.add_argument("--split", default=None,
+                    help=f"split file of the .npz tiles [default: {RDTrainConfig.split}]")
     ap.add_argument("--out", required=True)
     ap.add_argument("--minutes", type=float, default=60.0)
     ap.add_argument("--steps", type=int, default=RDTrainConfig.total_steps)
@@ -305,15 +357,26 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--init", default=None, help="warm start: weights of another run (same shapes)")
     a = ap.parse_args(argv)
     out = Path(a.out)
+    data = a.data or RDTrainConfig.data
+    store = data.rstrip("/").endswith(".zarr")
+    if store and a.split is not None:
+        ap.error("--split is for .npz data; a .zarr patch store carries its split")
+    split = "" if store else (a.split or RDTrainConfig.split)
     if a.resume and (out / "config.json").exists():
         cfg = RDTrainConfig.from_dict(json.loads((out / "config.json").read_text()))
+        if a.data is not None:  # the same tiles elsewhere or as .npz (a GPU machine has no zarr)
+            keep = not store and a.split is None and cfg.split
+            cfg = replace(cfg, data=data, split=cfg.split if keep else split)
     else:
         cfg = RDTrainConfig(
             model=HyperpriorConfig(channels=a.channels, latent_channels=a.latent_channels),
-            data=a.data, split=a.split, crop=a.crop, batch=a.batch, lr=a.lr,
+            data=data, split=split, crop=a.crop, batch=a.batch, lr=a.lr,
             total_steps=a.steps, val_every=a.val_every)
-    train(cfg, out, minutes=a.minutes, resume=a.resume, device=a.device, threads=a.threads,
-          init=a.init)
+    try:
+        train(cfg, out, minutes=a.minutes, resume=a.resume, device=a.device, threads=a.threads,
+              init=a.init)
+    except TopoAEError as exc:
+        raise SystemExit(f"Error: {exc}") from None
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from typing import Any
 from torch.utils.data import Dataset
 
 from topoae.checkpoint import read_checkpoint
+from topoae.data.normalise import Normalisation
 from topoae.errors import CheckpointError, ConfigError, OutputExistsError
 from topoae.training.config import TrainConfig
 from topoae.training.trainer import BEST, CONFIG, LAST, METRICS, Callback, Trainer, TrainResult
@@ -42,9 +43,9 @@ def fit(
     config: TrainConfig | None,
     train_ds: Dataset,
     val_ds: Dataset | None,
-    out: str | Path,
+    out: str | os.PathLike,
     *,
-    normalise: dict[str, Any],
+    normalise: Normalisation,
     resume: bool = False,
     overwrite: bool = False,
     epochs: int | None = None,
@@ -67,17 +68,17 @@ def fit(
                 "the options differ from the run being resumed (only --epochs may change)"
             )
         config = saved
-        if dict(payload["normalise"]) != dict(normalise):
+        if Normalisation.from_dict(payload["normalise"]) != normalise:
             raise ConfigError("the patch store's normalisation differs from the run being resumed")
         state = payload["state"]
     if config is None:
         raise ConfigError("a training configuration is needed")
     if epochs is not None:
         config = config.replace(epochs=epochs)
-    if config.normalise is not None and normalise.get("mode") != config.normalise:
+    if config.normalise is not None and normalise.mode != config.normalise:
         raise ConfigError(
             f"the {config.preset} config expects a store with {config.normalise} normalisation, "
-            f"this one has {normalise.get('mode')} (re-tile with --normalise {config.normalise})"
+            f"this one has {normalise.mode} (re-tile with --normalise {config.normalise})"
         )
     patch = getattr(train_ds, "patch_size", config.model.patch_size)
     if patch != config.model.patch_size:
@@ -154,7 +155,7 @@ def train(
         ``callback(event, info)`` for progress: events ``epoch_start``,
         ``step``, ``epoch_end`` and ``stopped`` (rank 0 only).
     """
-    from topoae.dataset import PatchDataset
+    from topoae.data.dataset import PatchDataset
 
     seed = config.seed if config is not None else 0
     if resume:

@@ -32,11 +32,19 @@ from torch.utils.data import Dataset
 from topoae._atomic import atomic_path
 from topoae._version import __version__
 from topoae.checkpoint import save_checkpoint, unwrap
+from topoae.data.normalise import Normalisation
 from topoae.errors import ConfigError
 from topoae.losses import AutoencoderLoss, DiscriminatorLoss
 from topoae.models import Discriminator, build_model
 from topoae.training import distributed as ddp
-from topoae.training.batches import derive_seed, epoch_order, make_loader, resolve_device, shard
+from topoae.training.batches import (
+    dataset_len,
+    derive_seed,
+    epoch_order,
+    make_loader,
+    resolve_device,
+    shard,
+)
 from topoae.training.config import TrainConfig
 
 LAST, BEST, METRICS, CONFIG = "last.pt", "best.pt", "metrics.csv", "config.json"
@@ -74,7 +82,7 @@ class Trainer:
         val_ds: Dataset | None,
         out: Path,
         *,
-        normalise: dict[str, Any],
+        normalise: Normalisation,
         device: str = "auto",
         num_workers: int = 0,
         max_minutes: float | None = None,
@@ -92,9 +100,9 @@ class Trainer:
         self.cfg = config
         self.train_ds, self.val_ds = (
             train_ds,
-            val_ds if val_ds is not None and len(val_ds) else None,
+            val_ds if val_ds is not None and dataset_len(val_ds) else None,
         )
-        self.out, self.normalise, self.store = out, dict(normalise), store
+        self.out, self.normalise, self.store = out, normalise, store
         self.workers, self.callback = num_workers, callback
         self.max_s = None if max_minutes is None else 60.0 * max_minutes
         self.ckpt_s = None if not checkpoint_minutes else 60.0 * checkpoint_minutes
@@ -108,25 +116,30 @@ class Trainer:
                 f"batch size {config.batch_size} is not divisible by {self.info.world} processes"
             )
         self.batch = config.batch_size // self.info.world
-        if len(train_ds) == 0:
+        if dataset_len(train_ds) == 0:
             raise ConfigError("the training split is empty")
 
         torch.manual_seed(config.seed)
-        self.model = build_model(config.model)
+        self.model: nn.Module = build_model(config.model)
         if model_state is not None:
             self.model.load_state_dict(model_state)
-        self.model.to(self.device, memory_format=self.memory_format)
-        self.disc = None
+        # torch's stubs leave out the keyword-only memory_format of Module.to
+        self.model.to(self.device, memory_format=self.memory_format)  # type: ignore[call-overload]
+        self.disc: nn.Module | None = None
         if config.model.kind == "vae-gan":
-            self.disc = Discriminator(config.model).to(
+            self.disc = Discriminator(config.model).to(  # type: ignore[call-overload]
                 self.device, memory_format=self.memory_format
             )
-        feature, self.feature_id = None, None
-        if config.loss.perceptual_weight > 0:
+        feature: nn.Module | None = None
+        self.feature_id: str | None = None
+        # LossConfig refuses a perceptual weight without a feature network
+        if config.loss.perceptual_weight > 0 and config.loss.feature_net is not None:
             feature, self.feature_id = build_feature_net(
                 config.loss.feature_net, perceptual_weights
             )
-            feature = feature.to(self.device, memory_format=self.memory_format)
+            feature = feature.to(  # type: ignore[call-overload]
+                self.device, memory_format=self.memory_format
+            )
         self.loss = AutoencoderLoss(config.loss, feature).to(self.device)
         self.d_loss = DiscriminatorLoss()
         self.opt = torch.optim.Adam(
@@ -143,7 +156,7 @@ class Trainer:
         self.best: dict[str, Any] | None = None
         self.sums: dict[str, torch.Tensor] = {}
         self.count = 0
-        self.rng: list[Any] | None = None
+        self.rng: dict[str, Any] | None = None  # this rank's RNG states when resuming mid-epoch
         if state is not None:
             self._restore(state)
         if self.info.world > 1:
@@ -187,7 +200,7 @@ class Trainer:
                 f"this checkpoint is mid-epoch: resume it with {s['world']} process(es)"
             )
         self.opt.load_state_dict(s["optimizer"])
-        if self.disc is not None:
+        if self.disc is not None and self.d_opt is not None:
             unwrap(self.disc).load_state_dict(s["disc"])
             self.d_opt.load_state_dict(s["d_optimizer"])
         self.epoch, self.step_in_epoch = int(s["epoch"]), int(s["step_in_epoch"])
@@ -204,7 +217,7 @@ class Trainer:
                 self.out / path,
                 self.model,
                 self.cfg,
-                normalise=self.normalise,
+                normalise=self.normalise.to_dict(),
                 feature_net=self.feature_id,
                 state=state,
                 extra=extra,
@@ -235,7 +248,7 @@ class Trainer:
         with self._autocast():
             out = self.model(x)
         parts: dict[str, torch.Tensor] = {}
-        if self.disc is not None:
+        if self.disc is not None and self.d_opt is not None:
             with self._autocast():
                 d = self.d_loss(self.disc, x, out["x_hat"])
             self.d_opt.zero_grad(set_to_none=True)
@@ -259,7 +272,7 @@ class Trainer:
         if self.val_ds is None:
             return {}
         model = unwrap(self.model).eval()
-        order = shard(list(range(len(self.val_ds))), self.info, pad=False)
+        order = shard(list(range(dataset_len(self.val_ds))), self.info, pad=False)
         batches = [order[i : i + self.batch] for i in range(0, len(order), self.batch)]
         sums: dict[str, torch.Tensor] = {}
         dev = self.device
@@ -348,12 +361,12 @@ class Trainer:
         doc = {
             "topoae_version": __version__,
             "config": self.cfg.to_dict(),
-            "normalise": self.normalise,
+            "normalise": self.normalise.to_dict(),
             "store": self.store,
             "feature_net": self.feature_id,
             "world_size": self.info.world,
-            "train_patches": len(self.train_ds),
-            "val_patches": len(self.val_ds) if self.val_ds else 0,
+            "train_patches": dataset_len(self.train_ds),
+            "val_patches": dataset_len(self.val_ds) if self.val_ds else 0,
         }
         with atomic_path(self.out / CONFIG, overwrite=True) as tmp:
             tmp.write_text(json.dumps(doc, indent=2) + "\n")
@@ -372,6 +385,7 @@ class Trainer:
                     torch.manual_seed(derive_seed(cfg.seed, epoch, self.info.rank))
                     self.sums, self.count = {}, 0
                 else:
+                    assert self.rng is not None  # set by _restore for a mid-epoch checkpoint
                     torch.set_rng_state(self.rng["cpu"])
                     if self.rng["cuda"] is not None:
                         torch.cuda.set_rng_state(self.rng["cuda"], self.device)

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from topoae import normalise as _norm
 from topoae._json import jsonable  # also imported from here by topoae.codec.learned
+from topoae.data.normalise import Normalisation
 from topoae.errors import ConfigError, ModelMismatchError
 
 
@@ -24,7 +24,7 @@ class CodecModel:
     """A network plus what the codec needs to know about it."""
 
     net: Any
-    normalise: dict
+    normalise: Normalisation
     model_id: str
     config: dict
     patch: int
@@ -43,20 +43,22 @@ def _state_id(net: Any) -> str:
 
 
 def as_codec_model(
-    model: Any, *, normalise: dict | None = None, model_id: str | None = None
+    model: Any, *, normalise: Normalisation | None = None, model_id: str | None = None
 ) -> CodecModel:
     """Wrap a ``LoadedModel`` (from :func:`topoae.checkpoint.load_checkpoint`) or a bare module.
 
     A bare ``nn.Module`` must follow the model protocol (``encode``, ``decode``,
     ``latent_dim``, ``patch_size``); its normalisation defaults to the global
-    GEBCO one and its id to a sha256 of its state dict.
+    GEBCO one and its id to a sha256 of its state dict. ``normalise`` (given)
+    overrides the checkpoint's.
     """
     if isinstance(model, CodecModel):
         return model
     net, config = model, {}
     if hasattr(model, "model") and hasattr(model, "normalise"):  # LoadedModel
         net = model.model
-        normalise = normalise or dict(model.normalise)
+        if normalise is None and model.normalise:  # the checkpoint's dict
+            normalise = Normalisation.from_dict(model.normalise)
         model_id = model_id or str(model.model_id)
         config = jsonable(getattr(model, "config", {}) or {})
     for attr in ("encode", "decode", "latent_dim", "patch_size"):
@@ -64,11 +66,12 @@ def as_codec_model(
             raise ConfigError(
                 f"model lacks {attr!r}; it does not follow the codec's model protocol"
             )
-    norm = _norm.Normalisation.from_dict(normalise or {"mode": "global"})
+    if normalise is not None and not isinstance(normalise, Normalisation):
+        raise ConfigError(f"normalise must be a Normalisation, not {type(normalise).__name__}")
     net.eval()
     return CodecModel(
         net=net,
-        normalise=norm.to_dict(),
+        normalise=normalise or Normalisation(),
         model_id=model_id or _state_id(net),
         config=config,
         patch=int(net.patch_size),

@@ -52,7 +52,7 @@ ZSTD_LEVEL = 10
 #: error field is smooth, i.e. at small bounds). The encoder keeps the smaller frame.
 PREDICTORS = ("none", "lorenzo")
 
-_INT_TYPES = (np.int8, np.int16, np.int32, np.int64)
+_INT_TYPES: tuple[type[np.signedinteger], ...] = (np.int8, np.int16, np.int32, np.int64)
 
 
 def _zstd():

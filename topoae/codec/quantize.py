@@ -1,10 +1,12 @@
 """8-bit per-channel quantisation of latent grids.
 
 Each latent channel ``l`` is mapped linearly from ``[min_l, max_l]`` (over all
-patches of the region) onto the integers ``0..255``. The per-channel ``offset``
-(``min_l``) and ``scale`` (``(max_l - min_l) / 255``) are stored as float32 side
-information, two values per channel. The round-trip error of every value is at
-most ``scale_l / 2`` (plus float32 rounding).
+patches of the region) onto the integers ``0..255``. The per-channel ``lo``
+(``min_l``) and ``step`` (``(max_l - min_l) / 255``) are stored as float32 side
+information, two values per channel (named ``<var>_offset`` / ``<var>_scale`` in
+latent files). The round-trip error of every value is at most ``step_l / 2`` (plus
+float32 rounding). They are not the elevation normalisation's offset and scale
+(:mod:`topoae.data.normalise`).
 """
 
 from __future__ import annotations
@@ -23,19 +25,19 @@ LEVELS = 255
 
 @dataclass(frozen=True)
 class Quantized:
-    """Latents as uint8 codes with per-channel float32 ``offset`` and ``scale``.
+    """Latents as uint8 codes with per-channel float32 ``lo`` (value of code 0) and ``step``.
 
-    ``codes`` has the shape of the input (channels last); ``offset`` and ``scale``
+    ``codes`` has the shape of the input (channels last); ``lo`` and ``step``
     have shape ``(channels,)``.
     """
 
     codes: np.ndarray
-    offset: np.ndarray
-    scale: np.ndarray
+    lo: np.ndarray
+    step: np.ndarray
 
     def dequantize(self) -> np.ndarray:
-        """Float32 latents ``offset + codes * scale`` (channels last)."""
-        return dequantize(self.codes, self.offset, self.scale)
+        """Float32 latents ``lo + codes * step`` (channels last)."""
+        return dequantize(self.codes, self.lo, self.step)
 
 
 def check_mode(mode: str) -> str:
@@ -61,18 +63,19 @@ def quantize(z: np.ndarray) -> Quantized:
     flat = z.reshape(-1, z.shape[-1]).astype(np.float64)
     lo = flat.min(axis=0)
     span = flat.max(axis=0) - lo
-    scale = np.where(span > 0, span / LEVELS, 1.0)
-    # Round offset and scale to float32 first, so encoder and decoder use the same numbers.
-    lo32, scale32 = lo.astype(np.float32), scale.astype(np.float32)
-    codes = np.rint((z - lo32.astype(np.float64)) / scale32.astype(np.float64))
+    step = np.where(span > 0, span / LEVELS, 1.0)
+    # Round lo and step to float32 first, so encoder and decoder use the same numbers.
+    lo32, step32 = lo.astype(np.float32), step.astype(np.float32)
+    codes = np.rint((z - lo32.astype(np.float64)) / step32.astype(np.float64))
     codes = np.clip(codes, 0, LEVELS).astype(np.uint8)
-    return Quantized(codes=codes, offset=lo32, scale=scale32)
+    return Quantized(codes=codes, lo=lo32, step=step32)
 
 
-def dequantize(codes: np.ndarray, offset: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    """Float32 latents from uint8 ``codes`` and per-channel ``offset``/``scale`` (channels last)."""
+def dequantize(codes: np.ndarray, lo: np.ndarray, step: np.ndarray) -> np.ndarray:
+    """Float32 latents ``lo + codes * step`` from uint8 ``codes`` and per-channel ``lo``/``step``
+    (channels last)."""
     codes = np.asarray(codes)
     if codes.dtype != np.uint8:
         raise ConfigError(f"quantised latents must be uint8, got {codes.dtype}")
-    out = codes.astype(np.float32) * np.asarray(scale, dtype=np.float32)
-    return out + np.asarray(offset, dtype=np.float32)
+    out = codes.astype(np.float32) * np.asarray(step, dtype=np.float32)
+    return out + np.asarray(lo, dtype=np.float32)

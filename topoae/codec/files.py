@@ -27,7 +27,7 @@ import xarray as xr
 
 from topoae._atomic import atomic_path
 from topoae.errors import ConfigError, StoreError
-from topoae.io.grid import DESCENDING
+from topoae.io.grid import DESCENDING, global_attrs
 
 KIND = "latents"
 FORMAT_VERSION = 1
@@ -75,13 +75,14 @@ def pack_coord(values: np.ndarray) -> tuple[dict, np.ndarray | None]:
     units for a regular axis read from a file, so a few dozen bytes instead of 8
     per value; any irregular axis is still restored bit for bit.
     """
-    from topoae import residual as _res
+    from topoae.codec import residual as _res
 
     v = np.ascontiguousarray(values, dtype=np.float64)
     n = int(v.size)
     entry = {"start": float(v[0]), "stop": float(v[-1]), "n": n}
     line = np.linspace(v[0], v[-1], n)
-    ulps = v.view(np.int64) - line.view(np.int64)  # int64 arithmetic wraps; so does the inverse
+    # int64 arithmetic wraps; so does the inverse
+    ulps: np.ndarray = v.view(np.int64) - line.view(np.int64)
     if not ulps.any():
         return {"kind": "linspace", **entry}, None
     if np.array_equal(v.astype(np.float32).astype(np.float64), v):  # float32 axis (e.g. GMT)
@@ -93,7 +94,7 @@ def pack_coord(values: np.ndarray) -> tuple[dict, np.ndarray | None]:
 
 def unpack_coord(entry: dict, stream: np.ndarray | None) -> np.ndarray:
     """Inverse of :func:`pack_coord` (bit-exact)."""
-    from topoae import residual as _res
+    from topoae.codec import residual as _res
 
     n = int(entry["n"])
     line = np.linspace(entry["start"], entry["stop"], n)
@@ -391,6 +392,7 @@ def save_grid(
         raise ConfigError(f"output {p} must end in .nc or .tif")
     name = str(da.name or "elevation")
     descending = list(da.encoding.get(DESCENDING, ()))
+    file_attrs = global_attrs(da)
     attrs = dict(da.attrs)
     if dtype == "int16":
         da = _as_int16(da)
@@ -410,7 +412,12 @@ def save_grid(
                 }
             }
             ds = da.to_dataset()
-            ds.attrs = {k: da.attrs[k] for k in GLOBAL_ATTRS if k in da.attrs}
+            # the source file's global attributes (kept by the codecs) win over the CF
+            # dataset attributes found on the variable (grids built in memory)
+            ds.attrs = _netcdf_attrs({**{k: da.attrs[k] for k in GLOBAL_ATTRS if k in da.attrs},
+                                      **file_attrs})
+            if "history" in ds.attrs:  # CF: history is a global attribute only
+                ds[name].attrs.pop("history", None)
             ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=enc)
         else:
             import rioxarray  # noqa: F401

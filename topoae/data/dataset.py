@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from topoae import splits as _splits
+from topoae.data import splits as _splits
+from topoae.data.normalise import Normalisation
+from topoae.data.tiling import open_store
 from topoae.errors import ConfigError
-from topoae.tiling import open_store
 
 AUGMENT_MODES = ("random", "all", "none")
 
@@ -38,7 +40,7 @@ class PatchDataset(Dataset):
     Parameters
     ----------
     path
-        A store written by :func:`topoae.tiling.tile`.
+        A store written by :func:`topoae.data.tiling.tile`.
     split
         ``"train"``, ``"val"``, ``"test"`` or ``None`` (all patches).
     augment
@@ -65,7 +67,7 @@ class PatchDataset(Dataset):
         group, attrs = open_store(path)
         self.path = str(path)
         self.attrs = attrs
-        self.normalise = dict(attrs["normalise"])
+        self.normalise = Normalisation.from_dict(attrs["normalise"])
         self.patch_size = int(attrs["patch"])
         sel = np.ones(group["split"].shape[0], dtype=bool)
         if split is not None:
@@ -77,7 +79,7 @@ class PatchDataset(Dataset):
         self.scale = group["scale"][:][self.indices]
         self.chunk = int(group["patches"].chunks[0])
         self.augment, self.seed, self.epoch = augment, int(seed), 0
-        self._array = None
+        self._array: Any = None  # the store's zarr array, opened once per process
         self._pid: int | None = None
         self._cache: tuple[int, np.ndarray] | None = None
 

@@ -2,7 +2,7 @@
 
 A block is a band of grid rows (``meta["block_rows"]`` high, full width). The
 patch rows that touch it are decoded, each in the same batches whatever the
-block, blended with :class:`topoae.blending.OverlapAdd`, then the stored
+block, blended with :class:`topoae.codec.blending.OverlapAdd`, then the stored
 residual (error-bounded latents) and the NaN mask are applied. Blocks are
 independent, so a grid can be assembled eagerly or lazily (one dask task per block).
 """
@@ -20,14 +20,15 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from topoae import normalise as _norm
-from topoae import residual as _res
 from topoae._version import __version__
-from topoae.blending import Layout, OverlapAdd
-from topoae.codec_io import grid_coords, read_meta
-from topoae.codec_model import as_codec_model, check_model, to_tensor, torch_device
+from topoae.codec import residual as _res
+from topoae.codec.blending import OverlapAdd
+from topoae.codec.files import grid_coords, read_meta
+from topoae.codec.patch_model import as_codec_model, check_model, to_tensor, torch_device
+from topoae.codec.quantize import dequantize
+from topoae.data.normalise import Normalisation, denormalise
 from topoae.errors import ConfigError, StoreError
-from topoae.quantize import dequantize
+from topoae.layout import PatchLayout
 
 
 class BlockDecoder:
@@ -49,7 +50,8 @@ class BlockDecoder:
         window: str | None = None,
     ) -> None:
         self.meta = meta = read_meta(ds)
-        self.cm = as_codec_model(model, normalise=meta["normalise"])
+        self.norm = norm = Normalisation.from_dict(meta["normalise"])
+        self.cm = as_codec_model(model, normalise=norm)
         check_model(meta, self.cm, force=force)
         codec = meta["codec"]
         self.residual = meta.get("residual")
@@ -60,7 +62,7 @@ class BlockDecoder:
         self.dev = torch_device(device)
         self.cm.net.to(self.dev)
         h, w = meta["grid"]["shape"]
-        self.layout = Layout(h, w, meta["patch"], meta["stride"])
+        self.layout = PatchLayout(h, w, meta["patch"], meta["stride"])
         self.block_rows = int(meta["block_rows"])
         self.n_blocks = math.ceil(h / self.block_rows)
         mu = ds["mu"].values
@@ -74,13 +76,12 @@ class BlockDecoder:
                 lv = dequantize(lv, ds["logvar_offset"].values, ds["logvar_scale"].values)
             self.logvar = np.asarray(lv, dtype=np.float32)
         nr, nc = self.layout.n_rows, self.layout.n_cols
-        if meta["normalise"]["mode"] == "patch":
+        if norm.mode == "patch":
             if "offset" not in ds.variables or "scale" not in ds.variables:
                 raise StoreError("latent file with patch normalisation lacks offset/scale")
             self.offset = ds["offset"].values.astype(np.float64)
             self.scale = ds["scale"].values.astype(np.float64)
         else:
-            norm = _norm.Normalisation.from_dict(meta["normalise"])
             self.offset = np.full((nr, nc), norm.zmin)
             self.scale = np.full((nr, nc), norm.zrange)
         self.mask = (ds["nan_mask"].values, ds["nan_mask_offsets"].values)
@@ -127,7 +128,7 @@ class BlockDecoder:
                     .cpu()
                     .numpy()
                 )
-        return _norm.denormalise(np.concatenate(outs), self.offset[k], self.scale[k])
+        return denormalise(np.concatenate(outs), self.offset[k], self.scale[k])
 
     def _mu_row(self, k: int) -> np.ndarray:
         """Decoded patches of row ``k`` from the stored latents, cached: neighbouring blocks share rows."""

@@ -1,12 +1,14 @@
 """Cut elevation grids into normalised square patches stored in a Zarr v3 store.
 
+Patches lie wholly inside the grid, every ``stride`` cells from its first cell
+(:meth:`TileConfig.layout`, a ``valid`` :class:`topoae.layout.PatchLayout`).
 Streaming: the grid is processed in bands of patch rows; each band is cut with
 dask (``sliding_window_view``) on whatever scheduler is active, normalised, and
 appended to the store in whole chunks, so memory stays bounded by one band
 whatever the input size. See ``docs/ARCHITECTURE.md`` for the store layout.
 
 Rotation augmentation is *not* materialised: the 8 symmetries of the square are
-applied on the fly by :class:`topoae.dataset.PatchDataset` (8× less disk, and
+applied on the fly by :class:`topoae.data.dataset.PatchDataset` (8× less disk, and
 every epoch can see a different orientation of each patch).
 """
 
@@ -15,19 +17,20 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
-from topoae import splits as _splits
 from topoae._atomic import atomic_path
 from topoae._json import jsonable
 from topoae._version import __version__
+from topoae.data import splits as _splits
+from topoae.data.normalise import Normalisation, normalise
 from topoae.errors import ConfigError, RegionError, StoreError
-from topoae.normalise import Normalisation, normalise
+from topoae.layout import PatchLayout
 
 STORE_KIND = "patches"
 NAN_MODES = ("drop", "flag")
@@ -39,7 +42,8 @@ class TileConfig:
     """How a patch store was cut; saved in the store's attributes."""
 
     patch: int = 96
-    stride: int | None = None  # None: the patch size (patches side by side)
+    # None (the default): the patch size (patches side by side), set by __post_init__
+    stride: int = None  # type: ignore[assignment]
     normalise: str = "global"
     split: tuple[float, float, float] = (0.9, 0.05, 0.05)
     block: int = 4  # split block edge, in patches (block cells = block * patch)
@@ -51,10 +55,16 @@ class TileConfig:
         32.0  # target size of one band of patches in memory (peak RSS is a few times this)
     )
     exclude: tuple[tuple[float, float, float, float], ...] = field(default_factory=tuple)
+    # (file stem, split name) pairs: whole inputs go to the split their file is listed in
+    # (``--split-by-file``; ``split``, ``block`` and ``seed`` are then unused). Empty: by blocks.
+    split_by_file: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if self.stride is None:
             object.__setattr__(self, "stride", self.patch)
+        pairs = tuple((str(n), str(s)) for n, s in self.split_by_file)
+        object.__setattr__(self, "split_by_file", pairs)
+        _splits.file_assignment(pairs)  # validates the split names, one split per file
         if self.patch < 4 or self.stride < 1 or self.stride > self.patch:
             raise ConfigError(
                 f"need patch >= 4 and 1 <= stride <= patch (got {self.patch}, {self.stride})"
@@ -67,6 +77,11 @@ class TileConfig:
             raise ConfigError("block and chunk must be positive")
         Normalisation(mode=self.normalise)  # validates the mode
         _splits.parse_fractions(self.split)
+
+    def layout(self, shape: tuple[int, ...]) -> PatchLayout:
+        """Where the patches of a grid of ``shape`` cells go: whole patches inside the grid,
+        every ``stride`` cells from its first cell (:class:`RegionError` if smaller than one)."""
+        return PatchLayout(int(shape[0]), int(shape[1]), self.patch, self.stride, edge="valid")
 
 
 @dataclass
@@ -91,14 +106,6 @@ class TileSummary:
             f"NaN dropped {self.dropped_nan}, flagged {self.flagged_nan}; split guard {self.dropped_guard}; "
             f"excluded {self.dropped_excluded}; {self.seconds:.1f} s, {mbps:.0f} MB/s -> {self.path}"
         )
-
-
-def patch_grid_shape(shape: tuple[int, int], patch: int, stride: int) -> tuple[int, int]:
-    """Number of patch rows and columns that fit in a grid of ``shape`` cells."""
-    h, w = shape
-    if h < patch or w < patch:
-        raise RegionError(f"region of {h}x{w} cells is smaller than one {patch}x{patch} patch")
-    return (h - patch) // stride + 1, (w - patch) // stride + 1
 
 
 def _footprint_excluded(lat_lo, lat_hi, lon_lo, lon_hi, boxes) -> np.ndarray:
@@ -142,15 +149,13 @@ class _ChunkWriter:
         self.n += len(data)
 
 
-def _band_windows(
-    da: xr.DataArray, r_first: int, r_last: int, ncols: int, cfg: TileConfig
-) -> np.ndarray:
-    """Patches of patch rows ``r_first..r_last-1``: numpy ``(rows, ncols, P, P)`` float32."""
+def _band_windows(da: xr.DataArray, r_first: int, r_last: int, lay: PatchLayout) -> np.ndarray:
+    """Patches of patch rows ``r_first..r_last-1``: numpy ``(rows, n_cols, P, P)`` float32."""
     from dask.array.lib.stride_tricks import sliding_window_view
 
-    p, s = cfg.patch, cfg.stride
-    c0, c1 = r_first * s, (r_last - 1) * s + p
-    band = da.data[c0:c1, : (ncols - 1) * s + p]
+    p, s = lay.patch, lay.stride
+    c0, c1 = lay.band(r_first, r_last, axis=0)
+    band = da.data[c0:c1, : lay.band(0, lay.n_cols, axis=1)[1]]
     if not hasattr(band, "dask"):
         import dask.array
 
@@ -175,7 +180,9 @@ def tile(
     ----------
     grids
         One or more 2-D grids (metres, NaN for nodata). Patches of all grids go into one store;
-        split blocks are drawn over all grids together.
+        split blocks are drawn over all grids together, or, with ``config.split_by_file``, each
+        grid's patches go to the split of its file stem (``attrs["source"]``); grids that
+        overlap must then be in the same split (:class:`ConfigError` naming the pair).
     out
         Path of the Zarr v3 store to create (written under a temporary name, renamed at the end).
     progress
@@ -192,8 +199,9 @@ def tile(
     norm = Normalisation(mode=cfg.normalise)
     t0 = time.perf_counter()
     summary = TileSummary(path=str(out))
-    shapes = [patch_grid_shape(tuple(g.shape), cfg.patch, cfg.stride) for g in grids]
+    layouts = [cfg.layout(g.shape) for g in grids]
     block = cfg.block * cfg.patch
+    file_split = file_splits(grids, cfg.split_by_file) if cfg.split_by_file else None
     # Split blocks over all grids at once, seeded.
     bpr = [int(np.ceil(g.shape[1] / block)) for g in grids]
     nblocks = [int(np.ceil(g.shape[0] / block)) * b for g, b in zip(grids, bpr, strict=True)]
@@ -229,7 +237,8 @@ def tile(
             fill_value=np.nan,
         )
         writer = _ChunkWriter(arr, cfg.chunk)
-        for gi, (da, (nr, nc)) in enumerate(zip(grids, shapes, strict=True)):
+        for gi, (da, lay) in enumerate(zip(grids, layouts, strict=True)):
+            nr, nc = lay.counts
             ydim, xdim = da.dims
             yv, xv = da[ydim].values, da[xdim].values
             geographic = ydim == "lat"
@@ -237,13 +246,16 @@ def tile(
             blabels = labels_all[block_offsets[gi] : block_offsets[gi + 1]]
             for r_first in range(0, nr, rows_per_band):
                 r_last = min(nr, r_first + rows_per_band)
-                win = _band_windows(da, r_first, r_last, nc, cfg)
+                win = _band_windows(da, r_first, r_last, lay)
                 summary.cells_read += win.shape[0] * cfg.stride * da.shape[1]
-                rr, cc = np.meshgrid(np.arange(r_first, r_last), np.arange(nc), indexing="ij")
-                rr, cc = rr.ravel(), cc.ravel()
+                r2, c2 = np.meshgrid(np.arange(r_first, r_last), np.arange(nc), indexing="ij")
+                rr, cc = r2.ravel(), c2.ravel()
                 patches = win.reshape(-1, cfg.patch, cfg.patch)
-                row0, col0 = rr * cfg.stride, cc * cfg.stride
-                split = _splits.patch_labels(row0, col0, cfg.patch, block, blabels, bpr[gi])
+                row0, col0 = lay.starts(nr)[rr], lay.starts(nc)[cc]
+                if file_split is None:
+                    split = _splits.patch_labels(row0, col0, cfg.patch, block, blabels, bpr[gi])
+                else:
+                    split = np.full(len(row0), file_split[gi], dtype=np.int8)
                 nan_count = np.isnan(patches).sum(axis=(1, 2))
                 all_nan = nan_count == cfg.patch * cfg.patch
                 has_nan = nan_count > 0
@@ -325,9 +337,10 @@ def tile(
             "patch": cfg.patch,
             "stride": cfg.stride,
             "dtype": cfg.dtype,
-            "augmentation": "on the fly: 8 symmetries of the square (topoae.dataset)",
+            "augmentation": "on the fly: 8 symmetries of the square (topoae.data.dataset)",
             "sources": [_describe(g) for g in grids],
             "config": jsonable(cfg),
+            "split": _split_record(grids, cfg, file_split),
             "counts": {
                 "patches": n,
                 **summary.per_split,
@@ -338,6 +351,58 @@ def tile(
             },
         }
     return summary
+
+
+def _stem(da: xr.DataArray) -> str:
+    return Path(str(da.attrs.get("source", ""))).stem
+
+
+def _footprint(da: xr.DataArray) -> tuple[list[float], float]:
+    """``(W, S, E, N)`` of the grid's cell edges and half its smaller cell size."""
+    box, half = [], []
+    for dim in reversed(da.dims):  # x first, then y
+        v = np.asarray(da[dim].values, dtype=np.float64)
+        d = float(np.abs(v[1] - v[0])) if len(v) > 1 else 0.0
+        box.append((float(v.min()) - d / 2, float(v.max()) + d / 2))
+        half.append(d / 2)
+    (w, e), (s, n) = box
+    return [w, s, e, n], min(half)
+
+
+def file_splits(grids: Sequence[xr.DataArray], pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+    """Split label of each grid by its file stem; overlapping grids must share a split."""
+    stems = [_stem(g) for g in grids]
+    labels = _splits.file_labels(stems, pairs)
+    geographic = np.array([g.dims[0] == "lat" for g in grids])
+    foot = [_footprint(g) for g in grids]
+    for kind in (True, False):  # geographic and projected grids are compared among themselves
+        idx = np.flatnonzero(geographic == kind)
+        if len(idx) > 1:
+            _splits.check_overlaps(
+                [stems[i] for i in idx],
+                np.array([foot[i][0] for i in idx]),
+                labels[idx],
+                tolerance=np.array([foot[i][1] for i in idx]),
+                wrap=360.0 if kind else None,
+            )
+    return labels
+
+
+def _split_record(
+    grids: Sequence[xr.DataArray], cfg: TileConfig, file_split: np.ndarray | None
+) -> dict:
+    """How the store's split was made (``attrs["topoae"]["split"]``)."""
+    if file_split is None:
+        return {
+            "by": "blocks",
+            "fractions": list(cfg.split),
+            "block_cells": cfg.block * cfg.patch,
+            "seed": cfg.seed,
+        }
+    files: dict[str, list[str]] = {k: [] for k in _splits.NAMES}
+    for g, lab in zip(grids, file_split, strict=True):
+        files[next(k for k, v in _splits.NAMES.items() if v == lab)].append(_stem(g))
+    return {"by": "file", "files": files}
 
 
 def _describe(da: xr.DataArray) -> dict:
@@ -361,7 +426,8 @@ def open_store(path: str | os.PathLike):
         raise StoreError(f"patch store {p} does not exist")
     try:
         group = zarr.open_group(p, mode="r")
-        attrs = dict(group.attrs.get("topoae", {}))
+        meta = group.attrs.get("topoae", {})
+        attrs = dict(meta) if isinstance(meta, Mapping) else {}
     except Exception as exc:
         raise StoreError(f"cannot open {p} as a Zarr store: {exc}") from None
     if attrs.get("kind") != STORE_KIND or "patches" not in group:

@@ -1,117 +1,28 @@
-"""Where patches go on a grid, and how their overlaps are blended back together.
+"""How overlapping patches are blended back into a grid.
 
-A region of ``height x width`` cells is covered by a regular grid of square
-patches of edge ``patch`` placed every ``stride`` cells. The first patch starts
-``margin = (patch - stride) // 2`` cells before the first grid cell, so the
-blending ramp of the outer patches falls mostly on padding; cells outside the grid
-are filled by reflection (``numpy.pad(mode="reflect")`` semantics). Every grid
-cell is covered by at least one patch.
+Patches are placed by a :class:`topoae.layout.PatchLayout` with padded edges: the
+first patch starts ``margin = (patch - stride) // 2`` cells before the first grid
+cell, so the blending ramp of the outer patches falls mostly on padding.
 
 Overlapping patches are blended with a separable window that is 1 in the patch
 centre and ramps as ``sin^2`` over the overlap. Two neighbouring ramps sum to one
 exactly (``sin^2 + cos^2``), and the blended value is divided by the sum of the
 weights anyway, so weights are normalised to sum to one on every cell, whatever
-the stride. Because the tiling is a product of two 1-D tilings and the window is
+the stride. Because the layout is a product of two 1-D layouts and the window is
 separable, the weight sum at a cell is the product of two 1-D sums.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-
 import numpy as np
 
 from topoae.constants import WINDOWS
 from topoae.errors import ConfigError
+from topoae.layout import PatchLayout
 
 # Weight outside the centre zone for ``nearest``: small but positive, so that a
 # cell that no centre zone covers (odd overlaps at the far edge) is still defined.
 _NEAREST_EPS = 1e-6
-
-
-@dataclass(frozen=True)
-class Layout:
-    """Patch placement over a ``height x width`` grid.
-
-    Parameters
-    ----------
-    height, width
-        Grid size in cells (any size >= 1; grids smaller than a patch are padded).
-    patch
-        Patch edge in cells.
-    stride
-        Distance between the first cells of neighbouring patches, ``1 <= stride <= patch``.
-    """
-
-    height: int
-    width: int
-    patch: int
-    stride: int
-
-    def __post_init__(self) -> None:
-        if self.height < 1 or self.width < 1:
-            raise ConfigError(f"grid of {self.height}x{self.width} cells is empty")
-        if self.patch < 1:
-            raise ConfigError(f"patch size must be positive, got {self.patch}")
-        if not 1 <= self.stride <= self.patch:
-            raise ConfigError(
-                f"stride must be in 1..{self.patch} (the patch size), got {self.stride}"
-            )
-
-    @property
-    def overlap(self) -> int:
-        """Cells shared by two neighbouring patches."""
-        return self.patch - self.stride
-
-    @property
-    def margin(self) -> int:
-        """Cells of padding before the first grid cell (first patch starts at ``-margin``)."""
-        return self.overlap // 2
-
-    def count(self, n: int) -> int:
-        """Number of patches along an axis of ``n`` cells."""
-        need = n + 2 * self.margin - self.patch
-        return 1 if need <= 0 else math.ceil(need / self.stride) + 1
-
-    @property
-    def n_rows(self) -> int:
-        """Patches along the first (row) axis."""
-        return self.count(self.height)
-
-    @property
-    def n_cols(self) -> int:
-        """Patches along the second (column) axis."""
-        return self.count(self.width)
-
-    def starts(self, n_patches: int) -> np.ndarray:
-        """First cell (may be negative) of each of ``n_patches`` patches along an axis."""
-        return np.arange(n_patches, dtype=np.int64) * self.stride - self.margin
-
-    def centres(self, n_patches: int) -> np.ndarray:
-        """Fractional cell index of each patch centre along an axis."""
-        return self.starts(n_patches) + (self.patch - 1) / 2.0
-
-    def rows_touching(self, lo: int, hi: int) -> range:
-        """Patch rows whose extent intersects grid rows ``[lo, hi)``."""
-        s, p, m = self.stride, self.patch, self.margin
-        first = max(0, -((-(lo + m - p + 1)) // s))  # ceil((lo + m - p + 1) / s)
-        last = min(self.n_rows - 1, (hi - 1 + m) // s)
-        return range(first, last + 1)
-
-
-def reflect_index(start: int, stop: int, n: int) -> np.ndarray:
-    """Indices into an axis of ``n`` cells for positions ``start..stop-1``, mirrored at the ends.
-
-    Same convention as ``numpy.pad(mode="reflect")`` (the edge cell is not repeated),
-    repeated as often as needed, so any padding width works, even ``n == 1``.
-    """
-    i = np.arange(start, stop, dtype=np.int64)
-    if n == 1:
-        return np.zeros_like(i)
-    period = 2 * (n - 1)
-    j = np.mod(i, period)
-    return np.where(j >= n, period - j, j)
 
 
 def window_1d(patch: int, overlap: int, kind: str = "cosine") -> np.ndarray:
@@ -138,7 +49,7 @@ def window_1d(patch: int, overlap: int, kind: str = "cosine") -> np.ndarray:
     return w
 
 
-def weight_sum(layout: Layout, n_patches: int, lo: int, hi: int, w: np.ndarray) -> np.ndarray:
+def weight_sum(layout: PatchLayout, n_patches: int, lo: int, hi: int, w: np.ndarray) -> np.ndarray:
     """Sum of the 1-D weights of all ``n_patches`` patches at positions ``lo..hi-1``."""
     total = np.zeros(hi - lo, dtype=np.float64)
     for s in layout.starts(n_patches):
@@ -154,7 +65,7 @@ class OverlapAdd:
     Parameters
     ----------
     layout
-        The tiling.
+        Where the patches go (a padded, non-ragged :class:`~topoae.layout.PatchLayout`).
     lo, hi
         Grid rows of the block (``0 <= lo < hi <= layout.height``).
     kind
@@ -166,7 +77,7 @@ class OverlapAdd:
     sum and returns float32 of shape ``(hi - lo, layout.width)``.
     """
 
-    def __init__(self, layout: Layout, lo: int, hi: int, kind: str = "cosine") -> None:
+    def __init__(self, layout: PatchLayout, lo: int, hi: int, kind: str = "cosine") -> None:
         self.layout, self.lo, self.hi = layout, lo, hi
         self.w = window_1d(layout.patch, layout.overlap, kind)
         self.w2 = np.outer(self.w, self.w)
