@@ -286,7 +286,7 @@ def write(results: dict, out: Path) -> None:
     fig.tight_layout()
     fig.savefig(out / "simulation_fidelity.png", dpi=110)
     lines = [
-        "# Simulation fidelity: the smallest file whose tsunami run keeps every gauge (issue 14)",
+        "## Simulation fidelity: the smallest file whose tsunami run keeps every gauge (issue 14)",
         "",
         f"Date {results['date']}. Machine: {results['machine']}. Model `{results['model']}`. "
         f"`python benchmarks/simulation_fidelity.py --cells {results['cells']}`.",
@@ -319,7 +319,7 @@ def write(results: dict, out: Path) -> None:
                          f"(per gauge " + ", ".join(f"{100 * v:.0f} %" for v in e["inside_fraction_per_gauge"])
                          + ").")
         lines.append("")
-    lines.append("![bytes vs worst gauge error](simulation_fidelity.png)")
+    lines.append("Plot: `benchmarks/results/simulation_fidelity.png` (bytes vs worst gauge error).")
     (out / "simulation_fidelity.md").write_text("\n".join(lines) + "\n")
 
 
