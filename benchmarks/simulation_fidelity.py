@@ -143,8 +143,17 @@ def score(t, ref, other) -> tuple[bool, float, list[dict]]:
     return worst <= 1.0, worst, rows
 
 
-def candidates(grid, z: np.ndarray, rd, integer: bool):
-    """``(codec, setting, bytes, reconstruction)`` for every codec, mode and setting."""
+CODECS = ("topoae", "topoae coast", "topoae relative", "sperr", "sz3", "sperr coast", "sperr relative")
+
+
+def candidates(grid, z: np.ndarray, rd, integer: bool, only: tuple[str, ...] = CODECS):
+    """``(codec, setting, bytes, reconstruction)`` for every codec, mode and setting in ``only``."""
+    for item in _candidates(grid, z, rd, integer, only):
+        if item[0] in only:
+            yield item
+
+
+def _candidates(grid, z: np.ndarray, rd, integer: bool, only: tuple[str, ...]):
     from topoae.baselines import get_baseline
     from topoae.codec import corrections, learned
 
@@ -153,7 +162,7 @@ def candidates(grid, z: np.ndarray, rd, integer: bool):
         return n, learned.decode(h, s, rd).values.astype(np.float64)
 
     seen = set()
-    for mode in ("topoae", "topoae coast"):
+    for mode in [m for m in ("topoae", "topoae coast") if m in only]:
         for r in RATIOS:
             h, s, _ = learned.encode_to_ratio(grid, rd, r, coastline="exact" if "coast" in mode else None,
                                              keep_attrs=False)
@@ -163,22 +172,24 @@ def candidates(grid, z: np.ndarray, rd, integer: bool):
             seen.add(key)
             n, rec = tae(h, s)
             yield mode, f"level {h['codec']['level']}", n, rec
-    for r in RELATIVE:
+    for r in RELATIVE if "topoae relative" in only else ():
         h, s = learned.encode(grid, rd, max_error=REL_MAX, relative_error=r, floor=0.5,
                               keep_attrs=False)
         n, rec = tae(h, s)
         yield "topoae relative", f"r={r:g}", n, rec
     sperr, sz3 = get_baseline("sperr"), get_baseline("sz3")
     for name, codec in (("sperr", sperr), ("sz3", sz3)):
-        for e in BOUNDS:
+        for e in BOUNDS if name in only else ():
             enc = codec.at_error(z, e)
             yield name, f"E={e:g} m", enc.nbytes, codec.decode(enc.blob).astype(np.float64)
-    for r in RATIOS:
+    for r in RATIOS if "sperr coast" in only else ():
         enc = sperr.at_ratio(z, r)
         base = sperr.decode(enc.blob).astype(np.float64)
         blob = corrections.encode_coast(z, base, integer) or b""
         rec = corrections.apply_coast(blob, base, integer) if blob else base
         yield "sperr coast", f"{r:g}x base", enc.nbytes + 4 + len(blob), rec
+    if "sperr relative" not in only:
+        return
     enc = sperr.at_error(z, REL_MAX)
     base = sperr.decode(enc.blob).astype(np.float64)
     if integer:
@@ -216,7 +227,7 @@ def run_region(name: str, path: Path, rd, args) -> dict:
     print(f"{name}: window {args.cells}² at row {r0} col {c0}, local grid {local.shape}, "
           f"{duration:.0f} s simulated, original run {wall:.0f} s", flush=True)
     by_codec: dict[str, list] = {}
-    for codec, setting, nbytes, rec in candidates(grid, z, rd, integer):
+    for codec, setting, nbytes, rec in candidates(grid, z, rd, integer, args.codecs):
         err = rec - z
         ok = np.isfinite(z)
         by_codec.setdefault(codec, []).append({
@@ -331,8 +342,12 @@ def main() -> None:
     ap.add_argument("--ensemble", type=int, default=16, help="members on Suruga (0: skip)")
     ap.add_argument("--only", default=None, help="comma-separated region names")
     ap.add_argument("--reuse", action="store_true", help="keep regions already in --out's JSON")
+    ap.add_argument("--codecs", default=",".join(CODECS), help="comma-separated subset of " + ", ".join(CODECS))
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     args = ap.parse_args()
+    args.codecs = tuple(c.strip() for c in args.codecs.split(","))
+    if bad := [c for c in args.codecs if c not in CODECS]:
+        raise SystemExit(f"unknown codec(s) {bad}; known: {', '.join(CODECS)}")
     import torch
 
     torch.set_num_threads(1)

@@ -462,3 +462,17 @@ def test_decoded_file_keeps_the_inputs_row_order(rd, tmp_path, projected):
         assert a[ydim].values[0] > a[ydim].values[-1]
         np.testing.assert_array_equal(b[ydim].values, a[ydim].values)
         assert "history" in b.attrs and "history" not in b["elevation"].attrs
+
+
+def test_depth_weights_favour_the_coastline_and_average_one():
+    from topoae.training.rd import depth_weights
+
+    z = np.array([[[-4000.0, -200.0, -20.0, -1.0, 0.0, 3.0, 900.0, np.nan]]])
+    w = depth_weights(z, 9.0, 50.0)
+    assert w.shape == (1, 1, 1, 8)
+    v = w[0, 0, 0]
+    assert v[-1] == 0.0  # NaN cells carry no weight
+    np.testing.assert_allclose(v.mean(), 1.0, rtol=1e-6)
+    assert v[4] > v[3] > v[2] > v[1] > v[0] and v[4] > v[5] > v[6]
+    np.testing.assert_allclose(v[4] / v[0], 10.0, rtol=1e-6)  # 1 + 9 at the shoreline
+    np.testing.assert_allclose(depth_weights(z, 0.0, 50.0)[0, 0, 0, :7], 8 / 7, rtol=1e-6)

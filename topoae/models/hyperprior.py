@@ -188,10 +188,13 @@ class HyperpriorModel(nn.Module):
 
 
 def rd_loss(
-    model: HyperpriorModel, out: dict[str, torch.Tensor], x: torch.Tensor, level: torch.Tensor
+    model: HyperpriorModel, out: dict[str, torch.Tensor], x: torch.Tensor, level: torch.Tensor,
+    weight: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """Rate (bits per cell) + λ_level · MSE (on the network's scale), averaged over the batch.
 
+    ``weight`` (shaped like ``x``, mean 1 per sample) weights each cell's squared error,
+    e.g. toward shallow water (:func:`topoae.training.rd.depth_weights`).
     Returns the named parts: ``loss``, ``bpc`` (bits per cell) and ``mse`` (network scale).
     """
     b = x.shape[0]
@@ -200,7 +203,10 @@ def rd_loss(
         -torch.log2(out["y_likelihoods"].float()).reshape(b, -1).sum(1)
         - torch.log2(out["z_likelihoods"].float()).reshape(b, -1).sum(1)
     ) / cells
-    mse = ((out["x_hat"].float() - x.float()) ** 2).reshape(b, -1).mean(1)
+    err2 = (out["x_hat"].float() - x.float()) ** 2
+    if weight is not None:
+        err2 = err2 * weight
+    mse = err2.reshape(b, -1).mean(1)
     lam = model.lambdas[level]
     loss = (bits + lam * mse).mean()
     return {"loss": loss, "bpc": bits.mean(), "mse": mse.mean(), "bpc_each": bits.detach(),
