@@ -13,11 +13,12 @@
 set -euo pipefail
 OUT="${OUT:-out}"
 MINUTES="${MINUTES:-6.5}"
+STEPS="${STEPS:-60000}"  # the cosine schedule's length; a resumed run continues towards it
 mkdir -p "$OUT/rd"
 if [ -f runs/rd/last.pt ]; then cp runs/rd/last.pt runs/rd/config.json runs/rd/metrics.csv "$OUT/rd/" 2>/dev/null || true; fi
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
 # bf16 autocast on CUDA (GDN and likelihoods stay float32); a larger batch and crop suit an H100.
 PYTHONPATH=. python -m topoae.training.rd --out "$OUT/rd" --device cuda --minutes "$MINUTES" \
     --data data_cache/gebco15_tiles.npz --split benchmarks/rd_split.json \
-    --batch 64 --crop 256 --val-every 250 $( [ -f "$OUT/rd/last.pt" ] && echo --resume ) \
+    --batch 64 --crop 256 --val-every 250 --steps "$STEPS" $( [ -f "$OUT/rd/last.pt" ] && echo --resume ) \
     2>&1 | tee "$OUT/rd/gpu_train.log"

@@ -359,13 +359,14 @@ def main(argv: list[str] | None = None) -> None:
                     help=f"split file of the .npz tiles [default: {RDTrainConfig.split}]")
     ap.add_argument("--out", required=True)
     ap.add_argument("--minutes", type=float, default=60.0)
-    ap.add_argument("--steps", type=int, default=RDTrainConfig.total_steps)
-    ap.add_argument("--batch", type=int, default=RDTrainConfig.batch)
-    ap.add_argument("--crop", type=int, default=RDTrainConfig.crop)
-    ap.add_argument("--lr", type=float, default=RDTrainConfig.lr)
+    # these five default to the config's (a fresh run) or the run's (--resume) unless given
+    ap.add_argument("--steps", type=int, default=None, help=f"[{RDTrainConfig.total_steps}]")
+    ap.add_argument("--batch", type=int, default=None, help=f"[{RDTrainConfig.batch}]")
+    ap.add_argument("--crop", type=int, default=None, help=f"[{RDTrainConfig.crop}]")
+    ap.add_argument("--lr", type=float, default=None, help=f"[{RDTrainConfig.lr}]")
     ap.add_argument("--channels", type=int, default=HyperpriorConfig.channels)
     ap.add_argument("--latent-channels", type=int, default=HyperpriorConfig.latent_channels)
-    ap.add_argument("--val-every", type=int, default=RDTrainConfig.val_every)
+    ap.add_argument("--val-every", type=int, default=None, help=f"[{RDTrainConfig.val_every}]")
     ap.add_argument("--depth-weight", type=float, default=RDTrainConfig.depth_weight,
                     help="weight shallow water and low land: 1 + W·exp(−|z|/scale)")
     ap.add_argument("--depth-scale", type=float, default=RDTrainConfig.depth_scale)
@@ -385,11 +386,16 @@ def main(argv: list[str] | None = None) -> None:
         if a.data is not None:  # the same tiles elsewhere or as .npz (a GPU machine has no zarr)
             keep = not store and a.split is None and cfg.split
             cfg = replace(cfg, data=data, split=cfg.split if keep else split)
+        given = {k: v for k, v in (("total_steps", a.steps), ("batch", a.batch), ("crop", a.crop),
+                                   ("lr", a.lr), ("val_every", a.val_every)) if v is not None}
+        cfg = replace(cfg, **given)  # e.g. a GPU resumes a CPU run with a larger batch
     else:
         cfg = RDTrainConfig(
             model=HyperpriorConfig(channels=a.channels, latent_channels=a.latent_channels),
-            data=data, split=split, crop=a.crop, batch=a.batch, lr=a.lr,
-            total_steps=a.steps, val_every=a.val_every, depth_weight=a.depth_weight,
+            data=data, split=split, crop=a.crop or RDTrainConfig.crop,
+            batch=a.batch or RDTrainConfig.batch, lr=a.lr or RDTrainConfig.lr,
+            total_steps=a.steps or RDTrainConfig.total_steps,
+            val_every=a.val_every or RDTrainConfig.val_every, depth_weight=a.depth_weight,
             depth_scale=a.depth_scale)
     try:
         train(cfg, out, minutes=a.minutes, resume=a.resume, device=a.device, threads=a.threads,
