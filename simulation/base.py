@@ -87,7 +87,6 @@ class Engine(ABC):
         what is missing. ``progress(message)`` is told before any slow step.
         """
 
-    @abstractmethod
     def run(
         self,
         bathymetry: xr.DataArray,
@@ -124,6 +123,15 @@ class Engine(ABC):
         DependencyError
             The engine cannot run here (as :meth:`prepare`).
         """
+        cfg = config if config is not None else self.config_class()
+        x, y, z, e0, pts = engine_inputs(bathymetry, eta0, gauges)
+        return self._solve(x, y, z, e0, pts, cfg)
+
+    @abstractmethod
+    def _solve(self, x: np.ndarray, y: np.ndarray, z: np.ndarray, eta0: np.ndarray,
+               gauges: np.ndarray, config: Any) -> GaugeRun:
+        """The engine's own work on checked float64 inputs (:func:`engine_inputs`) and its
+        settings (an instance of :attr:`config_class`)."""
 
     def make_config(self, **settings: Any) -> Any:
         """This engine's settings from ``topoae simulate``'s options (``duration``, ``every``,

@@ -17,10 +17,9 @@ import contextlib
 import io
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import numpy as np
-import xarray as xr
 
 from topoae.errors import DependencyError
 from topoae.simulation.base import (
@@ -64,17 +63,9 @@ class AnugaEngine(Engine):
     def prepare(self, progress: Callable[[str], None] | None = None) -> None:
         import_anuga()
 
-    def run(
-        self,
-        bathymetry: xr.DataArray,
-        eta0: xr.DataArray | np.ndarray,
-        gauges: Sequence[tuple[float, float]],
-        config: EngineConfig | None = None,
-    ) -> GaugeRun:
+    def _solve(self, x: np.ndarray, y: np.ndarray, z: np.ndarray, e0: np.ndarray,
+               pts: np.ndarray, cfg: EngineConfig) -> GaugeRun:
         from scipy.interpolate import RegularGridInterpolator
-
-        cfg = config or EngineConfig()
-        x, y, z, e0, pts = engine_inputs(bathymetry, eta0, gauges)
 
         os.environ["OMP_NUM_THREADS"] = str(cfg.threads)
         anuga = import_anuga()

@@ -27,14 +27,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
 from topoae.errors import DependencyError, RegionError
-from topoae.simulation.base import Engine, EngineConfig, GaugeRun, engine_inputs
+from topoae.simulation.base import Engine, EngineConfig, GaugeRun
 
 DRY_TOLERANCE = 1e-3  # m; as ANUGA's gauge reading (NaN while drier than this)
 
@@ -232,17 +232,9 @@ class GeoClawEngine(Engine):
             progress("preparing GeoClaw (compiled on first use, then cached)")
         geoclaw_executable()
 
-    def run(
-        self,
-        bathymetry: xr.DataArray,
-        eta0: xr.DataArray | np.ndarray,
-        gauges: Sequence[tuple[float, float]],
-        config: EngineConfig | None = None,
-    ) -> GaugeRun:
+    def _solve(self, x: np.ndarray, y: np.ndarray, z: np.ndarray, e0: np.ndarray,
+               pts: np.ndarray, cfg: EngineConfig) -> GaugeRun:
         from topoae.simulation.geoclaw import write_tt3
-
-        cfg = config or EngineConfig()
-        x, y, z, e0, pts = engine_inputs(bathymetry, eta0, gauges)
 
         exe = geoclaw_executable()  # imports clawpack
         from clawpack.pyclaw.gauges import GaugeSolution

@@ -20,7 +20,7 @@ from topoae.cli.main import cli
 from topoae.constants import DEFAULT_ENGINE, ENGINES
 from topoae.errors import ConfigError, DependencyError
 from topoae.simulation import engines
-from topoae.simulation.base import Engine, EngineConfig, GaugeRun, engine_inputs
+from topoae.simulation.base import Engine, EngineConfig, GaugeRun
 from topoae.simulation.engines import REGISTRY, engine_class, get_engine, parse_engine
 
 
@@ -123,9 +123,7 @@ class StubEngine(Engine):
     def make_config(self, *, duration, every, **_ignored) -> StubConfig:
         return StubConfig(end_time=duration, probe_every=every)
 
-    def run(self, bathymetry, eta0, gauges, config=None) -> GaugeRun:
-        cfg = config or StubConfig()
-        x, y, z, _, pts = engine_inputs(bathymetry, eta0, gauges)
+    def _solve(self, x, y, z, eta0, pts, cfg) -> GaugeRun:
         depth = [-z[np.abs(y - gy).argmin(), np.abs(x - gx).argmin()] for gx, gy in pts]
         t = np.arange(0.0, cfg.end_time + 1e-9, cfg.probe_every)
         eta = np.sin(t / 100.0)[:, None] * (np.asarray(depth) * 1e-5)[None, :]

@@ -27,7 +27,7 @@ import xarray as xr
 
 from topoae._atomic import atomic_path
 from topoae.errors import ConfigError, StoreError
-from topoae.io.grid import DESCENDING, global_attrs
+from topoae.io.grid import DESCENDING, file_attrs
 
 KIND = "latents"
 FORMAT_VERSION = 1
@@ -392,7 +392,7 @@ def save_grid(
         raise ConfigError(f"output {p} must end in .nc or .tif")
     name = str(da.name or "elevation")
     descending = list(da.encoding.get(DESCENDING, ()))
-    file_attrs = global_attrs(da)
+    source_attrs = file_attrs(da)
     attrs = dict(da.attrs)
     if dtype == "int16":
         da = _as_int16(da)
@@ -415,7 +415,7 @@ def save_grid(
             # the source file's global attributes (kept by the codecs) win over the CF
             # dataset attributes found on the variable (grids built in memory)
             ds.attrs = _netcdf_attrs({**{k: da.attrs[k] for k in GLOBAL_ATTRS if k in da.attrs},
-                                      **file_attrs})
+                                      **source_attrs})
             if "history" in ds.attrs:  # CF: history is a global attribute only
                 ds[name].attrs.pop("history", None)
             ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=enc)

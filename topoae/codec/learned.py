@@ -43,12 +43,11 @@ from topoae.codec.patch import _check_grid as _check_labelled_grid
 from topoae.codec.patch import _crs_text
 from topoae.codec.patch_model import jsonable as _jsonable
 from topoae.errors import ConfigError, ModelMismatchError, RegionError, StoreError
-from topoae.io.grid import DESCENDING, GLOBAL_ATTRS, append_history, data_attrs, global_attrs
+from topoae.io.grid import DESCENDING, add_history, data_attrs, descending_dims, file_attrs
 from topoae.layout import PatchLayout
 from topoae.models.hyperprior import HyperpriorModel
 
 FORMAT = "topoae-rd"
-#: attributes :func:`topoae.io.open_grid` adds about the read itself, not stored in files
 
 
 @dataclass(frozen=True)
@@ -470,6 +469,8 @@ def _header(grid, rd, cfg, geo, integer, nan_cells, streams: dict[str, bytes]) -
     # the reader's own bookkeeping (``source``: the path it read, ``variable``) is not the data's
     attrs = (data_attrs(grid) if cfg.keep_attrs
              else {k: grid.attrs[k] for k in ("units",) if k in grid.attrs})
+    glob = file_attrs(grid) if cfg.keep_attrs else {}
+    desc = descending_dims(grid)
     return {
         "format": FORMAT,
         "topoae": __version__,
@@ -481,11 +482,9 @@ def _header(grid, rd, cfg, geo, integer, nan_cells, streams: dict[str, bytes]) -
             "integer": integer, "coords": coords,
             "coord_attrs": {d: _jsonable(dict(grid[d].attrs)) for d in (d0, d1)} if cfg.keep_attrs else {},
             "attrs": _jsonable(attrs), "crs": _crs_text(grid), "nan_cells": nan_cells,
-            **({"global_attrs": _jsonable(global_attrs(grid))}
-               if cfg.keep_attrs and global_attrs(grid) else {}),
+            **({"global_attrs": _jsonable(glob)} if glob else {}),
             # dims that run descending in the file read: a decoded NetCDF is written that way
-            **({"descending": desc} if (desc := [str(d) for d in grid.encoding.get(DESCENDING, ())
-                                                if str(d) in (d0, d1)]) else {}),
+            **({"descending": desc} if desc else {}),
         },
         "streams": list(streams),
     }
@@ -701,9 +700,8 @@ def _template(values: np.ndarray, header: dict[str, Any], streams: dict[str, byt
             f"{header['model']}, quality {header['codec']['level']}"
             + (f", max error {header['codec']['max_error']:g} m" if header["codec"]["max_error"] else "")
             + ")")
-    da.attrs = append_history(attrs, line)
-    if g.get("global_attrs"):  # the source file's own, with the same history line
-        da.encoding[GLOBAL_ATTRS] = append_history(dict(g["global_attrs"]), line)
+    da.attrs = attrs
+    add_history(da, line, g.get("global_attrs"))
     if g.get("crs"):
         try:
             import rioxarray  # noqa: F401

@@ -57,7 +57,7 @@ from topoae.errors import (
     InputError,
     RegionError,
 )
-from topoae.io.grid import DESCENDING, GLOBAL_ATTRS, append_history, data_attrs, global_attrs
+from topoae.io.grid import DESCENDING, add_history, data_attrs, descending_dims, file_attrs
 from topoae.layout import PatchLayout
 from topoae.nanfill import fill_nearest
 
@@ -332,12 +332,12 @@ def _build_dataset(grid, cm, cfg, layout, mu, logvar, offset, scale, mask_frames
             "shape": [layout.height, layout.width],
             # the reader's bookkeeping (``source``: the path it read) is not the data's
             "attrs": jsonable(data_attrs(grid)),
-            **({"global_attrs": jsonable(global_attrs(grid))} if global_attrs(grid) else {}),
+            **({"global_attrs": jsonable(glob)} if (glob := file_attrs(grid)) else {}),
             "crs": _crs_text(grid),
             # whole numbers in int16 range (GEBCO): int16 by default, integer residual
             "integer": counts["integer"],
             "dtype": "int16" if counts["integer"] and counts["max_abs"] <= 32767 else "float32",
-            "descending": [str(d) for d in grid.encoding.get(DESCENDING, ()) if d in (d0, d1)],
+            "descending": descending_dims(grid),
             "coords": coord_meta,
             "coord_attrs": {d: jsonable(dict(grid[d].attrs)) for d in (d0, d1)},
         },
@@ -405,9 +405,7 @@ def decode(
         f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}: reconstructed by topoae {__version__} (patch "
         f"codec, model {str(dec.meta['model_id']).split(':')[-1][:16]}{bound})"
     )
-    out.attrs = append_history(out.attrs, line)
-    if g.get("global_attrs"):  # the source file's own, with the same history line
-        out.encoding[GLOBAL_ATTRS] = append_history(dict(g["global_attrs"]), line)
+    add_history(out, line, g.get("global_attrs"))
     out.encoding.update(dtype=out_dtype, **{DESCENDING: g.get("descending", [])})
     if out_dtype == "int16":  # so that a plain to_netcdf also writes NaN as GEBCO's fill
         out.encoding["_FillValue"] = INT16_FILL

@@ -31,7 +31,7 @@ READER_ATTRS = "topoae_reader_attrs"
 #: Conventions, source, history, ...), kept apart from the variable's own attributes
 #: (whose ``source`` is the path read) so that the codecs store them and a decoded
 #: NetCDF writes them back as global attributes.
-GLOBAL_ATTRS = "topoae_global_attrs"
+FILE_ATTRS = "topoae_global_attrs"
 
 #: Names tried in order when no variable is given.
 PREFERRED_NAMES = (
@@ -269,7 +269,7 @@ def open_grid(
         2-D float32 metres, positive up, NaN for nodata, dims ``(lat, lon)`` or ``(y, x)``
         ascending, lazy, with ``attrs`` from the file plus ``source``, ``variable``, ``units``;
         ``encoding[DESCENDING]`` lists the dims that run descending in the file,
-        ``encoding[GLOBAL_ATTRS]`` holds the file's global attributes.
+        ``encoding[FILE_ATTRS]`` holds the file's global attributes.
     """
     p = Path(path)
     ds = open_any(p)
@@ -303,7 +303,7 @@ def open_grid(
         from topoae.io.bbox import subset_bbox
 
         da = subset_bbox(da, bbox)
-    da.encoding = {**da.encoding, DESCENDING: descending, GLOBAL_ATTRS: dict(ds.attrs),
+    da.encoding = {**da.encoding, DESCENDING: descending, FILE_ATTRS: dict(ds.attrs),
                    READER_ATTRS: ("source", "variable")}
     return da
 
@@ -314,15 +314,28 @@ def data_attrs(da: xr.DataArray) -> dict:
     return {k: v for k, v in da.attrs.items() if k not in skip}
 
 
-def global_attrs(da: xr.DataArray) -> dict:
+def file_attrs(da: xr.DataArray) -> dict:
     """The global attributes of the file ``da`` was read from (empty if none)."""
-    return dict(da.encoding.get(GLOBAL_ATTRS) or {})
+    return dict(da.encoding.get(FILE_ATTRS) or {})
 
 
-def append_history(attrs: dict, line: str) -> dict:
-    """``attrs`` with ``line`` appended to its CF ``history`` (one entry per line)."""
+def descending_dims(da: xr.DataArray) -> list[str]:
+    """The dims of ``da`` that ran descending in the file it was read from."""
+    return [str(d) for d in da.encoding.get(DESCENDING, ()) if d in da.dims]
+
+
+def _append_history(attrs: dict, line: str) -> dict:
     old = attrs.get("history")
     return {**attrs, "history": f"{old}\n{line}" if old else line}
+
+
+def add_history(da: xr.DataArray, line: str, stored_file_attrs: dict | None = None) -> None:
+    """Append ``line`` to the CF ``history`` of a reconstructed grid: of its attributes, and of
+    the source file's global attributes when a codec stored them (kept, with the line, in
+    ``encoding[FILE_ATTRS]`` for :func:`topoae.codec.files.save_grid`)."""
+    da.attrs = _append_history(da.attrs, line)
+    if stored_file_attrs:
+        da.encoding[FILE_ATTRS] = _append_history(dict(stored_file_attrs), line)
 
 
 def _attach_crs(da: xr.DataArray, ds: xr.Dataset) -> xr.DataArray:
