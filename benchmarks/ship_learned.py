@@ -123,6 +123,9 @@ def main() -> None:
     ap.add_argument("--ckpt", type=Path, default=REPO / "runs" / "rd" / "best.pt")
     ap.add_argument("--results", type=Path, default=None)
     ap.add_argument("--out", type=Path, default=WEIGHTS / f"{NAME}.pt")
+    ap.add_argument("--recipe", default=None,
+                    help="how the checkpoint was trained, in words (warm starts and their runs), "
+                         "for the card")
     ap.add_argument("--card-only", action="store_true",
                     help="only re-measure the card of the already shipped weights (demo region, "
                          "and --results when given)")
@@ -176,7 +179,8 @@ def main() -> None:
         "training": {"steps": payload["extra"].get("step"), "last_logged": curve[-1] if curve else None,
                      "data": "GEBCO 15-arcsec tiles of ../shared/data/gebco_15s/tiles, whole tiles per "
                              "split (benchmarks/rd_split.json); 135-150E 30-45N excluded upstream",
-                     "machine": "2-core CPU, 2 threads, no GPU"},
+                     "machine": "2-core CPU, 2 threads, no GPU",
+                     **({"recipe": a.recipe} if a.recipe else {})},
         "level_ratios_val": ratios,
         "sample_tau": taus,
         "sample_coverage_val": covs,

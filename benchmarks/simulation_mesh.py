@@ -1,13 +1,15 @@
 """What moves a tsunami run's absolute heights: the same case at two (or three) mesh sizes.
 
     python benchmarks/simulation_mesh.py [--spacings 10000,5000] [--duration 2400]
+        [--engines anuga,geoclaw]
 
-The Tohoku case of issue 14 with ANUGA: ETOPO1 0.1° bathymetry of the Tohoku box
+The Tohoku case of issue 14 with ANUGA and GeoClaw: ETOPO1 0.1° bathymetry of the Tohoku box
 (139–147°E, 34–42°N, ``topoae.regions.TOHOKU_BOX``), one Okada subfault of roughly the
 2011 rupture's size (strike 193°, dip 14°, rake 81°, 300 × 150 km, 20 m of slip, centroid
 at 142.8°E 38.3°N and 20 km depth: an illustration, not a source inversion), gauges on
 the 38.3°N line at about 50, 125, 1000 and 6400 m of water. The grid is resampled to each
-``--spacings`` value (metres; ANUGA's cross mesh has four triangles per cell) and run on
+``--spacings`` value (metres; ANUGA's cross mesh has four triangles per cell, GeoClaw runs
+that grid's cells, one level, no refinement) and each engine runs
 the original and on two reconstructions by the default learned codec: the default level,
 and ``--max-error 25``. Per gauge and mesh: the original's peak and arrival, and each
 reconstruction's difference, to set how much the mesh moves the absolute heights against
@@ -51,6 +53,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--spacings", default="10000,5000")
     ap.add_argument("--duration", type=float, default=2400.0)
+    ap.add_argument("--engines", default="anuga", help="comma-separated: anuga, geoclaw")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     a = ap.parse_args()
     import torch
@@ -85,15 +88,18 @@ def main() -> None:
                  "gauges": [{"lon": g[0], "lat": g[1], "depth_m": d} for g, d in zip(gauges, depths,
                                                                                       strict=True)],
                  "duration_s": a.duration, "runs": []}
-    for sp in (float(v) for v in a.spacings.split(",")):
+    runs = [(e.strip(), float(v)) for e in a.engines.split(",") for v in a.spacings.split(",")]
+    for engine, sp in runs:
         t0 = time.perf_counter()
         cfg = CheckConfig(engine=EngineConfig(duration=a.duration, every=10.0), gauges=tuple(gauges),
-                          spacing=sp, max_cells=None, flat=False, origin=(143.0, 38.0))
+                          spacing=sp, max_cells=None, flat=False, origin=(143.0, 38.0),
+                          engine_name=engine)
         r = shallow_water_check(grid, compared={"topoae": recon, "bounded": bounded}, source=source,
                                 config=cfg)
         rows = [m for m in r.metrics if m["run"] == "topoae"]
         rows_b = [m for m in r.metrics if m["run"] == "bounded"]
-        run = {"spacing_m": sp, "cells": r.record["grid"]["cells"], "triangles": r.record["grid"]["triangles"],
+        run = {"engine": engine, "spacing_m": sp, "cells": r.record["grid"]["cells"],
+               "triangles": r.record["grid"].get("triangles"),
                "wall_s": time.perf_counter() - t0, "gauges": []}
         for m, mb in zip(rows, rows_b, strict=True):
             run["gauges"].append({"peak_m": m["max_amplitude_ref"], "arrival_s": m["arrival_time_ref"],
@@ -104,35 +110,37 @@ def main() -> None:
                                   "bounded_arrival_err_s": mb["arrival_time_error"],
                                   "bounded_corr": mb["correlation"]})
         res["runs"].append(run)
-        print(f"{sp:.0f} m: {run['cells']} cells, {run['wall_s']:.0f} s; peaks "
+        print(f"{engine} {sp:.0f} m: {run['cells']} cells, {run['wall_s']:.0f} s; peaks "
               + ", ".join(f"{x['peak_m']:.3f}" for x in run["gauges"]), flush=True)
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / "simulation_mesh.json").write_text(json.dumps(res, indent=1, default=float))
     lines = [
         "## What moves a tsunami run's absolute heights (`benchmarks/simulation_mesh.py`)",
         "",
-        f"Date {res['date']}, 2-core CPU (shared). ANUGA (DE0, reflective walls), ETOPO1 0.1° Tohoku "
+        f"Date {res['date']}, 2-core CPU (shared). Engines: {a.engines} (ANUGA DE0; GeoClaw one "
+        "level, no AMR; reflective walls, no friction), ETOPO1 0.1° Tohoku "
         f"box ({grid.shape[0]}×{grid.shape[1]} cells), one Okada subfault of roughly the 2011 "
         f"rupture's size (illustrative), {a.duration:.0f} s. Reconstruction: default learned codec, "
         f"level {h['codec']['level']}, {nbytes:,} bytes ({res['codec']['ratio']:.0f}×), RMSE "
         f"{rmse:.1f} m (0.1° data is far from the 15″ training data).",
         "",
-        "| mesh spacing | cells | run s | " + " | ".join(f"G{i + 1} ({d:.0f} m) peak / arrival"
-                                                    for i, d in enumerate(depths)) + " |",
-        "|---|---|---|" + "---|" * len(depths),
+        "| engine | mesh spacing | cells | run s | "
+        + " | ".join(f"G{i + 1} ({d:.0f} m) peak / arrival" for i, d in enumerate(depths)) + " |",
+        "|---|---|---|---|" + "---|" * len(depths),
     ]
     for run in res["runs"]:
-        lines.append(f"| {run['spacing_m'] / 1000:g} km | {run['cells']:,} | {run['wall_s']:.0f} | "
+        lines.append(f"| {run['engine']} | {run['spacing_m'] / 1000:g} km | {run['cells']:,} | "
+                     f"{run['wall_s']:.0f} | "
                      + " | ".join(f"{x['peak_m']:.3f} m / {x['arrival_s']:.0f} s" for x in run["gauges"])
                      + " |")
     for key, what in (("topoae", f"default level ({nbytes:,} bytes)"),
                       ("bounded", f"`--max-error 25` ({nbytes_b:,} bytes)")):
         lines += ["", f"Compression's effect at the same mesh, {what}: reconstruction − original "
                   "(peak / arrival / correlation):", "",
-                  "| mesh spacing | " + " | ".join(f"G{i + 1}" for i in range(len(depths))) + " |",
-                  "|---|" + "---|" * len(depths)]
+                  "| engine | mesh spacing | " + " | ".join(f"G{i + 1}" for i in range(len(depths)))
+                  + " |", "|---|---|" + "---|" * len(depths)]
         for run in res["runs"]:
-            lines.append(f"| {run['spacing_m'] / 1000:g} km | "
+            lines.append(f"| {run['engine']} | {run['spacing_m'] / 1000:g} km | "
                          + " | ".join(f"{x[key + '_peak_err_m']:+.3f} m / {x[key + '_arrival_err_s']:+.0f} s"
                                       f" / {x[key + '_corr']:.3f}" for x in run["gauges"]) + " |")
     (a.out / "simulation_mesh.md").write_text("\n".join(lines) + "\n")

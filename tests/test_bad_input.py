@@ -170,8 +170,8 @@ CASES = [
     # --- training data
     C("tile-split-file-naming-no-input", "tile {g64} --patch 32 --split-by-file {split_json} "
       "--out {out}", r"input g64 is in no split of the split file", "a.zarr"),
-    C("train-wrong-patch-size", "train {patches32} --epochs 1 --quiet --device cpu --out {out}",
-      r"the store has 32x32 patches, the model expects 96", "run"),
+    C("train-patch-not-multiple-of-16", "train {patches24} --epochs 1 --quiet --device cpu "
+      "--out {out}", r"the store has 24x24 patches; the patch models take a multiple of 16", "run"),
 ]
 
 
@@ -355,8 +355,8 @@ class _Inputs:
         (path := self.root / "split.json").write_text(json.dumps(splits))
         return path
 
-    def _patches32(self):
-        self._cli("tile", self["g64"], "--patch", "32", "--out", str(p := self.root / "p32.zarr"))
+    def _patches24(self):
+        self._cli("tile", self["g64"], "--patch", "24", "--out", str(p := self.root / "p24.zarr"))
         return p
 
 

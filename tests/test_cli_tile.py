@@ -138,3 +138,16 @@ def test_tile_through_a_local_cluster(tmp_path, gebco_nc):
 def test_unreachable_scheduler(tmp_path, gebco_nc):
     r = run("tile", gebco_nc, "--out", tmp_path / "u.zarr", "--scheduler", "tcp://127.0.0.1:9")
     assert r.exit_code == 1 and "cannot reach the dask scheduler" in r.output
+
+
+def test_train_takes_the_store_patch_size(tmp_path, gebco_nc):
+    """``tile --patch 32`` then ``train``: the model is built for 32-cell patches."""
+    from topoae.checkpoint import read_checkpoint
+
+    store = tmp_path / "p32.zarr"
+    assert run("tile", gebco_nc, "--out", store, "--patch", 32).exit_code == 0
+    r = run("train", store, "--out", tmp_path / "run", "--epochs", 1, "--batch", 8, "--quiet",
+            "--device", "cpu")
+    assert r.exit_code == 0, r.output
+    payload, _ = read_checkpoint(tmp_path / "run" / "last.pt")
+    assert payload["config"]["model"]["patch_size"] == 32

@@ -46,6 +46,7 @@ from topoae.errors import ConfigError, ModelMismatchError, RegionError, StoreErr
 from topoae.io.grid import DESCENDING, add_history, data_attrs, descending_dims, file_attrs
 from topoae.layout import PatchLayout
 from topoae.models.hyperprior import HyperpriorModel
+from topoae.models.inference import InferenceTransforms
 
 FORMAT = "topoae-rd"
 
@@ -56,8 +57,10 @@ class RDCodecConfig:
 
     level: int
     tile: int = 512  # cells per tile side (multiple of 64)
-    margin: int = 64  # analysis margin in cells (≥ the receptive field, 61)
-    synth_margin: int = 4  # synthesis margin in latents
+    #: analysis margin in cells: a latent sees 30 cells before its 16-cell block and 15 after
+    margin: int = 32
+    #: synthesis margin in latents: a block's cells see one latent before and two after
+    synth_margin: int = 2
     max_error: float | None = None
     keep_attrs: bool = True
     outliers: bool = True  # sparse corrections of the cells the model misses (spikes)
@@ -105,9 +108,11 @@ class RDModel:
     name: str = "hyperprior"
     level_ratios: tuple[float, ...] = ()
     h_s64: torch.nn.Module = field(init=False, repr=False)
+    fast: InferenceTransforms = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.h_s64 = copy.deepcopy(self.net.h_s).double().eval()
+        self.fast = InferenceTransforms(self.net)
 
     @property
     def levels(self) -> int:
@@ -163,14 +168,16 @@ def _read(grid: xr.DataArray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     return block[np.ix_(rows - r0, cols - c0)]
 
 
-def _scan(grid: xr.DataArray, stride: int, step: float, band: int = 1024) -> tuple[np.ndarray, bool, int]:
-    """One pass over the grid in bands of rows (bounded memory): the offset-field nodes,
+def _scan(grid: xr.DataArray, stride: int, step: float, cells: int = 1 << 20
+          ) -> tuple[np.ndarray, bool, int]:
+    """One pass over the grid in bands of rows (about ``cells`` cells each, at least
+    ``stride`` rows, so memory stays bounded on wide grids too): the offset-field nodes,
     whether every valid value is a whole number, and the roughness exponent."""
     h, w = grid.shape
     means = []
     integer = True
     rsum, rcount = 0.0, 0
-    band = max(stride, band // stride * stride)
+    band = max(stride, cells // max(w, 1) // stride * stride)
     prev = None
     for r0 in range(0, h, band):
         z = np.asarray(grid.isel({grid.dims[0]: slice(r0, min(h, r0 + band))}).values, dtype=np.float64)
@@ -197,10 +204,10 @@ def _h_s64(rd: RDModel, z_hat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean[0].numpy(), scale[0].numpy()
 
 
-def _analyse_tile(net: HyperpriorModel, grid: xr.DataArray, nodes: np.ndarray, geo: PatchLayout,
-                  cfg: RDCodecConfig, i: int, j: int) -> np.ndarray:
+def _analyse_tile(fast: InferenceTransforms, grid: xr.DataArray, nodes: np.ndarray,
+                  geo: PatchLayout, cfg: RDCodecConfig, i: int, j: int) -> np.ndarray:
     """Ungained latents of tile (i, j), float32 ``(M, th/16, tw/16)``."""
-    mc = net.config
+    mc = fast.net.config
     r0, r1 = geo.span(i, 0)
     c0, c1 = geo.span(j, 1)
     rows = geo.indices(i, i + 1, axis=0)  # the tile and its context, mirrored past the grid
@@ -209,8 +216,7 @@ def _analyse_tile(net: HyperpriorModel, grid: xr.DataArray, nodes: np.ndarray, g
     off = offset_field.expand(nodes, (geo.height, geo.width), mc.offset_stride, mc.offset_step,
                               rows=rows, cols=cols)
     r = np.where(np.isfinite(z), (z - off) / (mc.unit * cfg.scale), 0.0).astype(np.float32)
-    with torch.no_grad():
-        y = net.g_a(torch.from_numpy(r)[None, None])[0].numpy()
+    y = fast.analyse(torch.from_numpy(r)[None, None])[0].numpy()
     k = geo.context // 16
     return y[:, k:k + (r1 - r0) // 16, k:k + (c1 - c0) // 16]
 
@@ -279,9 +285,8 @@ class _Synth:
         w = self.latents(i, j).shape[2]
         win = big[:, r0:r0 + top + h + (k if i < nti - 1 else 0),
                   c0:c0 + left + w + (k if j < ntj - 1 else 0)]
-        with torch.no_grad():
-            x = self.rd.net.synthesise(torch.from_numpy(np.ascontiguousarray(win))[None],
-                                       self.level)[0, 0].numpy()
+        x = self.rd.fast.synthesise(torch.from_numpy(np.ascontiguousarray(win))[None],
+                                    self.level)[0, 0].numpy()
         return x[top * 16:(top + h) * 16, left * 16:(left + w) * 16]
 
 
@@ -334,7 +339,7 @@ def encode(grid: xr.DataArray, model: Any, *, level: int | None = None, max_erro
     nan_cells = 0
     for i in range(nti):
         for j in range(ntj):
-            y0 = _analyse_tile(rd.net, grid, nodes, geo, cfg, i, j)
+            y0 = _analyse_tile(rd.fast, grid, nodes, geo, cfg, i, j)
             blob, yh = _code_tile(rd, y0, lev)
             streams[f"tile:{i},{j}"] = blob
             yhat[(i, j)] = yh

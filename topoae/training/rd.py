@@ -250,6 +250,30 @@ def validate(model: HyperpriorModel, x: torch.Tensor, scales: np.ndarray,
     return res
 
 
+def map_gains(gain: torch.Tensor, old: Any, new: Any) -> torch.Tensor:
+    """Log-gains for the λ ladder ``new`` from a model trained on the ladder ``old``.
+
+    A λ of ``old`` keeps its row; any other λ gets the row interpolated (or, outside the
+    old ladder, extrapolated) linearly in log λ between its two nearest old levels, so a
+    warm start can add a level below or above the trained ones.
+    """
+    lo = np.log(np.asarray(old, dtype=np.float64))
+    rows = []
+    for lam in new:
+        t = math.log(lam)
+        hit = np.flatnonzero(np.isclose(lo, t))
+        if hit.size:
+            rows.append(gain[int(hit[0])].clone())
+            continue
+        if len(lo) == 1:
+            rows.append(gain[0].clone())
+            continue
+        j = int(np.clip(np.searchsorted(lo, t), 1, len(lo) - 1))
+        w = (t - lo[j - 1]) / (lo[j] - lo[j - 1])
+        rows.append(gain[j - 1] + float(w) * (gain[j] - gain[j - 1]))
+    return torch.stack(rows)
+
+
 def train(cfg: RDTrainConfig, out: Path, *, minutes: float, resume: bool, device: str,
           threads: int | None, init: str | None = None) -> None:
     if threads:
@@ -275,6 +299,10 @@ def train(cfg: RDTrainConfig, out: Path, *, minutes: float, resume: bool, device
                     warm[k] = warm[k].clamp_min(1e-3) ** 2
                 elif k.endswith(".gamma"):
                     warm[k] = warm[k].clamp_min(0.0) ** 2 + 1e-3 * (1 - torch.eye(warm[k].shape[0]))
+        if "gain" in payload["model"]:
+            warm["gain"] = map_gains(payload["model"]["gain"],
+                                     payload["config"]["model"].get("lambdas", HyperpriorConfig.lambdas),
+                                     cfg.model.lambdas)
         model.load_state_dict(warm, strict=False)
         print(f"warm start from {init}: {len(warm)} of {len(own)} tensors", flush=True)
     if resume and last.exists():
@@ -367,6 +395,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--channels", type=int, default=HyperpriorConfig.channels)
     ap.add_argument("--latent-channels", type=int, default=HyperpriorConfig.latent_channels)
     ap.add_argument("--val-every", type=int, default=None, help=f"[{RDTrainConfig.val_every}]")
+    ap.add_argument("--lambdas", default=None,
+                    help="comma-separated λ ladder of a fresh or warm-started run (with --init, "
+                         "new levels start from gains interpolated in log λ) "
+                         f"[{','.join(str(v) for v in HyperpriorConfig.lambdas)}]")
     ap.add_argument("--depth-weight", type=float, default=RDTrainConfig.depth_weight,
                     help="weight shallow water and low land: 1 + W·exp(−|z|/scale)")
     ap.add_argument("--depth-scale", type=float, default=RDTrainConfig.depth_scale)
@@ -381,7 +413,18 @@ def main(argv: list[str] | None = None) -> None:
     if store and a.split is not None:
         ap.error("--split is for .npz data; a .zarr patch store carries its split")
     split = "" if store else (a.split or RDTrainConfig.split)
+    lambdas: dict[str, Any] = {}
+    if a.lambdas is not None:
+        try:
+            lams = tuple(sorted(float(v) for v in a.lambdas.split(",")))
+        except ValueError:
+            ap.error(f"--lambdas must be comma-separated numbers, got {a.lambdas!r}")
+        if not lams or min(lams) <= 0:
+            ap.error("--lambdas must be positive")
+        lambdas = {"lambdas": lams}
     if a.resume and (out / "config.json").exists():
+        if lambdas:
+            ap.error("--lambdas cannot change a run being resumed (warm-start a new one with --init)")
         cfg = RDTrainConfig.from_dict(json.loads((out / "config.json").read_text()))
         if a.data is not None:  # the same tiles elsewhere or as .npz (a GPU machine has no zarr)
             keep = not store and a.split is None and cfg.split
@@ -391,7 +434,8 @@ def main(argv: list[str] | None = None) -> None:
         cfg = replace(cfg, **given)  # e.g. a GPU resumes a CPU run with a larger batch
     else:
         cfg = RDTrainConfig(
-            model=HyperpriorConfig(channels=a.channels, latent_channels=a.latent_channels),
+            model=HyperpriorConfig(channels=a.channels, latent_channels=a.latent_channels,
+                                   **lambdas),
             data=data, split=split, crop=a.crop or RDTrainConfig.crop,
             batch=a.batch or RDTrainConfig.batch, lr=a.lr or RDTrainConfig.lr,
             total_steps=a.steps or RDTrainConfig.total_steps,
