@@ -76,6 +76,18 @@ def _preset_for_store(store: str, model: str) -> str:
     return next((name for name in PRESETS if preset(model, name).normalise == mode), "default")
 
 
+def _store_patch(store: str) -> int:
+    """The store's patch edge: the patch models are built for any multiple of 16."""
+    from topoae.data.tiling import open_store
+    from topoae.errors import ConfigError
+
+    patch = int(open_store(store)[1]["patch"])
+    if patch < 16 or patch % 16:
+        raise ConfigError(f"the store has {patch}x{patch} patches; the patch models take a "
+                          "multiple of 16 (re-tile with --patch 32, 64, 96, ...)")
+    return patch
+
+
 @click.command()
 @click.argument("store", type=click.Path(exists=True, file_okay=False))
 @click.option(
@@ -235,8 +247,9 @@ def train(
                 overrides[key] = value
         if clip_norm is not None:
             overrides.update(clip_norm=clip_norm, clip="tensor" if clip_norm > 0 else "none")
+        overrides["model"] = {"patch_size": _store_patch(store)}
         if latent_dim is not None:
-            overrides["model"] = {"latent_dim": latent_dim}
+            overrides["model"]["latent_dim"] = latent_dim
         loss: dict[str, Any] = {}
         if kl_max is not None:
             if model == "ae":

@@ -120,7 +120,7 @@ CASES = [
       "d.xyz"),
     # --- codec options
     C("encode-quality-9", "encode {g64} --quality 9 --out {out}",
-      r"--quality must be 0\.\.7, got 9", "a.tae"),
+      r"--quality must be 0\.\.8, got 9", "a.tae"),
     C("encode-ratio-negative", "encode {g64} --ratio -3 --out {out}",
       r"--ratio must be a positive number, got -3", "a.tae"),
     C("encode-quality-and-ratio", "encode {g64} --quality 1 --ratio 3 --out {out}",

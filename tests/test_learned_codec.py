@@ -365,8 +365,10 @@ def test_outlier_corrections_fix_spikes_and_count_in_the_file(rd):
     step = learned.outlier_step(rd, learned.RDCodecConfig(**h1["codec"]))
     assert e1.max() <= step / 2 + 1e-3
     assert e1.mean() < 0.1 * e0.mean()
-    # the corrections are part of the file: it grows by at least their stream
-    assert len(learned.to_bytes(h1, s1)) >= len(learned.to_bytes(h0, s0)) + len(s1["out:0,0"])
+    # the corrections are part of the file: it grows by their stream (the compressed header,
+    # which names one more stream, may differ by a few bytes)
+    grown = len(learned.to_bytes(h1, s1)) - len(learned.to_bytes(h0, s0))
+    assert abs(grown - len(s1["out:0,0"])) <= 16
 
 
 def test_zarr_store_decodes_like_the_file_and_catches_a_missing_chunk(rd, grid, tmp_path):

@@ -275,7 +275,8 @@ def test_cli_train_stop_and_resume(store96, store, tmp_path):
     assert res.exit_code == 1 and "cannot change --clip-norm" in res.output
     res = runner.invoke(cli, args)
     assert res.exit_code == 1 and "exists" in res.output
-    res = runner.invoke(cli, ["train", str(store), "--out", str(tmp_path / "x"), "--device", "cpu"])
+    # a fresh run builds the model for the store's patch size; a resumed one keeps its own
+    res = runner.invoke(cli, ["train", str(store), "--out", str(run), "--resume", "--device", "cpu"])
     assert res.exit_code == 1 and "32x32" in res.output
     res = runner.invoke(
         cli, ["train", str(store96), "--out", str(tmp_path / "y"), "--feature-net", "terrain"]

@@ -53,6 +53,14 @@ class SubPixel(nn.Module):
         return F.pixel_shuffle(F.conv2d(x, self.weight, self.bias, padding=1), 2)
 
 
+def _channels_last(module: nn.Module) -> nn.Module:
+    """4-D weights in channels-last layout (what ``module.to(memory_format=...)`` does)."""
+    for p in module.parameters():
+        if p.dim() == 4:
+            p.data = p.data.contiguous(memory_format=torch.channels_last)
+    return module
+
+
 class InferenceTransforms:
     """``g_a`` and ``g_s`` of a trained model, prepared for fast inference (no gradients)."""
 
@@ -63,8 +71,8 @@ class InferenceTransforms:
         if isinstance(layers[-1], nn.ConvTranspose2d) and layers[-1].out_channels == 1:
             layers[-1] = SubPixel(layers[-1])
         g_s = nn.Sequential(*layers).eval()
-        self.g_a = g_a.to(memory_format=torch.channels_last)
-        self.g_s = g_s.to(memory_format=torch.channels_last)
+        self.g_a = _channels_last(g_a)
+        self.g_s = _channels_last(g_s)
 
     @torch.no_grad()
     def analyse(self, x: torch.Tensor) -> torch.Tensor:

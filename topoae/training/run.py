@@ -59,13 +59,6 @@ def fit(
     ``epochs``.
     """
     out = Path(out)
-    patch = getattr(train_ds, "patch_size", None)
-    if config is not None and patch is not None and patch != config.model.patch_size:
-        # the patch models are built for any multiple of 16: take the store's patch size
-        if patch < 16 or patch % 16:
-            raise ConfigError(f"the store has {patch}x{patch} patches; the patch models take a "
-                              "multiple of 16 (re-tile with --patch 32, 64, 96, ...)")
-        config = config.replace(model={"patch_size": int(patch)})
     payload = _prepare_out(out, resume=resume, overwrite=overwrite)
     state = None
     if payload is not None:
@@ -88,7 +81,7 @@ def fit(
             f"this one has {normalise.mode} (re-tile with --normalise {config.normalise})"
         )
     patch = getattr(train_ds, "patch_size", config.model.patch_size)
-    if patch != config.model.patch_size:  # a resumed run keeps its own
+    if patch != config.model.patch_size:
         raise ConfigError(
             f"the store has {patch}x{patch} patches, the model expects {config.model.patch_size}"
         )
