@@ -148,12 +148,6 @@ CODECS = ("topoae", "topoae coast", "topoae relative", "sperr", "sz3", "sperr co
 
 def candidates(grid, z: np.ndarray, rd, integer: bool, only: tuple[str, ...] = CODECS):
     """``(codec, setting, bytes, reconstruction)`` for every codec, mode and setting in ``only``."""
-    for item in _candidates(grid, z, rd, integer, only):
-        if item[0] in only:
-            yield item
-
-
-def _candidates(grid, z: np.ndarray, rd, integer: bool, only: tuple[str, ...]):
     from topoae.baselines import get_baseline
     from topoae.codec import corrections, learned
 

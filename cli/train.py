@@ -62,26 +62,24 @@ class _Progress:
             self._close()
 
 
-def _preset_for_store(store: str, model: str) -> str:
+def _preset_for_store(attrs: dict[str, Any], model: str) -> str:
     """The preset whose normalisation is the store's: ``thesis`` for global, ``default`` for patch.
 
     ``topoae tile`` normalises globally by default and the ``default`` preset wants
     per-patch normalisation, so a fixed default would refuse tile's own output.
     """
-    from topoae.data.tiling import open_store
     from topoae.training import PRESETS, preset
 
-    mode = open_store(store)[1].get("normalise", {}).get("mode")
+    mode = attrs.get("normalise", {}).get("mode")
     # an unknown mode keeps "default", whose check then names the mismatch
     return next((name for name in PRESETS if preset(model, name).normalise == mode), "default")
 
 
-def _store_patch(store: str) -> int:
+def _store_patch(attrs: dict[str, Any]) -> int:
     """The store's patch edge: the patch models are built for any multiple of 16."""
-    from topoae.data.tiling import open_store
     from topoae.errors import ConfigError
 
-    patch = int(open_store(store)[1]["patch"])
+    patch = int(attrs["patch"])
     if patch < 16 or patch % 16:
         raise ConfigError(f"the store has {patch}x{patch} patches; the patch models take a "
                           "multiple of 16 (re-tile with --patch 32, 64, 96, ...)")
@@ -247,7 +245,10 @@ def train(
                 overrides[key] = value
         if clip_norm is not None:
             overrides.update(clip_norm=clip_norm, clip="tensor" if clip_norm > 0 else "none")
-        overrides["model"] = {"patch_size": _store_patch(store)}
+        from topoae.data.tiling import open_store
+
+        attrs = open_store(store)[1]  # the store's metadata, read once for both choices
+        overrides["model"] = {"patch_size": _store_patch(attrs)}
         if latent_dim is not None:
             overrides["model"]["latent_dim"] = latent_dim
         loss: dict[str, Any] = {}
@@ -262,7 +263,7 @@ def train(
         if loss:
             overrides["loss"] = loss
         if preset_name is None:
-            preset_name = _preset_for_store(store, model)
+            preset_name = _preset_for_store(attrs, model)
             if not quiet:
                 click.echo(
                     f"config: {preset_name} (matches the store's normalisation; --config to choose)",

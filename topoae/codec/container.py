@@ -64,21 +64,13 @@ _TEMPLATE: dict[str, Any] = {
 HEADER_DICT = (_WORDS + json.dumps(_TEMPLATE, separators=(",", ":"), sort_keys=True)).encode()
 
 
-def _header_dict():
-    zs = _res._zstd()
-    return zs.ZstdCompressionDict(HEADER_DICT, dict_type=zs.DICT_TYPE_RAWCONTENT)
-
-
 def _compress_header(header: dict[str, Any]) -> bytes:
     data = json.dumps(header, separators=(",", ":"), sort_keys=True).encode()
-    zs = _res._zstd()
-    return zs.ZstdCompressor(level=19, dict_data=_header_dict(), write_dict_id=False).compress(data)
+    return _res.compress(data, 19, dictionary=HEADER_DICT)
 
 
 def _decompress_header(frame: bytes, version: int) -> bytes:
-    if version == 1:
-        return _res.decompress(frame)
-    return _res._zstd().ZstdDecompressor(dict_data=_header_dict()).decompress(frame)
+    return _res.decompress(frame, dictionary=HEADER_DICT if version >= 2 else None)
 
 
 def pack(header: dict[str, Any], streams: list[bytes]) -> bytes:

@@ -37,6 +37,7 @@ A list of byte strings is stored as one uint8 array plus int64 offsets
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
 import numpy as np
@@ -61,15 +62,28 @@ def _zstd():
     return zstandard
 
 
-def compress(data: bytes, level: int = ZSTD_LEVEL) -> bytes:
-    """zstd-compress ``data``."""
-    return _zstd().ZstdCompressor(level=level).compress(data)
+@functools.lru_cache(maxsize=4)
+def _dictionary(raw: bytes):
+    """A zstd raw-content dictionary (built once per distinct ``raw``)."""
+    zs = _zstd()
+    return zs.ZstdCompressionDict(raw, dict_type=zs.DICT_TYPE_RAWCONTENT)
 
 
-def decompress(frame: bytes) -> bytes:
+def compress(data: bytes, level: int = ZSTD_LEVEL, dictionary: bytes | None = None) -> bytes:
+    """zstd-compress ``data``; with ``dictionary`` (raw content, not named in the frame)
+    against it, so the same bytes must be given to :func:`decompress`."""
+    if dictionary is None:
+        return _zstd().ZstdCompressor(level=level).compress(data)
+    return _zstd().ZstdCompressor(level=level, dict_data=_dictionary(dictionary),
+                                  write_dict_id=False).compress(data)
+
+
+def decompress(frame: bytes, dictionary: bytes | None = None) -> bytes:
     """Inverse of :func:`compress`; raises :class:`StoreError` on corrupted input."""
     try:
-        return _zstd().ZstdDecompressor().decompress(frame)
+        if dictionary is None:
+            return _zstd().ZstdDecompressor().decompress(frame)
+        return _zstd().ZstdDecompressor(dict_data=_dictionary(dictionary)).decompress(frame)
     except Exception as exc:  # zstandard.ZstdError and friends
         raise StoreError(f"corrupted side stream ({exc})") from None
 
