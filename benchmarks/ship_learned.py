@@ -113,6 +113,62 @@ def demo_region(weights: Path) -> dict:
             "max_abs_m": float(np.max(np.abs(rec - x)))}
 
 
+def train_grids(cfg, n: int) -> list[xr.DataArray]:
+    """``n`` whole training tiles (a fixed random choice)."""
+    from topoae.training.rd import FILL, load_tiles
+
+    tiles = load_tiles(REPO / cfg.data, REPO / cfg.split, "train")
+    pick = np.random.default_rng(0).choice(len(tiles), size=min(n, len(tiles)), replace=False)
+    out = []
+    for k in pick:
+        z = np.where(tiles[k] == FILL, np.nan, tiles[k].astype(np.float32))
+        out.append(xr.DataArray(z, dims=("lat", "lon"), name="elevation",
+                                coords={"lat": np.arange(z.shape[0]) / 240.0,
+                                        "lon": np.arange(z.shape[1]) / 240.0}))
+    return out
+
+
+def refit_tables(weights: Path, n: int) -> None:
+    """New weights: the shipped network with tables fitted on ``n`` training tiles."""
+    from topoae.checkpoint import read_checkpoint, save_checkpoint
+    from topoae.codec import learned, table_fit
+    from topoae.models.hyperprior import HyperpriorModel
+    from topoae.training.rd import RDTrainConfig
+
+    torch.set_num_threads(2)
+    payload, old_id = read_checkpoint(weights)
+    cfg = RDTrainConfig.from_dict(payload["config"])
+    net = HyperpriorModel(cfg.model)
+    net.load_state_dict(payload["model"])
+    net.eval()
+    extra = dict(payload["extra"])
+    from topoae.codec.tables import Tables
+
+    old = Tables.from_arrays({k: np.asarray(v) for k, v in extra["tables"].items()})
+    rd = learned.RDModel(net=net, tables=old, model_id=old_id)
+    y_hist, z_hist = table_fit.collect(rd, train_grids(cfg, n))
+    fitted = table_fit.fit(old, y_hist, z_hist)
+    rd = learned.RDModel(net=net, tables=fitted, model_id=old_id)
+    ratios = level_ratios(rd, val_grids(cfg))
+    print("level ratios on validation tiles:", [round(r, 1) for r in ratios], flush=True)
+    extra["tables"] = {k: torch.from_numpy(v) for k, v in fitted.to_arrays().items()}
+    extra["level_ratios"] = ratios
+    extra["tables_fitted"] = {"training_tiles": n, "prior_symbols": table_fit.PRIOR_SYMBOLS,
+                              "network_of": old_id}
+    save_checkpoint(weights, net, cfg, normalise={"mode": "offset-field"}, extra=extra)
+    data = weights.read_bytes()
+    card_file = weights.parent / f"{weights.stem}.card.json"
+    card = json.loads(card_file.read_text())
+    card.update(model_id=hashlib.sha256(data).hexdigest(), bytes=len(data), date=dt.date.today().isoformat(),
+                level_ratios_val=ratios)
+    card["tables"] = (f"fitted to the symbols of {n} training tiles at every level "
+                      f"(topoae.codec.table_fit, prior weight {table_fit.PRIOR_SYMBOLS:g} symbols); "
+                      f"network unchanged from model {old_id[:16]}")
+    card["demo_region"] = demo_region(weights)
+    card_file.write_text(json.dumps(card, indent=1) + "\n")
+    print(f"wrote {weights} ({len(data):,} bytes, id {card['model_id'][:16]}) and its card")
+
+
 def main() -> None:
     from topoae.checkpoint import read_checkpoint, save_checkpoint
     from topoae.codec import learned, tables
@@ -126,10 +182,17 @@ def main() -> None:
     ap.add_argument("--recipe", default=None,
                     help="how the checkpoint was trained, in words (warm starts and their runs), "
                          "for the card")
+    ap.add_argument("--refit-tables", type=int, default=0, metavar="N",
+                    help="refit the probability tables of the already shipped weights (--out) on N "
+                         "training tiles (topoae.codec.table_fit), re-measure the level ratios, and "
+                         "write new weights (a new model id) and card")
     ap.add_argument("--card-only", action="store_true",
                     help="only re-measure the card of the already shipped weights (demo region, "
                          "and --results when given)")
     a = ap.parse_args()
+    if a.refit_tables:
+        refit_tables(a.out, a.refit_tables)
+        return
     if a.card_only:
         card_file = a.out.parent / f"{a.out.stem}.card.json"
         card = json.loads(card_file.read_text())

@@ -68,7 +68,8 @@ def _load(model_path: str | None, *, patch: bool = False):
     type=float,
     default=None,
     help="Learned codec: best quality whose whole file is at least this many times smaller "
-    "than the float32 grid [a level near 100x].",
+    "than the float32 grid [the best level reaching 100x on the validation tiles; with "
+    "--max-error, the level giving the smallest file].",
 )
 @click.option("--no-attrs", is_flag=True, help="Learned codec: drop the grid's attributes (tiny regions).")
 @click.option(
@@ -103,7 +104,8 @@ def _load(model_path: str | None, *, patch: bool = False):
     type=float,
     default=None,
     metavar="METRES",
-    help="Store a residual so that every cell is decoded within this error.",
+    help="Store a residual so that every cell is decoded within this error (learned codec "
+    "without --quality/--ratio: at the level whose whole file is smallest).",
 )
 @click.option(
     "--keep-logvar", is_flag=True, help="Also store logvar (needed by `topoae sample` from q(z|x))."

@@ -213,11 +213,30 @@ def test_coordinate_packing_is_bit_exact(kind):
         "random": np.sort(rng.uniform(-1e3, 1e3, 77)),
         "one": np.array([42.125]),
     }[kind]
-    entry, stream = codec_io.pack_coord(v)
-    back = codec_io.unpack_coord(entry, stream)
-    np.testing.assert_array_equal(back.view(np.int64), v.view(np.int64))
-    if kind != "random":
-        assert stream is None or stream.size < v.size
+    for regular in (False, True):
+        entry, stream = codec_io.pack_coord(v, regular=regular)
+        back = codec_io.unpack_coord(entry, stream)
+        np.testing.assert_array_equal(back.view(np.int64), v.view(np.int64))
+        assert (stream is not None) == codec_io.coord_has_stream(entry)
+        if kind != "random":
+            assert stream is None or stream.size < v.size
+
+
+@pytest.mark.parametrize("descending", [False, True])
+def test_regular_axes_written_by_common_formulas_need_no_stream(descending):
+    """Cell centres of a 15″ grid computed the ways writers compute them (from the global
+    origin, from the first centre, from the edge): the line is found, no ulps stored."""
+    i = np.arange(512, dtype=np.float64)
+    s = -1.0 if descending else 1.0
+    axes = [-180.0 + (np.rint((131.0 + 180.0) * 240) + 0.5 + s * i) * (1 / 240),
+            (33.0 * 240 + 0.5 + s * i) / 240,
+            (131.0 - s / 480) + (i + 0.5) * (s / 240)]
+    for v in axes:
+        linspace_entry, linspace_stream = codec_io.pack_coord(v)
+        entry, stream = codec_io.pack_coord(v, regular=True)
+        np.testing.assert_array_equal(codec_io.unpack_coord(entry, stream).view(np.int64), v.view(np.int64))
+        assert stream is None and entry["kind"] in codec_io.LINE_FORMS + ("linspace",)
+        assert linspace_stream is not None or entry["kind"] == "linspace"
 
 
 # --- quality of a trained model ------------------------------------------------------------------

@@ -86,33 +86,37 @@ def test_damaged_or_missing_streams_are_errors(rd, grid, tmp_path):
         learned.decode(header, streams, rd)
 
 
-def test_header_dictionary_is_frozen_and_version_1_files_still_read(rd, grid):
+def test_header_dictionaries_are_frozen_and_version_1_and_2_files_still_read(rd, grid):
     import hashlib
     import json
     import zlib
 
     from topoae.codec import residual
 
-    # the version-2 header dictionary is part of the format: changing it breaks every file
+    # the header dictionaries are part of the format: changing one breaks every file of its version
     assert hashlib.sha256(container.HEADER_DICT).hexdigest()[:16] == "b3b642099883d109"
+    assert hashlib.sha256(container.HEADER_DICT_V3).hexdigest()[:16] == "c9d5937c5c392a56"
     h, s = learned.encode(grid, rd, level=1)
     data = learned.to_bytes(h, s)
-    assert data[3] == container.VERSION == 2
+    assert data[3] == container.VERSION == 3
     header, streams = container.unpack(data)
     plain = residual.compress(json.dumps(header, separators=(",", ":"), sort_keys=True).encode(), 19)
     with_dict = container._compress_header(header)
     assert len(with_dict) < len(plain) - 100  # the dictionary earns its keep
-    # a version-1 file: the same streams, the header compressed without the dictionary
-    parts = [plain, *(streams[r] for r in header["streams"])]
-    v1 = bytearray(container.MAGIC + bytes([1]))
-    container._put_uvarint(v1, len(parts))
-    for p in parts:
-        container._put_uvarint(v1, len(p))
-        v1 += zlib.crc32(p).to_bytes(4, "little")
-    for p in parts:
-        v1 += p
-    h1, s1 = container.unpack(bytes(v1))
-    assert h1 == header and s1 == streams
+    text = json.dumps(header, separators=(",", ":"), sort_keys=True).encode()
+    # older files: the same streams, the header compressed without a dictionary (version 1) or
+    # against version 2's
+    for version, head in ((1, plain), (2, residual.compress(text, 19, dictionary=container.HEADER_DICT))):
+        parts = [head, *(streams[r] for r in header["streams"])]
+        old = bytearray(container.MAGIC + bytes([version]))
+        container._put_uvarint(old, len(parts))
+        for p in parts:
+            container._put_uvarint(old, len(p))
+            old += zlib.crc32(p).to_bytes(4, "little")
+        for p in parts:
+            old += p
+        h_old, s_old = container.unpack(bytes(old))
+        assert h_old == header and s_old == streams
     with pytest.raises(StoreError, match="format version 9"):
         container.unpack(bytes(data[:3]) + bytes([9]) + bytes(data[4:]))
 
@@ -191,6 +195,22 @@ def test_max_error_holds_on_every_cell_for_integer_input_in_int16_and_float(rd, 
     assert learned.decode(h, s, rd).encoding["dtype"] == "int16"  # the input's dtype by default
 
 
+def test_max_error_without_a_level_takes_the_smallest_file(rd, grid):
+    g = grid.round()
+    x = np.asarray(g.values, np.float64)
+    h, s = learned.encode(g, rd, max_error=5.0)
+    n = len(learned.to_bytes(h, s))
+    lev = h["codec"]["level"]
+    others = {c: len(learned.to_bytes(*learned.encode(g, rd, level=c, max_error=5.0)))
+              for c in {lev - 1, lev + 1, learned.default_level(rd)} if 0 <= c < rd.levels}
+    assert all(n <= m for m in others.values())  # a minimum, no larger than the default level's
+    assert np.nanmax(np.abs(learned.decode(h, s, rd).values - x)) <= 5.0
+    # a region larger than 2x2 tiles chooses on its central tiles, then codes the whole once
+    h2, s2 = learned.encode(g, rd, max_error=5.0, tile=64)
+    assert 0 <= h2["codec"]["level"] < rd.levels and h2["codec"]["tile"] == 64
+    assert np.nanmax(np.abs(learned.decode(h2, s2, rd).values - x)) <= 5.0
+
+
 def test_max_error_float_input_refuses_int16(rd, grid):
     g = grid + 0.37
     h, s = learned.encode(g, rd, level=0, max_error=2.0)
@@ -255,6 +275,44 @@ def test_scale_index_ties_are_flagged():
 def test_tables_sum_to_the_coder_precision(rd):
     for t in (*rd.tables.y, *rd.tables.z):
         assert t.sum() == 1 << tables.PRECISION and t.min() >= 1
+
+
+def test_fitted_tables_code_the_same_grid_in_fewer_bytes_and_survive_their_stored_form(rd, grid, tmp_path):
+    """Tables fitted to the symbols of training grids (per-level hyper-latent tables): the
+    same reconstruction, fewer bytes on an unseen grid, and a file coded with them does
+    not decode with the old tables."""
+    from topoae.codec import table_fit
+
+    train = [synthetic_grid(192, 192, seed=s) for s in (21, 22)]
+    y_hist, z_hist = table_fit.collect(rd, train)
+    assert len(z_hist) == rd.levels and sum(h.sum() for h in y_hist) > 0
+    fitted = table_fit.fit(rd.tables, y_hist, z_hist)
+    for t in (*fitted.y, *(t for lv in fitted.z_levels for t in lv)):
+        assert t.sum() == 1 << tables.PRECISION and t.min() >= 1
+    back = tables.Tables.from_arrays(fitted.to_arrays())  # the form stored in the weights file
+    pairs = [*zip(back.y, fitted.y, strict=True), *zip(back.z, fitted.z, strict=True),
+             *(p for a, b in zip(back.z_levels, fitted.z_levels, strict=True) for p in zip(a, b, strict=True))]
+    assert len(back.z_levels) == rd.levels and all(np.array_equal(a, b) for a, b in pairs)
+    rd2 = learned.RDModel(net=rd.net, tables=fitted, model_id="f" * 64)
+    test = synthetic_grid(256, 256, seed=23)
+    before = after = 0
+    for lev in (0, 2, 5):
+        h1, s1 = learned.encode(test, rd, level=lev)
+        h2, s2 = learned.encode(test, rd2, level=lev)
+        np.testing.assert_array_equal(learned.decode(h1, s1, rd).values, learned.decode(h2, s2, rd2).values)
+        before += len(learned.to_bytes(h1, s1))
+        after += len(learned.to_bytes(h2, s2))
+        with pytest.raises(StoreError):  # the old tables desynchronise: caught by the symbol hash
+            learned.decode(h2, s2, rd, force=True)
+    assert after < before
+
+
+def test_default_level_is_the_best_that_reaches_100x_on_validation(rd):
+    from dataclasses import replace
+
+    assert learned.default_level(replace(rd, level_ratios=(500.0, 300.0, 130.0, 99.0, 60.0))) == 2
+    assert learned.default_level(replace(rd, level_ratios=(90.0, 50.0, 20.0))) == 0
+    assert learned.default_level(replace(rd, level_ratios=())) == rd.levels // 2
 
 
 def test_ratio_picks_the_best_level_that_reaches_it(rd, grid):
@@ -369,6 +427,11 @@ def test_outlier_corrections_fix_spikes_and_count_in_the_file(rd):
     # which names one more stream, may differ by a few bytes)
     grown = len(learned.to_bytes(h1, s1)) - len(learned.to_bytes(h0, s0))
     assert abs(grown - len(s1["out:0,0"])) <= 16
+    # a format-2 header carries no outlier cost: its files were made with 10 bits per correction
+    assert h1["codec"]["outlier_bits"] == learned.OUTLIER_BITS
+    old = {**h1, "codec": {k: v for k, v in h1["codec"].items() if k != "outlier_bits"}}
+    old_step = learned.outlier_step(rd, learned.RDCodecConfig(**old["codec"]))
+    assert old_step == pytest.approx(step * math.sqrt(10.0 / learned.OUTLIER_BITS))
 
 
 def test_zarr_store_decodes_like_the_file_and_catches_a_missing_chunk(rd, grid, tmp_path):

@@ -11,7 +11,10 @@ Stream 0 is the header: zstd-compressed JSON (model id, codec config, grid
 shape, dims, coordinates, CRS, attributes, stream roles). From format version 2
 the header is compressed against a fixed raw-content dictionary (a typical header:
 :data:`HEADER_DICT`), which takes a GEBCO tile's header from ~600 to ~220 bytes;
-version 1 files (no dictionary) still read. The other streams are
+version 1 files (no dictionary) still read. Version 3 (:data:`HEADER_DICT_V3`) adds
+context-coded correction frames (:mod:`topoae.codec.context_coder`), regular-axis
+coordinate entries and the outlier cost; its layout is version 2's, and version 1 and 2
+files read unchanged. The other streams are
 named in the header (``streams``: list of roles such as ``"offset"``, ``"mask"``,
 ``"tile:r,c"``, ``"residual:b"``). A missing, truncated or damaged stream is a
 :class:`~topoae.errors.StoreError` naming the stream, never a silent wrong grid.
@@ -32,8 +35,8 @@ from topoae.codec.entropy import _get_uvarint, _put_uvarint
 from topoae.errors import StoreError
 
 MAGIC = b"TAE"
-VERSION = 2
-READABLE = (1, 2)
+VERSION = 3
+READABLE = (1, 2, 3)
 
 # The header dictionary of format version 2: a typical header's keys, common values and
 # attribute strings. Frozen: any change is a new format version (tests pin its digest).
@@ -64,13 +67,29 @@ _TEMPLATE: dict[str, Any] = {
 HEADER_DICT = (_WORDS + json.dumps(_TEMPLATE, separators=(",", ":"), sort_keys=True)).encode()
 
 
+# Format version 3's dictionary: version 2's plus the regular-axis coordinate entries
+# (:data:`topoae.codec.files.LINE_FORMS`) and the outlier cost in the codec settings.
+_TEMPLATE_V3: dict[str, Any] = json.loads(json.dumps(_TEMPLATE))
+_TEMPLATE_V3["codec"]["outlier_bits"] = 6.0
+_TEMPLATE_V3["grid"]["coords"] = {
+    "lat": {"kind": "edge", "start": -1.0, "n": 512, "per": 240, "sign": -1, "ulps": True},
+    "lon": {"kind": "origin_mul", "k": 0, "n": 512, "per": 240, "sign": 1, "origin": -180.0}}
+_WORDS_V3 = (_WORDS + ',"step","div","index","origin_div","origin":-90.0,"origin":0.0,'
+             '"per":120,"per":60,"per":3600,"sign":1,"ulps":true')
+HEADER_DICT_V3 = (_WORDS_V3 + json.dumps(_TEMPLATE_V3, separators=(",", ":"), sort_keys=True)).encode()
+
+
+def _dictionary(version: int) -> bytes | None:
+    return {1: None, 2: HEADER_DICT}.get(version, HEADER_DICT_V3)
+
+
 def _compress_header(header: dict[str, Any]) -> bytes:
     data = json.dumps(header, separators=(",", ":"), sort_keys=True).encode()
-    return _res.compress(data, 19, dictionary=HEADER_DICT)
+    return _res.compress(data, 19, dictionary=_dictionary(VERSION))
 
 
 def _decompress_header(frame: bytes, version: int) -> bytes:
-    return _res.decompress(frame, dictionary=HEADER_DICT if version >= 2 else None)
+    return _res.decompress(frame, dictionary=_dictionary(version))
 
 
 def pack(header: dict[str, Any], streams: list[bytes]) -> bytes:

@@ -66,30 +66,98 @@ def read_meta(ds: xr.Dataset) -> dict:
     return meta
 
 
-def pack_coord(values: np.ndarray) -> tuple[dict, np.ndarray | None]:
+#: Formulas a regular axis may have been computed with (``i`` = 0..n-1, ``r = ±1/per``,
+#: ``per`` the whole number of cells per coordinate unit, e.g. 240 for 15″, ``k`` the
+#: index of the first cell centre counted from ``origin``). Writers of gridded data use
+#: one of them; the one that reproduces an axis best leaves the fewest ulps to store.
+LINE_FORMS = ("step", "div", "edge", "index", "origin_mul", "origin_div")
+_ORIGINS = (-180.0, -90.0, 0.0)
+
+
+def _line(entry: dict) -> np.ndarray:
+    """The regular axis an entry describes (float64, computed the same way everywhere)."""
+    n = int(entry["n"])
+    kind = entry["kind"]
+    if kind in ("linspace", "packed"):
+        return np.linspace(entry["start"], entry["stop"], n)
+    if kind not in LINE_FORMS:
+        raise StoreError(f"unknown grid coordinate kind {kind!r}")
+    per, sgn = float(entry["per"]), float(entry["sign"])
+    i = np.arange(n, dtype=np.float64)
+    r = sgn / per
+    if kind in ("step", "div", "edge"):
+        start = float(entry["start"])
+        if kind == "step":
+            return start + i * r
+        if kind == "div":
+            return start + i / per * sgn
+        return (start - r / 2) + (i + 0.5) * r
+    k = float(entry["k"]) + 0.5 + sgn * i  # cell-centre index (exact in float64)
+    if kind == "index":
+        return k / per
+    origin = float(entry["origin"])
+    return origin + (k * (1 / per) if kind == "origin_mul" else k / per)
+
+
+def _candidates(v: np.ndarray, regular: bool) -> list[dict]:
+    n = int(v.size)
+    out = [{"kind": "linspace", "start": float(v[0]), "stop": float(v[-1]), "n": n}]
+    if not regular or n < 3 or not np.all(np.isfinite(v)):
+        return out
+    d = (v[-1] - v[0]) / (n - 1)
+    if d == 0 or not np.isfinite(d):
+        return out
+    per = int(np.rint(1 / abs(d)))
+    if per < 1 or per > 10**7 or abs(1 / abs(d) - per) > 1e-6 * per:
+        return out
+    base = {"n": n, "per": per, "sign": 1 if d > 0 else -1}
+    out += [{"kind": f, "start": float(v[0]), **base} for f in ("step", "div", "edge")]
+    out.append({"kind": "index", "k": int(np.rint(v[0] * per - 0.5)), **base})
+    for o in _ORIGINS:
+        k = int(np.rint((v[0] - o) * per - 0.5))
+        out += [{"kind": f, "k": k, **base, "origin": o} for f in ("origin_mul", "origin_div")]
+    return out
+
+
+def pack_coord(values: np.ndarray, *, regular: bool = False) -> tuple[dict, np.ndarray | None]:
     """Losslessly compact a 1-D float64 coordinate: ``(meta entry, uint8 stream or None)``.
 
-    The axis is stored as the ``linspace`` between its ends (in the metadata) plus,
-    for each value, its distance from that line in units in the last place (the
-    difference of the IEEE bit patterns): zero for an exact ``linspace``, a few
-    units for a regular axis read from a file, so a few dozen bytes instead of 8
-    per value; any irregular axis is still restored bit for bit.
+    The axis is stored as a regular line (in the metadata) plus, for each value, its
+    distance from that line in units in the last place (the difference of the IEEE bit
+    patterns): none for an exact line, a few units for a regular axis read from a file,
+    so a few dozen bytes instead of 8 per value; any irregular axis is still restored
+    bit for bit. The line is the ``linspace`` between the ends or, with ``regular``,
+    whichever of :data:`LINE_FORMS` leaves the smallest stream (``"ulps": true`` in
+    the entry when a stream follows; the ``linspace`` kinds keep their format-1 names
+    ``"linspace"`` and ``"packed"``).
     """
     from topoae.codec import residual as _res
 
     v = np.ascontiguousarray(values, dtype=np.float64)
-    n = int(v.size)
-    entry = {"start": float(v[0]), "stop": float(v[-1]), "n": n}
-    line = np.linspace(v[0], v[-1], n)
-    # int64 arithmetic wraps; so does the inverse
-    ulps: np.ndarray = v.view(np.int64) - line.view(np.int64)
-    if not ulps.any():
-        return {"kind": "linspace", **entry}, None
-    if np.array_equal(v.astype(np.float32).astype(np.float64), v):  # float32 axis (e.g. GMT)
-        entry["float32"] = True
-        ulps = v.astype(np.float32).view(np.int32) - line.astype(np.float32).view(np.int32)
-    blob = _res.encode_ints(ulps)
-    return {"kind": "packed", **entry}, np.frombuffer(blob, dtype=np.uint8).copy()
+    best: tuple[int, dict, np.ndarray | None] | None = None
+    for entry in _candidates(v, regular):
+        line = _line(entry)
+        # int64 arithmetic wraps; so does the inverse
+        ulps: np.ndarray = v.view(np.int64) - line.view(np.int64)
+        if not ulps.any():
+            return entry, None
+        if entry["kind"] == "linspace":
+            if np.array_equal(v.astype(np.float32).astype(np.float64), v):  # float32 axis (GMT)
+                entry["float32"] = True
+                ulps = v.astype(np.float32).view(np.int32) - line.astype(np.float32).view(np.int32)
+            entry["kind"] = "packed"
+        else:
+            entry["ulps"] = True
+        blob = np.frombuffer(_res.encode_ints(ulps), dtype=np.uint8).copy()
+        if best is None or blob.size < best[0]:
+            best = (blob.size, entry, blob)
+    assert best is not None
+    return best[1], best[2]
+
+
+def coord_has_stream(entry: dict) -> bool:
+    """Whether a coordinate entry is followed by a packed stream."""
+    return entry["kind"] == "packed" or bool(entry.get("ulps"))
 
 
 def unpack_coord(entry: dict, stream: np.ndarray | None) -> np.ndarray:
@@ -97,8 +165,8 @@ def unpack_coord(entry: dict, stream: np.ndarray | None) -> np.ndarray:
     from topoae.codec import residual as _res
 
     n = int(entry["n"])
-    line = np.linspace(entry["start"], entry["stop"], n)
-    if entry["kind"] == "linspace":
+    line = _line(entry)
+    if not coord_has_stream(entry):
         return line
     if stream is None:
         raise StoreError("latent file lacks a packed grid coordinate")

@@ -38,7 +38,7 @@ from topoae import offset_field
 from topoae._version import __version__
 from topoae.codec import container, corrections, entropy, tables
 from topoae.codec import residual as _res
-from topoae.codec.files import pack_coord, unpack_coord
+from topoae.codec.files import coord_has_stream, pack_coord, unpack_coord
 from topoae.codec.patch import _check_grid as _check_labelled_grid
 from topoae.codec.patch import _crs_text
 from topoae.codec.patch_model import jsonable as _jsonable
@@ -64,6 +64,9 @@ class RDCodecConfig:
     max_error: float | None = None
     keep_attrs: bool = True
     outliers: bool = True  # sparse corrections of the cells the model misses (spikes)
+    #: bits one outlier correction is taken to cost (sets the correction threshold, see
+    #: :func:`outlier_step`); files before format 3 (zstd-coded corrections) used 10
+    outlier_bits: float = 10.0
     coastline: str | None = None  # "exact": every cell keeps the sign of the original
     relative_error: float | None = None  # with max_error: |err| ≤ min(E, max(floor, r·|z|))
     floor: float = 0.5
@@ -231,11 +234,11 @@ def _code_tile(rd: RDModel, y_base: np.ndarray, level: int) -> tuple[bytes, np.n
     mean, scale = _h_s64(rd, z_hat)
     sym = np.rint(y.astype(np.float64) - mean).astype(np.int64)
     idx, flagged = tables.scale_indices(scale)
-    blob = entropy.encode_tile(z_hat, sym, idx, flagged, rd.tables)
+    blob = entropy.encode_tile(z_hat, sym, idx, flagged, rd.tables.for_level(level))
     return blob, (sym + mean).astype(np.float32)
 
 
-def decode_symbols(rd: RDModel, blob: bytes, shape: tuple[int, int]
+def decode_symbols(rd: RDModel, blob: bytes, shape: tuple[int, int], level: int
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Hyper-latents, latent symbols and their means of one tile of ``shape`` latents."""
     m, hz = rd.net.config.latent_channels, rd.net.config.hyper_channels
@@ -247,13 +250,14 @@ def decode_symbols(rd: RDModel, blob: bytes, shape: tuple[int, int]
         means["mean"] = mean
         return tables.scale_indices(scale)[0]
 
-    z, sym = entropy.decode_tile(blob, (hz, th // 4, tw // 4), (m, th, tw), rd.tables, indices)
+    z, sym = entropy.decode_tile(blob, (hz, th // 4, tw // 4), (m, th, tw), rd.tables.for_level(level),
+                                 indices)
     return z, sym, means["mean"]
 
 
-def _decode_tile(rd: RDModel, blob: bytes, shape: tuple[int, int]) -> np.ndarray:
+def _decode_tile(rd: RDModel, blob: bytes, shape: tuple[int, int], level: int) -> np.ndarray:
     """Dequantised latents ŷ of one tile (float32)."""
-    _, sym, mean = decode_symbols(rd, blob, shape)
+    _, sym, mean = decode_symbols(rd, blob, shape, level)
     return (sym + mean).astype(np.float32)
 
 
@@ -317,12 +321,17 @@ def encode(grid: xr.DataArray, model: Any, *, level: int | None = None, max_erro
            ) -> tuple[dict[str, Any], dict[str, bytes]]:
     """Code a region; returns the container's header and its streams by role (:func:`to_bytes`).
 
-    ``level`` defaults to :func:`default_level`. With ``max_error`` every decoded
-    cell is within that many metres of ``grid``, in float output and, for
+    ``level`` defaults to :func:`default_level`; with ``max_error`` and no ``level``, to
+    the level whose whole file is smallest (:func:`_smallest_bounded`). With ``max_error``
+    every decoded cell is within that many metres of ``grid``, in float output and, for
     integer-valued input (GEBCO int16), in the input's integer dtype too.
     """
     rd = as_rd_model(model)
     _check_grid(grid)
+    if level is None and max_error is not None:
+        return _smallest_bounded(grid, rd, {
+            "max_error": max_error, "keep_attrs": keep_attrs, "tile": tile, "outliers": outliers,
+            "coastline": coastline, "relative_error": relative_error, "floor": floor})
     lev = default_level(rd) if level is None else int(level)
     cfg = RDCodecConfig(level=lev, tile=tile, max_error=max_error, keep_attrs=keep_attrs,
                         coastline=coastline, relative_error=relative_error, floor=floor)
@@ -331,8 +340,8 @@ def encode(grid: xr.DataArray, model: Any, *, level: int | None = None, max_erro
     geo = tile_layout(int(grid.shape[0]), int(grid.shape[1]), cfg.tile, cfg.margin)
     nodes, integer, scale_exp = _scan(grid, mc.offset_stride, mc.offset_step)
     cfg = RDCodecConfig(level=lev, tile=tile, max_error=max_error, keep_attrs=keep_attrs,
-                        outliers=outliers, coastline=coastline, relative_error=relative_error,
-                        floor=floor, scale_exp=scale_exp)
+                        outliers=outliers, outlier_bits=OUTLIER_BITS, coastline=coastline,
+                        relative_error=relative_error, floor=floor, scale_exp=scale_exp)
     streams: dict[str, bytes] = {"offset": _res.encode_residual(nodes)}
     nti, ntj = geo.counts
     yhat: dict[tuple[int, int], np.ndarray] = {}
@@ -361,6 +370,46 @@ def encode(grid: xr.DataArray, model: Any, *, level: int | None = None, max_erro
         raise RegionError("the region holds no valid (non-NaN) cell")
     header = _header(grid, rd, cfg, geo, integer, nan_cells, streams)
     return header, streams
+
+
+def _smallest_bounded(grid: xr.DataArray, rd: RDModel, kw: dict[str, Any]
+                      ) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """The error-bounded file at the level whose whole file is smallest.
+
+    The bound holds at every level; the level trades latent bytes against residual
+    bytes. File size against level falls then rises, so a walk from the default level
+    toward the smaller neighbour stops at the minimum (3–5 encodes). Regions larger than
+    2×2 tiles choose the level on their central 2×2 tiles, then code the whole region once.
+    """
+    h, w = (int(v) for v in grid.shape)
+    span = 2 * int(kw["tile"])
+    probe = grid
+    if h * w > span * span:
+        r0, c0 = max(0, (h - span) // 2), max(0, (w - span) // 2)
+        probe = grid.isel({grid.dims[0]: slice(r0, r0 + span), grid.dims[1]: slice(c0, c0 + span)})
+    files: dict[int, tuple[tuple[dict[str, Any], dict[str, bytes]], int]] = {}
+
+    def size(level: int) -> int:
+        if level not in files:
+            f = encode(probe, rd, level=level, **kw)
+            files[level] = (f, len(to_bytes(*f)))
+        return files[level][1]
+
+    lev = default_level(rd)
+    try:
+        while True:
+            best = min((c for c in (lev - 1, lev, lev + 1) if 0 <= c < rd.levels),
+                       key=lambda c: (size(c), c))
+            if best == lev:
+                break
+            lev = best
+    except RegionError:
+        if probe is grid:
+            raise
+        lev = default_level(rd)  # the central tiles hold no valid cell: code at the default level
+    if probe is grid:
+        return files[lev][0]
+    return encode(grid, rd, level=lev, **kw)
 
 
 def _rule(cfg: RDCodecConfig) -> corrections.RelativeRule:
@@ -418,15 +467,17 @@ def _corrected(rd, cfg, streams, base, integer, shape, i, j) -> np.ndarray:
     return base
 
 
-#: bits a sparse correction costs (position and value after zstd), measured on 15″ tiles
-OUTLIER_BITS = 10.0
+#: bits a sparse correction costs (position and value, context-coded), what new files use:
+#: 4–14 bits measured on held-out 15″ tiles (fewer at the high levels, where corrections
+#: cluster); 6 gave the lowest RMSE at equal bytes over 25–200× (10, 6, 4, 2.5 tried)
+OUTLIER_BITS = 6.0
 
 
 def outlier_step(rd: RDModel, cfg: RDCodecConfig) -> float:
     """Metres: correct a cell when its error exceeds this (RD-optimal for the level's λ:
     a correction pays when λ·e² on the network scale exceeds its bits)."""
     lam = float(rd.net.config.lambdas[cfg.level])
-    return float(rd.net.config.unit * cfg.scale * math.sqrt(OUTLIER_BITS / lam))
+    return float(rd.net.config.unit * cfg.scale * math.sqrt(cfg.outlier_bits / lam))
 
 
 def _encode_outliers(z: np.ndarray, base: np.ndarray, step: float) -> bytes | None:
@@ -468,7 +519,7 @@ def _header(grid, rd, cfg, geo, integer, nan_cells, streams: dict[str, bytes]) -
     d0, d1 = (str(d) for d in grid.dims)
     coords = {}
     for d in (d0, d1):
-        coords[d], s = pack_coord(grid[d].values)
+        coords[d], s = pack_coord(grid[d].values, regular=True)
         if s is not None:
             streams[f"coord:{d}"] = bytes(np.asarray(s, dtype=np.uint8))
     # the reader's own bookkeeping (``source``: the path it read, ``variable``) is not the data's
@@ -616,7 +667,8 @@ class _Tiles:
                 return self._cache[(i, j)]
         a0, a1 = self.geo.span(i, 0)
         b0, b1 = self.geo.span(j, 1)
-        y = _decode_tile(self.rd, _need(self.streams, f"tile:{i},{j}"), ((a1 - a0) // 16, (b1 - b0) // 16))
+        y = _decode_tile(self.rd, _need(self.streams, f"tile:{i},{j}"), ((a1 - a0) // 16, (b1 - b0) // 16),
+                         self.cfg.level)
         y = self.perturb(i, j, y) if self.perturb is not None else y
         with self._lock:
             self._cache[(i, j)] = y
@@ -694,8 +746,8 @@ def _template(values: np.ndarray, header: dict[str, Any], streams: dict[str, byt
     coords = {}
     for d in (d0, d1):
         entry = g["coords"][d]
-        coords[d] = unpack_coord(entry, None if entry["kind"] == "linspace" else
-                                 np.frombuffer(_need(streams, f"coord:{d}"), dtype=np.uint8))
+        coords[d] = unpack_coord(entry, np.frombuffer(_need(streams, f"coord:{d}"), dtype=np.uint8)
+                                 if coord_has_stream(entry) else None)
     da = xr.DataArray(values, dims=(d0, d1), coords=coords, name=g["name"] or "elevation")
     for d in (d0, d1):
         da[d].attrs = dict(g.get("coord_attrs", {}).get(d, {}))
@@ -757,8 +809,10 @@ def encode_to_ratio(grid: xr.DataArray, model: Any, ratio: float, **kw: Any
 
 
 def default_level(rd: RDModel) -> int:
-    """The level nearest 100x on the model's validation record (the middle level without one)."""
+    """The best-quality level whose ratio on the model's validation tiles reaches 100x (what
+    ``--ratio 100`` would pick there; the lowest level if none does, the middle level for a
+    model without a validation record)."""
     if rd.level_ratios:
-        r = np.log(np.asarray(rd.level_ratios, dtype=np.float64))
-        return int(np.argmin(np.abs(r - math.log(100.0))))
+        reach = [k for k, r in enumerate(rd.level_ratios) if r >= 100.0]
+        return max(reach) if reach else int(np.argmax(rd.level_ratios))
     return rd.levels // 2

@@ -20,9 +20,11 @@ Integer-valued input (GEBCO int16) is coded on the integer grid instead: around
 
 so ``|x - y| <= floor(E)`` and the bound holds whatever dtype ``y`` is written in.
 
-``q`` (or its 2-D Lorenzo difference, whichever compresses better) is stored
-with the smallest integer type that holds it and compressed with zstd, one
-frame per block of rows, so a decoder can stream the grid.
+``q`` is stored as the smallest of: ``q`` or its 2-D Lorenzo difference in the
+smallest integer type that holds it, compressed with zstd; or ``q`` range-coded
+with neighbourhood contexts (:mod:`topoae.codec.context_coder`). The patch codec
+writes one frame per block of rows (zstd only, its format 1), so a decoder can
+stream the grid.
 
 The guarantee assumes the decoder reproduces ``r`` (same model; differences
 below ``E / 1024`` are absorbed, except where one moves ``rint(r)`` of the integer
@@ -48,10 +50,12 @@ from topoae.errors import ConfigError, StoreError
 #: level 10 is ~10 % smaller than level 3 at 12 MB/s; levels 15+ fall below 1 MB/s.
 ZSTD_LEVEL = 10
 
-#: Residual frame predictors: the quantised residual as is, or its 2-D Lorenzo
+#: Residual frame codings: the quantised residual as is, or its 2-D Lorenzo
 #: difference ``q[i,j] - q[i-1,j] - q[i,j-1] + q[i-1,j-1]`` (smaller where the
-#: error field is smooth, i.e. at small bounds). The encoder keeps the smaller frame.
-PREDICTORS = ("none", "lorenzo")
+#: error field is smooth, i.e. at small bounds), both zstd-compressed; or the grid
+#: range-coded with adaptive neighbourhood contexts (:mod:`topoae.codec.context_coder`,
+#: 2-D grids only). The encoder keeps the smallest frame.
+PREDICTORS = ("none", "lorenzo", "context")
 
 _INT_TYPES: tuple[type[np.signedinteger], ...] = (np.int8, np.int16, np.int32, np.int64)
 
@@ -223,20 +227,32 @@ def unlorenzo(d: np.ndarray) -> np.ndarray:
     return np.cumsum(np.cumsum(np.asarray(d, dtype=np.int64), axis=0), axis=1)
 
 
-def encode_residual(q: np.ndarray, level: int = ZSTD_LEVEL) -> bytes:
-    """One residual frame: a predictor byte, then :func:`encode_ints` of the smaller choice."""
+def encode_residual(q: np.ndarray, level: int = ZSTD_LEVEL, *, context: bool = True) -> bytes:
+    """One residual frame: a coding byte (:data:`PREDICTORS`), then the smallest of
+    :func:`encode_ints` of ``q``, of its Lorenzo difference, and (``context``) of
+    :func:`topoae.codec.context_coder.encode` of ``q``."""
     q = np.asarray(q)
     plain = encode_ints(q, level)
     if q.ndim != 2 or q.size == 0:
         return bytes([0]) + plain
-    diff = encode_ints(lorenzo(q), level)
-    return bytes([0]) + plain if len(plain) <= len(diff) else bytes([1]) + diff
+    frames = [bytes([0]) + plain, bytes([1]) + encode_ints(lorenzo(q), level)]
+    if context:
+        from topoae.codec import context_coder
+
+        frames.append(bytes([2]) + context_coder.encode(q))
+    return min(frames, key=len)
 
 
 def decode_residual(blob: bytes, shape: tuple[int, int]) -> np.ndarray:
     """Inverse of :func:`encode_residual` (int64)."""
     if not blob or blob[0] >= len(PREDICTORS):
         raise StoreError("corrupted residual frame")
+    if blob[0] == 2:
+        from topoae.codec import context_coder
+
+        if len(shape) != 2:
+            raise StoreError("corrupted residual frame (a context-coded frame of a non-grid)")
+        return context_coder.decode(blob[1:], (int(shape[0]), int(shape[1])))
     ints = decode_ints(blob[1:], shape).astype(np.int64)
     return unlorenzo(ints) if blob[0] == 1 else ints
 

@@ -64,7 +64,9 @@ def gaussian_counts(sigma: float) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Tables:
-    """Frozen tables: ``y[i]`` counts for scale index ``i``, ``z[c]`` for hyper channel ``c``.
+    """Frozen tables: ``y[i]`` counts for scale index ``i``, ``z[c]`` for hyper channel ``c``,
+    and optionally ``z_levels[l][c]``: hyper channel ``c`` at quality level ``l``
+    (:mod:`topoae.codec.table_fit`; empty: ``z`` serves every level).
 
     Symbol ``s`` of a table with ``2K+1`` entries is coded as ``s + K``; the end bins
     stand for ``|s| ≥ K`` (escape; the excess is stored separately).
@@ -72,6 +74,13 @@ class Tables:
 
     y: tuple[np.ndarray, ...]
     z: tuple[np.ndarray, ...]
+    z_levels: tuple[tuple[np.ndarray, ...], ...] = ()
+
+    def for_level(self, level: int) -> Tables:
+        """The tables a tile of quality ``level`` is coded with."""
+        if not self.z_levels:
+            return self
+        return Tables(y=self.y, z=self.z_levels[level])
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         def pack(ts: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray]:
@@ -80,7 +89,11 @@ class Tables:
 
         yv, yl = pack(self.y)
         zv, zl = pack(self.z)
-        return {"y_counts": yv, "y_lengths": yl, "z_counts": zv, "z_lengths": zl}
+        out = {"y_counts": yv, "y_lengths": yl, "z_counts": zv, "z_lengths": zl}
+        if self.z_levels:
+            out["zl_counts"], out["zl_lengths"] = pack(tuple(t for lv in self.z_levels for t in lv))
+            out["zl_levels"] = np.array([len(self.z_levels)], dtype=np.int64)
+        return out
 
     @classmethod
     def from_arrays(cls, a: dict[str, np.ndarray]) -> Tables:
@@ -88,7 +101,16 @@ class Tables:
             ends = np.cumsum(lens)
             return tuple(np.asarray(v[e - n:e], dtype=np.int64) for e, n in zip(ends, lens, strict=True))
 
-        return cls(y=unpack(a["y_counts"], a["y_lengths"]), z=unpack(a["z_counts"], a["z_lengths"]))
+        z = unpack(a["z_counts"], a["z_lengths"])
+        z_levels: tuple[tuple[np.ndarray, ...], ...] = ()
+        if "zl_counts" in a:
+            flat = unpack(a["zl_counts"], a["zl_lengths"])
+            n = int(np.asarray(a["zl_levels"]).reshape(-1)[0])
+            per = len(flat) // max(n, 1)
+            if n < 1 or per * n != len(flat) or per != len(z):
+                raise ValueError("per-level hyper-latent tables do not match the channels")
+            z_levels = tuple(flat[k * per:(k + 1) * per] for k in range(n))
+        return cls(y=unpack(a["y_counts"], a["y_lengths"]), z=z, z_levels=z_levels)
 
 
 def freeze(z_density) -> Tables:

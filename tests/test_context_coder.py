@@ -1,0 +1,67 @@
+"""The context-adaptive coder of correction grids: exact, deterministic, guarded, and smaller
+than zstd where non-zero cells cluster."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from topoae.codec import context_coder, residual
+from topoae.errors import StoreError
+
+
+def _clustered(seed: int, shape=(200, 300)) -> np.ndarray:
+    """Mostly zero; non-zero (some far past the alphabet) in rough patches, as model errors are."""
+    rng = np.random.default_rng(seed)
+    rough = np.zeros(shape)
+    for _ in range(6):
+        r, c = rng.integers(0, shape[0]), rng.integers(0, shape[1])
+        rr, cc = np.ogrid[:shape[0], :shape[1]]
+        rough += np.exp(-((rr - r) ** 2 + (cc - c) ** 2) / (2 * 15.0 ** 2))
+    q = np.rint(rng.laplace(0, 3 * rough)).astype(np.int64)
+    q[rng.random(shape) < 0.001] = rng.integers(-5000, 5000)  # spikes: escapes
+    return q
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_round_trip_exact_and_deterministic(seed):
+    q = _clustered(seed)
+    assert np.abs(q).max() > context_coder.A  # escapes exercised
+    blob = context_coder.encode(q)
+    assert blob == context_coder.encode(q.copy())
+    np.testing.assert_array_equal(context_coder.decode(blob, q.shape), q)
+
+
+@pytest.mark.parametrize("q", [np.zeros((1, 1), np.int64), np.zeros((3, 70), np.int64),
+                               np.full((5, 4), -context_coder.A, np.int64),
+                               np.arange(-40, 40, dtype=np.int64).reshape(8, 10)])
+def test_edge_grids_round_trip(q):
+    np.testing.assert_array_equal(context_coder.decode(context_coder.encode(q), q.shape), q)
+
+
+def test_smaller_than_zstd_on_clustered_corrections():
+    q = _clustered(2)
+    ctx = len(context_coder.encode(q))
+    z = min(len(residual.encode_ints(q)), len(residual.encode_ints(residual.lorenzo(q))))
+    assert ctx < 0.9 * z
+
+
+def test_residual_frames_use_it_unless_told_not_to():
+    q = _clustered(3)
+    frame = residual.encode_residual(q)
+    assert frame[0] == residual.PREDICTORS.index("context")
+    np.testing.assert_array_equal(residual.decode_residual(frame, q.shape), q)
+    plain = residual.encode_residual(q, context=False)  # the patch codec's format-1 frames
+    assert plain[0] in (0, 1) and len(plain) > len(frame)
+
+
+def test_damaged_frames_are_store_errors():
+    q = _clustered(4)
+    blob = context_coder.encode(q)
+    bad = bytearray(blob)
+    bad[len(bad) // 2] ^= 0x5A
+    for b in (bytes(bad), blob[:len(blob) // 2], blob[:3], b""):
+        with pytest.raises(StoreError):
+            context_coder.decode(b, q.shape)
+    with pytest.raises(StoreError):
+        context_coder.decode(blob, (q.shape[0] + 1, q.shape[1]))
