@@ -39,6 +39,28 @@ def test_edge_grids_round_trip(q):
     np.testing.assert_array_equal(context_coder.decode(context_coder.encode(q), q.shape), q)
 
 
+def test_the_frame_of_a_fixed_grid_is_pinned():
+    """The bytes are the format: a change in the model, the contexts or the range coder's
+    quantisation of the probabilities (``constriction``) would make old files undecodable."""
+    q = np.array([[0, 0, 1, -1, 0, 0], [0, 2, -3, 0, 0, 0], [0, 0, 0, 0, 40, -13], [1, 0, 0, -1, 0, 12]])
+    frame = bytes.fromhex("031c01004ce842f51903cac6879c7040")
+    assert context_coder.encode(q) == frame
+    np.testing.assert_array_equal(context_coder.decode(frame, q.shape), q)
+
+
+def test_extreme_values_round_trip_and_impossible_ones_are_refused():
+    lim = context_coder.LIMIT
+    q = np.array([[-lim + 1, 3], [0, lim - 1]], dtype=np.int64)
+    np.testing.assert_array_equal(context_coder.decode(context_coder.encode(q), q.shape), q)
+    for bad in (np.array([[1.5]]), np.array([[-(2**63)]], dtype=np.int64), np.zeros((0, 3), np.int64)):
+        with pytest.raises(ValueError):
+            context_coder.encode(bad)
+    huge = np.array([[-(2**63), 1], [2, 3]], dtype=np.int64)  # residual frames fall back to zstd
+    frame = residual.encode_residual(huge)
+    assert frame[0] != 2
+    np.testing.assert_array_equal(residual.decode_residual(frame, huge.shape), huge)
+
+
 def test_smaller_than_zstd_on_clustered_corrections():
     q = _clustered(2)
     ctx = len(context_coder.encode(q))

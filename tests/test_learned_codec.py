@@ -121,6 +121,32 @@ def test_header_dictionaries_are_frozen_and_version_1_and_2_files_still_read(rd,
         container.unpack(bytes(data[:3]) + bytes([9]) + bytes(data[4:]))
 
 
+def test_real_format_2_files_still_decode(rd):
+    """Files written by the format-2 codec (zstd-coded residual and outlier frames, linspace
+    coordinates, no outlier cost in the header) with the tiny test model: the bound holds and
+    the spikes are corrected as that codec did (10 bits per correction)."""
+    from pathlib import Path
+
+    data = Path(__file__).parent / "data"
+    g = synthetic_grid(96, 80, seed=41).round()
+    x = np.asarray(g.values, np.float64).copy()
+    rng = np.random.default_rng(1)
+    ii, jj = rng.integers(0, 96, 12), rng.integers(0, 80, 12)
+    x[ii, jj] += 2000.0
+    h, s = learned.read(data / "format2_bounded.tae")
+    assert (data / "format2_bounded.tae").read_bytes()[3] == 2 and h["model"] == rd.model_id[:16]
+    out = learned.decode(h, s, rd)
+    np.testing.assert_array_equal(out.lat.values, g.lat.values)
+    assert np.max(np.abs(out.values.astype(np.float64) - x)) <= 4.0
+    h, s = learned.read(data / "format2_outliers.tae")
+    assert "outlier_bits" not in h["codec"] and any(k.startswith("out:") for k in s)
+    step = learned.outlier_step(rd, learned.RDCodecConfig(**h["codec"]))
+    err = np.abs(learned.decode(h, s, rd, dtype="float32").values.astype(np.float64) - x)[ii, jj]
+    # corrected spikes within step/2, the others below the threshold step; the 2,000 m spikes
+    # decoded with a 6-bit step would miss by hundreds of metres
+    assert err.max() <= step + 1e-3
+
+
 def test_a_tile_stream_decoded_with_other_tables_is_caught(rd, grid):
     h, s = learned.encode(grid, rd, level=1)
     other = learned.as_rd_model(_tiny(seed=5))
@@ -207,8 +233,13 @@ def test_max_error_without_a_level_takes_the_smallest_file(rd, grid):
     assert np.nanmax(np.abs(learned.decode(h, s, rd).values - x)) <= 5.0
     # a region larger than 2x2 tiles chooses on its central tiles, then codes the whole once
     h2, s2 = learned.encode(g, rd, max_error=5.0, tile=64)
-    assert 0 <= h2["codec"]["level"] < rd.levels and h2["codec"]["tile"] == 64
+    lev2 = h2["codec"]["level"]
+    assert h2["codec"]["tile"] == 64
     assert np.nanmax(np.abs(learned.decode(h2, s2, rd).values - x)) <= 5.0
+    probe = g.isel(lat=slice(36, 164), lon=slice(66, 194))  # the central 128x128 cells
+    on_probe = {c: len(learned.to_bytes(*learned.encode(probe, rd, level=c, max_error=5.0, tile=64)))
+                for c in (lev2 - 1, lev2, lev2 + 1) if 0 <= c < rd.levels}
+    assert on_probe[lev2] == min(on_probe.values())  # a minimum there
 
 
 def test_max_error_float_input_refuses_int16(rd, grid):
@@ -305,6 +336,27 @@ def test_fitted_tables_code_the_same_grid_in_fewer_bytes_and_survive_their_store
         with pytest.raises(StoreError):  # the old tables desynchronise: caught by the symbol hash
             learned.decode(h2, s2, rd, force=True)
     assert after < before
+
+
+def test_a_refitted_model_still_decodes_the_files_of_its_earlier_release(rd, grid):
+    """Refitting the tables makes a new model id; files made before it still decode (the
+    network is the same, the earlier tables are rebuilt from it), other models' do not."""
+    from dataclasses import replace
+
+    from topoae.codec import table_fit
+
+    y_hist, z_hist = table_fit.collect(rd, [synthetic_grid(128, 128, seed=31)])
+    refit = learned.RDModel(net=rd.net, tables=table_fit.fit(rd.tables, y_hist, z_hist),
+                            model_id="e" * 64, network_of=rd.model_id)
+    h, s = learned.encode(grid, rd, level=2)
+    np.testing.assert_array_equal(learned.decode(h, s, refit).values, learned.decode(h, s, rd).values)
+    h2, s2 = learned.encode(grid, refit, level=2)
+    assert h2["model"] == "e" * 16
+    with pytest.raises(ModelMismatchError):
+        learned.decode(h2, s2, replace(refit, model_id="d" * 64))
+    with pytest.raises(ModelMismatchError):  # the tables must match the ladder
+        learned.RDModel(net=rd.net, tables=tables.Tables(y=rd.tables.y, z=rd.tables.z,
+                                                         z_levels=(rd.tables.z,)), model_id="c" * 64)
 
 
 def test_default_level_is_the_best_that_reaches_100x_on_validation(rd):

@@ -19,7 +19,7 @@ decoding is one vectorised step per non-zero row. The context of a cell comes fr
 * the sign of the cell above (−, 0, +).
 
 Each context keeps integer counts of the symbols ``-A..A`` (``|q| >= A`` is the
-end symbol, its excess stored as a varint after the coded words), starting from
+end symbol, its excess stored as a varint ahead of the coded words), starting from
 :data:`PRIOR` and updated after each row; the probabilities are counts divided
 by their sum, in float64, so the encoder and decoder compute bit-identical
 tables on any machine. A 4-byte hash of the grid guards against a damaged stream.
@@ -50,8 +50,12 @@ PRIOR = np.array([64 if v == 0 else max(1, (INCREMENT // 2) >> min(abs(v) - 1, 5
 RESCALE_AT = 1 << 16  # halve a context's counts when they sum past this
 
 
+#: the largest magnitude a grid may hold (its escape must fit a varint of int64 arithmetic)
+LIMIT = 1 << 62
+
+
 def _hash(q: np.ndarray) -> bytes:
-    return hashlib.blake2b(np.ascontiguousarray(q, dtype=np.int64).tobytes(), digest_size=4).digest()
+    return hashlib.blake2b(np.ascontiguousarray(q, dtype="<i8").tobytes(), digest_size=4).digest()
 
 
 _NEAR_LUT = np.searchsorted(NEAR_EDGES, np.arange(21), side="right") * _N_WIDE * 3
@@ -117,9 +121,14 @@ class _RowFlags:
 
 def encode(q: np.ndarray) -> bytes:
     """Frame of a 2-D integer grid ``q``."""
-    q = np.asarray(q, dtype=np.int64)
-    if q.ndim != 2:
-        raise ValueError("the context coder takes a 2-D grid")
+    q = np.asarray(q)
+    if q.ndim != 2 or q.size == 0 or q.dtype.kind not in "iu":
+        raise ValueError("the context coder takes a non-empty 2-D integer grid")
+    if q.dtype.kind == "u" and q.size and int(q.max()) >= LIMIT:
+        raise ValueError("the context coder takes magnitudes below 2**62")
+    q = q.astype(np.int64)
+    if int(q.max()) >= LIMIT or int(q.min()) <= -LIMIT:
+        raise ValueError("the context coder takes magnitudes below 2**62")
     rows, cols = q.shape
     c = _constriction()
     enc = c.stream.queue.RangeEncoder()
@@ -153,13 +162,18 @@ def encode(q: np.ndarray) -> bytes:
 def decode(blob: bytes, shape: tuple[int, int]) -> np.ndarray:
     """Inverse of :func:`encode` (int64); a damaged frame is a :class:`StoreError`."""
     rows, cols = (int(v) for v in shape)
-    n_esc, pos = _get_uvarint(blob, 0)
-    if n_esc > rows * cols:
-        raise StoreError("context-coded frame holds too many escapes (damaged)")
-    escapes = []
-    for _ in range(n_esc):
-        e, pos = _get_uvarint(blob, pos)
-        escapes.append(e)
+    try:
+        n_esc, pos = _get_uvarint(blob, 0)
+        if n_esc > rows * cols:
+            raise StoreError("context-coded frame holds too many escapes (damaged)")
+        escapes = []
+        for _ in range(n_esc):
+            e, pos = _get_uvarint(blob, pos)
+            escapes.append(e)
+    except StoreError as exc:
+        if "escapes" in str(exc):
+            raise
+        raise StoreError("context-coded frame is truncated or damaged in its escapes") from None
     want = blob[pos:pos + 4]
     rest = blob[pos + 4:]
     if len(want) < 4 or len(rest) % 4:

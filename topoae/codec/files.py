@@ -105,10 +105,12 @@ def _candidates(v: np.ndarray, regular: bool) -> list[dict]:
     if not regular or n < 3 or not np.all(np.isfinite(v)):
         return out
     d = (v[-1] - v[0]) / (n - 1)
-    if d == 0 or not np.isfinite(d):
+    with np.errstate(divide="ignore", over="ignore"):
+        inv = 1 / abs(d) if d != 0 else np.inf
+    if not (np.isfinite(d) and np.isfinite(inv)):
         return out
-    per = int(np.rint(1 / abs(d)))
-    if per < 1 or per > 10**7 or abs(1 / abs(d) - per) > 1e-6 * per:
+    per = int(np.rint(inv))
+    if per < 1 or per > 10**7 or abs(inv - per) > 1e-6 * per:
         return out
     base = {"n": n, "per": per, "sign": 1 if d > 0 else -1}
     out += [{"kind": f, "start": float(v[0]), **base} for f in ("step", "div", "edge")]

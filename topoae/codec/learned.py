@@ -110,16 +110,37 @@ class RDModel:
     model_id: str
     name: str = "hyperprior"
     level_ratios: tuple[float, ...] = ()
+    #: the id of an earlier release of the same network with the tables of
+    #: :func:`tables.freeze` (before :mod:`topoae.codec.table_fit` refitted them): its files
+    #: still decode with this model
+    network_of: str = ""
     h_s64: torch.nn.Module = field(init=False, repr=False)
     fast: InferenceTransforms = field(init=False, repr=False)
+    _earlier: RDModel | None = field(init=False, repr=False, default=None)
 
     def __post_init__(self) -> None:
+        if self.tables.z_levels and len(self.tables.z_levels) != self.levels:
+            raise ModelMismatchError(f"the model has {self.levels} quality levels but hyper-latent "
+                                     f"tables for {len(self.tables.z_levels)}")
         self.h_s64 = copy.deepcopy(self.net.h_s).double().eval()
         self.fast = InferenceTransforms(self.net)
 
     @property
     def levels(self) -> int:
         return self.net.config.levels
+
+    def for_file(self, file_model: str) -> RDModel | None:
+        """The model that decodes a file made with model ``file_model`` (its 16-hex id):
+        this one, its earlier release (same network, original tables), or None."""
+        if file_model == self.model_id[:16]:
+            return self
+        if self.network_of and file_model == self.network_of[:16]:
+            if self._earlier is None:
+                self._earlier = RDModel(net=self.net, tables=tables.freeze(self.net.z_density),
+                                        model_id=self.network_of, name=self.name,
+                                        level_ratios=self.level_ratios)
+            return self._earlier
+        return None
 
 
 def is_rd_model(model: Any) -> bool:
@@ -141,7 +162,8 @@ def as_rd_model(model: Any) -> RDModel:
         t = tables.freeze(net.z_density)
     mid = getattr(model, "model_id", None) or _weights_id(net)
     ratios = tuple(float(v) for v in extra.get("level_ratios", ()))
-    return RDModel(net=net.eval(), tables=t, model_id=mid, level_ratios=ratios)
+    earlier = str((extra.get("tables_fitted") or {}).get("network_of", ""))
+    return RDModel(net=net.eval(), tables=t, model_id=mid, level_ratios=ratios, network_of=earlier)
 
 
 def _weights_id(net: torch.nn.Module) -> str:
@@ -374,12 +396,14 @@ def encode(grid: xr.DataArray, model: Any, *, level: int | None = None, max_erro
 
 def _smallest_bounded(grid: xr.DataArray, rd: RDModel, kw: dict[str, Any]
                       ) -> tuple[dict[str, Any], dict[str, bytes]]:
-    """The error-bounded file at the level whose whole file is smallest.
+    """The error-bounded file at the level whose whole file is smallest, as found by a walk.
 
     The bound holds at every level; the level trades latent bytes against residual
     bytes. File size against level falls then rises, so a walk from the default level
-    toward the smaller neighbour stops at the minimum (3–5 encodes). Regions larger than
-    2×2 tiles choose the level on their central 2×2 tiles, then code the whole region once.
+    toward the smaller neighbour stops at a minimum (3–5 encodes; the smallest of all
+    levels when the sizes have one minimum, as measured on the held-out tiles). Regions
+    larger than 2×2 tiles choose the level on their central 2×2 tiles, then code the whole
+    region once.
     """
     h, w = (int(v) for v in grid.shape)
     span = 2 * int(kw["tile"])
@@ -588,10 +612,12 @@ def _open(header: dict[str, Any], streams: dict[str, bytes], model: Any, force: 
     if header.get("format") != FORMAT:
         raise StoreError("not a learned-codec file")
     rd = as_rd_model(model)
-    if header["model"] != rd.model_id[:16] and not force:
+    own = rd.for_file(str(header.get("model", "")))
+    if own is None and not force:
         raise ModelMismatchError(
             f"the file was made with model {header['model']}, not {rd.model_id[:16]} "
             "(pass the right --model, or --force)")
+    rd = own or rd
     try:
         cfg = RDCodecConfig(**header["codec"])
         g = header["grid"]
@@ -810,8 +836,8 @@ def encode_to_ratio(grid: xr.DataArray, model: Any, ratio: float, **kw: Any
 
 def default_level(rd: RDModel) -> int:
     """The best-quality level whose ratio on the model's validation tiles reaches 100x (what
-    ``--ratio 100`` would pick there; the lowest level if none does, the middle level for a
-    model without a validation record)."""
+    ``--ratio 100`` would pick there; the highest-ratio level if none does, the middle level
+    for a model without a validation record)."""
     if rd.level_ratios:
         reach = [k for k, r in enumerate(rd.level_ratios) if r >= 100.0]
         return max(reach) if reach else int(np.argmax(rd.level_ratios))
