@@ -239,7 +239,7 @@ def encode_residual(q: np.ndarray, level: int = ZSTD_LEVEL, *, context: bool = T
     if context:
         from topoae.codec import context_coder
 
-        if -context_coder.LIMIT < int(q.min()) and int(q.max()) < context_coder.LIMIT:
+        if int(q.min()) > -context_coder.LIMIT and int(q.max()) < context_coder.LIMIT:
             frames.append(bytes([2]) + context_coder.encode(q))
     return min(frames, key=len)
 
