@@ -4,7 +4,7 @@ The error-bounded residual, the sparse outlier corrections and the coastline and
 depth-relative corrections are integer grids, mostly zero, whose non-zero cells
 cluster where the terrain is rough. zstd sees them as bytes; this coder sees each
 cell's neighbourhood. Measured on held-out 15″ tiles, it takes those streams
-21–34 % below zstd (``benchmarks/RESULTS.md``).
+22–34 % below zstd (``benchmarks/RESULTS.md``).
 
 Model
 -----
