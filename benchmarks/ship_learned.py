@@ -32,16 +32,30 @@ WEIGHTS = REPO / "topoae" / "weights"
 NAME = "topoae-hyperprior-gebco15"
 
 
-def val_grids(cfg) -> list[xr.DataArray]:
+def tile_grids(cfg, split: str, n: int | None = None) -> list[xr.DataArray]:
+    """The whole tiles of ``split`` of the run's data as grids in metres (NaN where empty);
+    with ``n``, a fixed random choice of ``n`` of them."""
     from topoae.training.rd import FILL, load_tiles
 
+    tiles = load_tiles(REPO / cfg.data, REPO / cfg.split, split)
+    pick = (range(len(tiles)) if n is None else
+            np.random.default_rng(0).choice(len(tiles), size=min(n, len(tiles)), replace=False))
     out = []
-    for a in load_tiles(REPO / cfg.data, REPO / cfg.split, "val"):
-        z = np.where(a == FILL, np.nan, a.astype(np.float32))
+    for k in pick:
+        z = np.where(tiles[k] == FILL, np.nan, tiles[k].astype(np.float32))
         out.append(xr.DataArray(z, dims=("lat", "lon"), name="elevation",
                                 coords={"lat": np.arange(z.shape[0]) / 240.0,
                                         "lon": np.arange(z.shape[1]) / 240.0}))
     return out
+
+
+def load_network(path: Path):
+    """``(saved record, model id, training config, network in eval mode)`` of a checkpoint."""
+    from topoae.checkpoint import load_checkpoint
+    from topoae.training.rd import RDTrainConfig
+
+    lm = load_checkpoint(path)
+    return dict(lm.extra), lm.model_id, RDTrainConfig.from_dict(lm.train_config), lm.model
 
 
 def level_ratios(rd, grids) -> list[float]:
@@ -113,43 +127,20 @@ def demo_region(weights: Path) -> dict:
             "max_abs_m": float(np.max(np.abs(rec - x)))}
 
 
-def train_grids(cfg, n: int) -> list[xr.DataArray]:
-    """``n`` whole training tiles (a fixed random choice)."""
-    from topoae.training.rd import FILL, load_tiles
-
-    tiles = load_tiles(REPO / cfg.data, REPO / cfg.split, "train")
-    pick = np.random.default_rng(0).choice(len(tiles), size=min(n, len(tiles)), replace=False)
-    out = []
-    for k in pick:
-        z = np.where(tiles[k] == FILL, np.nan, tiles[k].astype(np.float32))
-        out.append(xr.DataArray(z, dims=("lat", "lon"), name="elevation",
-                                coords={"lat": np.arange(z.shape[0]) / 240.0,
-                                        "lon": np.arange(z.shape[1]) / 240.0}))
-    return out
-
-
 def refit_tables(weights: Path, n: int) -> None:
     """New weights: the shipped network with tables fitted on ``n`` training tiles."""
-    from topoae.checkpoint import read_checkpoint, save_checkpoint
+    from topoae.checkpoint import save_checkpoint
     from topoae.codec import learned, table_fit
-    from topoae.models.hyperprior import HyperpriorModel
-    from topoae.training.rd import RDTrainConfig
-
-    torch.set_num_threads(2)
-    payload, old_id = read_checkpoint(weights)
-    cfg = RDTrainConfig.from_dict(payload["config"])
-    net = HyperpriorModel(cfg.model)
-    net.load_state_dict(payload["model"])
-    net.eval()
-    extra = dict(payload["extra"])
     from topoae.codec.tables import Tables
 
+    torch.set_num_threads(2)
+    extra, old_id, cfg, net = load_network(weights)
     old = Tables.from_arrays({k: np.asarray(v) for k, v in extra["tables"].items()})
     rd = learned.RDModel(net=net, tables=old, model_id=old_id)
-    y_hist, z_hist = table_fit.collect(rd, train_grids(cfg, n))
+    y_hist, z_hist = table_fit.collect(rd, tile_grids(cfg, "train", n))
     fitted = table_fit.fit(old, y_hist, z_hist)
     rd = learned.RDModel(net=net, tables=fitted, model_id=old_id)
-    ratios = level_ratios(rd, val_grids(cfg))
+    ratios = level_ratios(rd, tile_grids(cfg, "val"))
     print("level ratios on validation tiles:", [round(r, 1) for r in ratios], flush=True)
     extra["tables"] = {k: torch.from_numpy(v) for k, v in fitted.to_arrays().items()}
     extra["level_ratios"] = ratios
@@ -170,10 +161,8 @@ def refit_tables(weights: Path, n: int) -> None:
 
 
 def main() -> None:
-    from topoae.checkpoint import read_checkpoint, save_checkpoint
+    from topoae.checkpoint import save_checkpoint
     from topoae.codec import learned, tables
-    from topoae.models.hyperprior import HyperpriorModel
-    from topoae.training.rd import RDTrainConfig
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ckpt", type=Path, default=REPO / "runs" / "rd" / "best.pt")
@@ -206,14 +195,10 @@ def main() -> None:
         print(f"updated {card_file}")
         return
     torch.set_num_threads(2)
-    payload, src_id = read_checkpoint(a.ckpt)
-    cfg = RDTrainConfig.from_dict(payload["config"])
-    net = HyperpriorModel(cfg.model)
-    net.load_state_dict(payload["model"])
-    net.eval()
+    record, src_id, cfg, net = load_network(a.ckpt)
     frozen = tables.freeze(net.z_density)
     rd = learned.RDModel(net=net, tables=frozen, model_id=src_id)
-    grids = val_grids(cfg)
+    grids = tile_grids(cfg, "val")
     ratios = level_ratios(rd, grids)
     print("level ratios on validation tiles:", [round(r, 1) for r in ratios], flush=True)
     taus, covs = calibrate_tau(rd, grids)
@@ -222,7 +207,7 @@ def main() -> None:
         "level_ratios": ratios,
         "sample_tau": taus,
         "sample_coverage_val": covs,
-        "trained": {k: payload["extra"].get(k) for k in ("step",) if k in payload["extra"]},
+        "trained": {k: record.get(k) for k in ("step",) if k in record},
         "source_checkpoint": src_id,
     }
     save_checkpoint(a.out, net, cfg, normalise={"mode": "offset-field"}, extra=extra)
@@ -239,7 +224,7 @@ def main() -> None:
         "summary": "mean-scale hyperprior with gain units, 15-arcsec GEBCO, "
                    f"{cfg.model.levels} quality levels",
         "config": cfg.to_dict(),
-        "training": {"steps": payload["extra"].get("step"), "last_logged": curve[-1] if curve else None,
+        "training": {"steps": record.get("step"), "last_logged": curve[-1] if curve else None,
                      "data": "GEBCO 15-arcsec tiles of ../shared/data/gebco_15s/tiles, whole tiles per "
                              "split (benchmarks/rd_split.json); 135-150E 30-45N excluded upstream",
                      "machine": "2-core CPU, 2 threads, no GPU",

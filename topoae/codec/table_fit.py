@@ -44,7 +44,8 @@ def collect(rd: learned.RDModel, grids: Iterable[xr.DataArray]
     for grid in grids:
         for level in range(rd.levels):
             header, streams = learned.encode(grid, rd, level=level, outliers=False)
-            _, _, _, geo, _ = learned._open(header, streams, rd, force=True)
+            geo = learned.tile_layout(int(grid.shape[0]), int(grid.shape[1]), header["codec"]["tile"],
+                                      header["codec"]["margin"])
             for i in range(geo.counts[0]):
                 for j in range(geo.counts[1]):
                     a0, a1 = geo.span(i, 0)
