@@ -13,8 +13,8 @@ Per region and quality level: bytes, ratio, RMSE, max error, PSNR. At 50×, 100�
 extrapolated) against each baseline run at that ratio; BD-rate against SPERR (log
 bytes against log RMSE over the common RMSE range inside 50–400×; negative: topoae
 needs fewer bytes). Error-bounded: bytes for every cell within 5, 10, 25 m (topoae:
-the smallest file over its levels). Throughput: single-threaded Mcells/s on one
-tile, topoae and SPERR in the same run. Writes ``rd_learned.json``, ``rd_learned.md``
+at the level ``topoae encode --max-error`` picks, its smallest file). Throughput:
+single-threaded Mcells/s on one tile, topoae and SPERR in the same run. Writes ``rd_learned.json``, ``rd_learned.md``
 and ``rd_learned.png`` under --out.
 """
 
@@ -138,8 +138,8 @@ def run(model_path: Path, out: Path, quick: bool) -> dict:
         # error-bounded
         r["bounded"] = {}
         for e in BOUNDS:
-            best = min(len(learned.to_bytes(*learned.encode(grid, rd, level=lev, max_error=e)))
-                       for lev in range(rd.levels))
+            # the level is the encoder's own choice: the smallest whole file (learned.encode)
+            best = len(learned.to_bytes(*learned.encode(grid, rd, max_error=e)))
             row = {"topoae": best}
             for b in ("sperr", "sz3"):
                 row[b] = get_baseline(b).at_error(x.astype(np.float32), e).nbytes

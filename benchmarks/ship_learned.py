@@ -7,7 +7,7 @@
 2. Measures each quality level's real ``.tae`` ratio on the validation tiles (whole
    512×512 tiles): the default level is the one nearest 100×.
 3. Calibrates the ensemble noise scale τ per level on the validation tiles to 90 %
-   coverage of the 5–95 % band (:mod:`topoae.codec.ensemble`).
+   coverage of the 5–95 % band of ``ensemble.MEMBERS`` members (:mod:`topoae.codec.ensemble`).
 4. Writes ``topoae/weights/topoae-hyperprior-gebco15.pt`` (weights, config, tables,
    ratios, τ; no optimiser state) and its card with the training record and, when
    ``--results`` is given, the measured rate–distortion summary.
@@ -68,45 +68,67 @@ def level_ratios(rd, grids) -> list[float]:
     return out
 
 
-def calibrate_tau(rd, grids, members: int = 8, target: float = 0.90) -> tuple[list[float], list[float]]:
-    """τ per level (bisection on log τ) and the coverage it reached on the calibration crops
-    (a 256×256 corner of two validation tiles)."""
+def calibrate_tau(rd, grids, members: int | None = None, target: float = 0.90, iters: int = 7
+                  ) -> tuple[list[float], list[float]]:
+    """τ per level (bisection on log τ, the τ whose coverage came nearest ``target``) and the
+    coverage it reached, with as many members as ``topoae sample`` draws by default
+    (the band's width depends on it), on two 256×256 crops (opposite corners) of each grid."""
     from topoae.codec import ensemble, learned
 
-    crops = [g.isel(lat=slice(0, 256), lon=slice(0, 256)) for g in grids[:2]]
-    coded = {}
+    members = ensemble.MEMBERS if members is None else members
+    crops = [c for g in grids for c in (g.isel(lat=slice(0, 256), lon=slice(0, 256)),
+                                          g.isel(lat=slice(-256, None), lon=slice(-256, None)))]
+    truth = [np.asarray(c.values, np.float64) for c in crops]
     taus, covs = [], []
     for lev in range(rd.levels):
-        for k, c in enumerate(crops):
-            coded[k] = learned.encode(c, rd, level=lev)
+        coded = [learned.encode(c, rd, level=lev) for c in crops]
 
-        def cov(tau: float) -> float:
+        def cov(tau: float, coded=coded) -> float:
             vals = []
-            for k, c in enumerate(crops):
-                h, s = coded[k]
+            for (h, s), x in zip(coded, truth, strict=True):
                 ens = np.stack([ensemble.member(h, s, rd, seed=0, index=i, tau=tau).values
                                 for i in range(members)]).astype(np.float64)
-                vals.append(ensemble.coverage(np.asarray(c.values, np.float64), ens))
+                vals.append(ensemble.coverage(x, ens))
             return float(np.mean(vals))
 
-        lo, hi = math.log(0.5), math.log(256.0)
-        c_hi = cov(math.exp(hi))
-        if c_hi < target:
-            taus.append(math.exp(hi))
-            covs.append(c_hi)
-            continue
-        best = (math.exp(hi), c_hi)
-        for _ in range(5):
+        lo, hi = math.log(0.25), math.log(64.0)
+        tried = []
+        for _ in range(iters):
             mid = 0.5 * (lo + hi)
             c = cov(math.exp(mid))
+            tried.append((abs(c - target), math.exp(mid), c))
             if c >= target:
-                hi, best = mid, (math.exp(mid), c)
+                hi = mid
             else:
                 lo = mid
-        taus.append(best[0])
-        covs.append(best[1])
-        print(f"level {lev}: tau {best[0]:.2f} coverage {best[1]:.1%}", flush=True)
+        _, tau, c = min(tried)
+        taus.append(tau)
+        covs.append(c)
+        print(f"level {lev}: tau {tau:.2f} coverage {c:.1%} ({members} members)", flush=True)
     return taus, covs
+
+
+def recalibrate(weights: Path) -> None:
+    """New weights: the shipped network and tables with τ calibrated again (a new model id
+    that still decodes the files of the weights it replaces: ``same_coding_as``)."""
+    from topoae.checkpoint import load_checkpoint, save_checkpoint
+    from topoae.codec import learned
+
+    torch.set_num_threads(2)
+    extra, old_id, cfg, net = load_network(weights)
+    rd = learned.as_rd_model(load_checkpoint(weights))
+    taus, covs = calibrate_tau(rd, tile_grids(cfg, "val"))
+    extra["sample_tau"], extra["sample_coverage_val"] = taus, covs
+    extra["same_coding_as"] = [*extra.get("same_coding_as", []), old_id]
+    save_checkpoint(weights, net, cfg, normalise={"mode": "offset-field"}, extra=extra)
+    data = weights.read_bytes()
+    card_file = weights.parent / f"{weights.stem}.card.json"
+    card = json.loads(card_file.read_text())
+    card.update(model_id=hashlib.sha256(data).hexdigest(), bytes=len(data), date=dt.date.today().isoformat(),
+                sample_tau=taus, sample_coverage_val=covs, same_coding_as=extra["same_coding_as"])
+    card["demo_region"] = demo_region(weights)
+    card_file.write_text(json.dumps(card, indent=1) + "\n")
+    print(f"wrote {weights} ({len(data):,} bytes, id {card['model_id'][:16]}) and its card")
 
 
 def demo_region(weights: Path) -> dict:
@@ -175,12 +197,18 @@ def main() -> None:
                     help="refit the probability tables of the already shipped weights (--out) on N "
                          "training tiles (topoae.codec.table_fit), re-measure the level ratios, and "
                          "write new weights (a new model id) and card")
+    ap.add_argument("--recalibrate", action="store_true",
+                    help="calibrate the ensemble τ of the already shipped weights (--out) again and "
+                         "write new weights (a new model id that still decodes the files of the old)")
     ap.add_argument("--card-only", action="store_true",
                     help="only re-measure the card of the already shipped weights (demo region, "
                          "and --results when given)")
     a = ap.parse_args()
     if a.refit_tables:
         refit_tables(a.out, a.refit_tables)
+        return
+    if a.recalibrate:
+        recalibrate(a.out)
         return
     if a.card_only:
         card_file = a.out.parent / f"{a.out.stem}.card.json"

@@ -38,6 +38,18 @@ def _model_option(f):
     )(f)
 
 
+def _patch_only(ctx: click.Context, *names: str) -> None:
+    """Refuse the patch models' options when given to the learned codec (they would be ignored)."""
+    given = [p for p in ctx.command.params
+             if p.name in names and ctx.get_parameter_source(p.name) == click.core.ParameterSource.COMMANDLINE]
+    if given:
+        from topoae.errors import ConfigError
+
+        opts = ", ".join(p.opts[0] for p in given)
+        raise ConfigError(f"{opts}: for the thesis patch models only; the learned codec does not take "
+                          f"{'it' if len(given) == 1 else 'them'}")
+
+
 def _load(model_path: str | None, *, patch: bool = False):
     """The model asked for, else the default (``patch``: the default patch model, for latent
     files of the patch codec)."""
@@ -145,25 +157,35 @@ def encode(
     overwrite,
 ):
     """Encode REGION (any grid topoae reads) into one compact file."""
+    from pathlib import Path
+
     from topoae import codec
     from topoae._atomic import check_output
     from topoae.codec import files as codec_io
     from topoae.codec import learned
+    from topoae.errors import ConfigError
     from topoae.io import open_grid, parse_bbox
     from topoae.layout import PatchLayout
 
-    check_output(out, overwrite=overwrite)
     loaded = _load(model_path)
     if learned.is_rd_model(loaded):
+        if Path(out).suffix.lower() not in (".tae", ".zarr"):
+            raise ConfigError(f"output {out} must end in .tae (or .zarr, with the latents) for the "
+                              "learned codec")
+        _patch_only(click.get_current_context(), "stride", "quantize", "keep_logvar", "window",
+                    "device", "batch", "band_rows", "sched")
+        if relative_error is None and click.get_current_context().get_parameter_source("floor") \
+                == click.core.ParameterSource.COMMANDLINE:
+            raise ConfigError("--floor is the smallest bound of --relative-error; give both")
+        check_output(out, overwrite=overwrite)
         _encode_learned(loaded, region, out, bbox, var, quality, ratio, no_attrs, max_error,
                         overwrite, coastline, relative_error, floor, units)
         return
     if quality is not None or ratio is not None or coastline != "off" or relative_error is not None:
-        from topoae.errors import ConfigError
-
         raise ConfigError("--quality / --ratio / --coastline need a learned-codec model; this is a "
                           "patch model")
     codec_io.latent_format(out)
+    check_output(out, overwrite=overwrite)
     grid = open_grid(region, var=var, bbox=parse_bbox(bbox) if bbox else None, units=units)
     cm = codec.as_codec_model(loaded)
     s = codec.default_stride(cm.patch) if stride is None else stride
@@ -257,16 +279,19 @@ def decode(latents, model_path, out, dtype, force, device, batch, sched, overwri
 
     from topoae import codec
     from topoae._atomic import check_output
+    from topoae.codec import container, latent_store
     from topoae.codec import files as codec_io
+    from topoae.errors import ConfigError
 
+    if Path(out).suffix.lower() not in codec_io.GRID_SUFFIXES:
+        raise ConfigError(f"output {out} must end in .nc or .tif")
     check_output(out, overwrite=overwrite)
-    from topoae.codec import latent_store
-
-    if Path(latents).suffix.lower() == ".tae" or latent_store.is_store(latents):
+    tae = container.is_tae(latents)
+    if tae or latent_store.is_store(latents):
         from topoae.codec import learned
 
-        header, streams = (learned.read(latents) if Path(latents).suffix.lower() == ".tae"
-                           else latent_store.load(latents))
+        _patch_only(click.get_current_context(), "device", "batch", "sched")
+        header, streams = learned.read(latents) if tae else latent_store.load(latents)
         grid = learned.decode(header, streams, _load(model_path), force=force, dtype=dtype,
                               lazy=True)  # written tile row by tile row: bounded memory
         dtype = grid.encoding["dtype"]
@@ -288,7 +313,9 @@ def decode(latents, model_path, out, dtype, force, device, batch, sched, overwri
 @click.command()
 @click.argument("latents", type=click.Path(dir_okay=True))
 @_model_option
-@click.option("--n", "n", default=32, show_default=True, help="Ensemble members.")
+@click.option("--n", "n", default=None, type=int,
+              help="Ensemble members [16 for a .tae file, the number its spread is calibrated for; "
+                   "32 for patch latents].")
 @click.option("--out", required=True, type=click.Path(), help="Ensemble to create (.nc or .zarr).")
 @click.option("--seed", default=0, show_default=True, help="Same seed, same ensemble.")
 @click.option("--temperature", default=1.0, show_default=True, help="Scale of the latent noise.")
@@ -302,31 +329,34 @@ def sample(
     latents, model_path, n, out, seed, temperature, prior, force, device, batch, sched, overwrite
 ):
     """Draw an ensemble of N plausible grids from LATENTS, with mean and standard deviation."""
-    from topoae._atomic import check_output
-    from topoae.codec import files as codec_io
-    from topoae.sampling import sample as run_sample
-
-    check_output(out, overwrite=overwrite)
     from pathlib import Path
 
-    from topoae.codec import latent_store
+    from topoae._atomic import check_output
+    from topoae.codec import container, latent_store
+    from topoae.codec import files as codec_io
+    from topoae.errors import ConfigError
+    from topoae.sampling import sample as run_sample
 
-    if Path(latents).suffix.lower() == ".tae" or latent_store.is_store(latents):
+    if Path(out).suffix.lower() not in (".nc", ".nc4", ".zarr"):
+        raise ConfigError(f"ensemble output {out} must end in .nc or .zarr")
+    check_output(out, overwrite=overwrite)
+    tae = container.is_tae(latents)
+    if tae or latent_store.is_store(latents):
         from topoae.codec import ensemble, learned
 
         if prior:
-            from topoae.errors import ConfigError
-
             raise ConfigError("--prior applies to the patch models; a .tae file samples its posterior")
-        header, streams = (learned.read(latents) if Path(latents).suffix.lower() == ".tae"
-                           else latent_store.load(latents))
+        _patch_only(click.get_current_context(), "device", "batch", "sched")
+        header, streams = learned.read(latents) if tae else latent_store.load(latents)
+        n = ensemble.MEMBERS if n is None else n
         ens = ensemble.sample(header, streams, _load(model_path), n=n, seed=seed,
                               temperature=temperature, force=force)
         path = codec_io.save_ensemble(ens, out, overwrite=overwrite)
-        click.echo(f"{path}: {n} members (seed {seed}, {ens.attrs['topoae_ensemble']}) with mean, "
-                   "standard deviation and 5/95 % quantiles")
+        click.echo(f"{path}: {ens.attrs['topoae_ensemble']}; with mean, standard deviation and "
+                   "5/95 % quantiles")
         return
     ds = codec_io.open_latents(latents)
+    n = 32 if n is None else n
     ens = run_sample(
         ds,
         _load(model_path, patch=True),

@@ -212,6 +212,10 @@ def to_local_grid(
         values, filled = fill_nearest(values)
     a, b = da.dims
     ya, xa = np.asarray(da[a].values, np.float64), np.asarray(da[b].values, np.float64)
+    for name, v in ((a, ya), (b, xa)):
+        if v.size < 2 or not np.all(np.diff(v) > 0):
+            raise RegionError(f"coordinate {name} must increase strictly with at least 2 values (a "
+                              "simulation needs a regular grid)")
     if spacing is not None and not (np.isfinite(spacing) and spacing > 0):
         raise ConfigError(f"spacing must be a positive number of metres, got {spacing}")
     attrs = {k: da.attrs[k] for k in ("source", "variable") if k in da.attrs}

@@ -105,6 +105,12 @@ CASES = [
     C("encode-10x10-patch-model", "encode {small10} --model vae-default --out {out}",
       r"10x10 cells is too small: this model needs at least 96x96", "a.zarr"),
     C("encode-nan-only", "encode {nan} --out {out}", r"no valid \(non-NaN\) cell", "a.tae"),
+    C("encode-inf-cell", "encode {inf_cell} --max-error 10 --out {out}",
+      r"1 cell\(s\) hold values that are not elevations in metres \(e\.g\. inf at row 5, column 7",
+      "a.tae"),
+    C("encode-fill-value-1e30", "encode {huge_cell} --out {out}",
+      r"not elevations in metres \(e\.g\. 1e\+30 at row 5, column 7.*mark missing cells as NaN",
+      "a.tae"),
     C("tile-nan-only", "tile {nan} --patch 32 --out {out}",
       r"no patch left to store: the region is all NaN", "a.zarr"),
     # --- outputs
@@ -118,6 +124,11 @@ CASES = [
       r"x\.nc must end in \.tae \(or \.zarr", "x.nc"),
     C("decode-wrong-suffix", "decode {tae} --out {out}", r"d\.xyz must end in \.nc or \.tif",
       "d.xyz"),
+    C("sample-wrong-suffix", "sample {tae} --out {out}", r"s\.txt must end in \.nc or \.zarr",
+      "s.txt"),
+    C("encode-overwrite-a-folder", "encode {g64} --overwrite --out {out}",
+      r"folder\.tae is a directory; --overwrite replaces files, not folders", "folder.tae",
+      exists="dir"),
     # --- codec options
     C("encode-quality-9", "encode {g64} --quality 9 --out {out}",
       r"--quality must be 0\.\.8, got 9", "a.tae"),
@@ -129,6 +140,17 @@ CASES = [
       r"--max-error must be a positive number of metres, got 0", "a.tae"),
     C("encode-relative-error-alone", "encode {g64} --relative-error 0.01 --out {out}",
       r"--relative-error needs --max-error", "a.tae"),
+    C("encode-floor-alone", "encode {g64} --floor 2 --out {out}",
+      r"--floor is the smallest bound of --relative-error; give both", "a.tae"),
+    C("encode-patch-option-to-learned-codec", "encode {g64} --batch 0 --out {out}",
+      r"--batch: for the thesis patch models only; the learned codec does not take it", "a.tae"),
+    C("decode-patch-options-to-learned-codec", "decode {tae} --device bogus --scheduler x --out {out}",
+      r"--device, --scheduler: for the thesis patch models only; the learned codec does not take them",
+      "d.nc"),
+    C("sample-negative-seed", "sample {tae} --seed -1 --out {out}",
+      r"--seed must be a non-negative integer, got -1", "s.nc"),
+    C("sample-negative-temperature", "sample {tae} --temperature -1 --out {out}",
+      r"--temperature must be a non-negative number, got -1", "s.nc"),
     # --- damaged or mismatched latent files
     C("decode-truncated-tae", "decode {tae_truncated} --out {out}",
       r"tae_truncated\.tae: stream \d+ is truncated", "d.nc"),
@@ -145,6 +167,8 @@ CASES = [
       r"array 'mu' is damaged \(checksum mismatch", "d.nc"),
     C("decode-int16-of-float-bound", "decode {tae_float_bound} --dtype int16 --out {out}",
       r"holds for float32 output only .*decode with --dtype float32", "d.nc"),
+    C("decode-int16-beyond-its-range", "decode {tae_high} --dtype int16 --out {out}",
+      r"values from \d+ to \d+, beyond int16's ±32767: write it as float32", "d.nc"),
     # --- checkpoints that are not topoae's
     C("encode-random-bytes-model", "encode {g64} --model {random_pt} --out {out}",
       r"random\.pt is not a (readable|topoae) checkpoint(?!: it holds objects)", "a.tae"),
@@ -167,6 +191,10 @@ CASES = [
       usage=True),
     C("simulate-all-land", "simulate --bathymetry {land} --out {out}",
       r"no cell below sea level", "sim"),
+    C("export-unordered-coordinates", "export anuga {unordered} --out {out}",
+      r"coordinate lat must increase strictly", "an"),
+    C("simulate-unordered-coordinates", "simulate --bathymetry {unordered} --out {out}",
+      r"coordinate lat must increase strictly", "sim"),
     # --- training data
     C("tile-split-file-naming-no-input", "tile {g64} --patch 32 --split-by-file {split_json} "
       "--out {out}", r"input g64 is in no split of the split file", "a.zarr"),
@@ -244,6 +272,36 @@ class _Inputs:
 
         da = synthetic_grid(64, 64, seed=4)
         return self._write("nan.nc", da.copy(data=np.full(da.shape, np.nan, np.float32)))
+
+    def _with_cell(self, name: str, value: float) -> Path:
+        from topoae.io.synthetic import synthetic_grid
+
+        da = synthetic_grid(32, 32, seed=5)
+        v = da.values.copy()
+        v[5, 7] = value
+        return self._write(name, da.copy(data=v))
+
+    def _inf_cell(self):
+        return self._with_cell("inf_cell.nc", np.inf)
+
+    def _huge_cell(self):
+        return self._with_cell("huge_cell.nc", 1e30)
+
+    def _tae_high(self):
+        from topoae.io.synthetic import synthetic_grid
+
+        da = synthetic_grid(32, 32, seed=6)
+        grid = self._write("high.nc", da.copy(data=np.abs(da.values) + np.float32(38000.5)))
+        self._cli("encode", str(grid), "--out", str(path := self.root / "high.tae"))
+        return path
+
+    def _unordered(self):
+        from topoae.io.synthetic import synthetic_grid
+
+        da = synthetic_grid(32, 32, seed=7)
+        lat = da[da.dims[0]].values.copy()
+        lat[[3, 4]] = lat[[4, 3]]
+        return self._write("unordered.nc", da.assign_coords({da.dims[0]: lat}))
 
     def _land(self):
         from topoae.io.synthetic import synthetic_grid

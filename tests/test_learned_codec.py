@@ -359,6 +359,20 @@ def test_a_refitted_model_still_decodes_the_files_of_its_earlier_release(rd, gri
                                                          z_levels=(rd.tables.z,)), model_id="c" * 64)
 
 
+def test_a_recalibrated_model_decodes_the_files_of_the_release_it_replaces(rd, grid):
+    """A release that changes only what coding never reads (the ensemble's τ) lists the ids
+    it replaces: their files decode with it, bit for bit; unlisted ids are still refused."""
+    from dataclasses import replace
+
+    h, s = learned.encode(grid, rd, level=1)
+    newer = replace(rd, model_id="f" * 64, same_coding_as=("a" * 64, rd.model_id))
+    np.testing.assert_array_equal(learned.decode(h, s, newer).values, learned.decode(h, s, rd).values)
+    assert newer.for_file("a" * 16) is newer
+    assert newer.for_file("b" * 16) is None
+    with pytest.raises(ModelMismatchError):
+        learned.decode(h, s, replace(rd, model_id="f" * 64, same_coding_as=("a" * 64,)))
+
+
 def test_default_level_is_the_best_that_reaches_100x_on_validation(rd):
     from dataclasses import replace
 

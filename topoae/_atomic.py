@@ -17,12 +17,24 @@ from pathlib import Path
 
 from topoae.errors import OutputExistsError
 
+#: outputs written as single files: an existing *directory* of such a name is never replaced
+FILE_SUFFIXES = (".tae", ".nc", ".nc4", ".tif", ".tiff", ".png", ".pdf", ".svg", ".csv", ".json",
+                 ".pt", ".npz")
+
+
+def _not_a_file(p: Path) -> OutputExistsError:
+    return OutputExistsError(f"{p} is a directory; --overwrite replaces files, not folders "
+                             "(remove it or choose another output)")
+
 
 def check_output(path: str | os.PathLike, *, overwrite: bool) -> Path:
-    """Return ``path`` as a Path, refusing an existing one unless ``overwrite``."""
+    """Return ``path`` as a Path, refusing an existing one unless ``overwrite``, and never
+    offering to replace a directory with a file (an output named like a file)."""
     p = Path(path)
     if p.exists() and not overwrite:
         raise OutputExistsError(f"{p} exists (pass --overwrite to replace it)")
+    if p.is_dir() and not p.is_symlink() and p.suffix.lower() in FILE_SUFFIXES:
+        raise _not_a_file(p)
     return p
 
 
@@ -78,6 +90,10 @@ def atomic_path(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator
         with contextlib.suppress(OSError):
             _remove(tmp)
         raise
+    if final.is_dir() and not final.is_symlink() and not tmp.is_dir():
+        with contextlib.suppress(OSError):
+            _remove(tmp)
+        raise _not_a_file(final)
     if final.exists():
         _remove(final)
     os.replace(tmp, final)

@@ -155,6 +155,18 @@ def write(path: str | os.PathLike, header: dict[str, Any], streams: list[bytes],
     return len(data)
 
 
+def is_tae(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a ``.tae`` file, by its name or its first bytes (a renamed one)."""
+    p = Path(path)
+    if p.suffix.lower() == ".tae":
+        return True
+    try:
+        with p.open("rb") as fh:
+            return fh.read(3) == MAGIC
+    except OSError:
+        return False
+
+
 def read(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, bytes]]:
     p = Path(path)
     if not p.is_file():

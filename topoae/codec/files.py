@@ -402,8 +402,21 @@ def _clean(da: xr.DataArray) -> xr.DataArray:
 
 
 def _as_int16(da: xr.DataArray) -> xr.DataArray:
-    """Round to whole metres and clip to the int16 range (NaN stays NaN; written as the fill)."""
-    return da.round().clip(-32767, 32767)
+    """Round to whole metres (NaN stays NaN; written as the fill), refusing values beyond
+    int16's ±32767 (no elevation is near them: clipping would write a wrong grid)."""
+
+    def check(block: np.ndarray) -> np.ndarray:
+        v = block[np.isfinite(block)]
+        if v.size and (v.min() < -32767 or v.max() > 32767):
+            raise ConfigError(f"the grid holds values from {v.min():g} to {v.max():g}, beyond int16's "
+                              "±32767: write it as float32 (--dtype float32)")
+        return block
+
+    r = da.round()
+    if getattr(r.data, "map_blocks", None) is not None and not isinstance(r.data, np.ndarray):
+        return r.copy(data=r.data.map_blocks(check, dtype=r.dtype))
+    check(np.asarray(r.values))
+    return r
 
 
 #: CF attributes that describe the whole dataset: also written as global attributes.

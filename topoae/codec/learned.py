@@ -114,6 +114,9 @@ class RDModel:
     #: :func:`tables.freeze` (before :mod:`topoae.codec.table_fit` refitted them): its files
     #: still decode with this model
     network_of: str = ""
+    #: ids of earlier releases with this network *and* these tables (they differ only in what
+    #: coding never reads, e.g. the ensemble's calibrated τ): their files decode with this model
+    same_coding_as: tuple[str, ...] = ()
     h_s64: torch.nn.Module = field(init=False, repr=False)
     fast: InferenceTransforms = field(init=False, repr=False)
     _earlier: RDModel | None = field(init=False, repr=False, default=None)
@@ -131,8 +134,9 @@ class RDModel:
 
     def for_file(self, file_model: str) -> RDModel | None:
         """The model that decodes a file made with model ``file_model`` (its 16-hex id):
-        this one, its earlier release (same network, original tables), or None."""
-        if file_model == self.model_id[:16]:
+        this one, an earlier release that codes the same (:attr:`same_coding_as`), its release
+        before the tables were refitted (same network, original tables), or None."""
+        if file_model == self.model_id[:16] or file_model in {m[:16] for m in self.same_coding_as}:
             return self
         if self.network_of and file_model == self.network_of[:16]:
             if self._earlier is None:
@@ -163,7 +167,9 @@ def as_rd_model(model: Any) -> RDModel:
     mid = getattr(model, "model_id", None) or _weights_id(net)
     ratios = tuple(float(v) for v in extra.get("level_ratios", ()))
     earlier = str((extra.get("tables_fitted") or {}).get("network_of", ""))
-    return RDModel(net=net.eval(), tables=t, model_id=mid, level_ratios=ratios, network_of=earlier)
+    same = tuple(str(m) for m in extra.get("same_coding_as", ()))
+    return RDModel(net=net.eval(), tables=t, model_id=mid, level_ratios=ratios, network_of=earlier,
+                   same_coding_as=same)
 
 
 def _weights_id(net: torch.nn.Module) -> str:
@@ -193,6 +199,22 @@ def _read(grid: xr.DataArray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     return block[np.ix_(rows - r0, cols - c0)]
 
 
+#: metres: no elevation on Earth is near this; a value beyond it is a fill value or other units
+PLAUSIBLE = 100_000.0
+
+
+def _check_values(z: np.ndarray, row0: int) -> None:
+    """Refuse ±inf and values beyond :data:`PLAUSIBLE` (NaN marks missing cells): one such cell
+    would spoil the coding of its whole neighbourhood, or of the whole region."""
+    bad = ~np.isnan(z) & ~(np.abs(z) <= PLAUSIBLE)
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        raise RegionError(
+            f"{int(bad.sum())} cell(s) hold values that are not elevations in metres (e.g. "
+            f"{z[r, c]:g} at row {row0 + int(r)}, column {int(c)}; the codec takes finite values "
+            f"within ±{PLAUSIBLE:,.0f} m): mark missing cells as NaN or set the variable's _FillValue")
+
+
 def _scan(grid: xr.DataArray, stride: int, step: float, cells: int = 1 << 20
           ) -> tuple[np.ndarray, bool, int]:
     """One pass over the grid in bands of rows (about ``cells`` cells each, at least
@@ -206,6 +228,7 @@ def _scan(grid: xr.DataArray, stride: int, step: float, cells: int = 1 << 20
     prev = None
     for r0 in range(0, h, band):
         z = np.asarray(grid.isel({grid.dims[0]: slice(r0, min(h, r0 + band))}).values, dtype=np.float64)
+        _check_values(z, r0)
         means.append(offset_field.block_means(z, stride))
         if integer:
             v = z[np.isfinite(z)]
