@@ -306,7 +306,7 @@ def plot(res: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def coverage(model_path: Path, out: Path, members: int = 16) -> dict:
+def coverage(model_path: Path, out: Path, members: int | None = None) -> dict:
     """Ensemble calibration on held-out data: the share of cells inside the members' 5–95 % band
     (target 90 % ± 5 %), per level, on a 256×256 corner of four test tiles and on Suruga."""
     import torch
@@ -316,6 +316,7 @@ def coverage(model_path: Path, out: Path, members: int = 16) -> dict:
     from topoae.io import open_grid
 
     torch.set_num_threads(1)
+    members = ensemble.MEMBERS if members is None else members  # what τ is calibrated for
     lm = load_checkpoint(model_path)
     rd = learned.as_rd_model(lm)
     regs = regions(False)
