@@ -29,5 +29,5 @@ def demo(out, model_path, region, units, members, overwrite):
                "  topoae encode GEBCO.nc --bbox W,S,E,N --ratio 100 --out region.tae\n"
                "  topoae decode region.tae --out recon.nc\n"
                "  topoae encode GEBCO.nc --bbox W,S,E,N --max-error 10 --out bounded.tae\n"
-               "  topoae sample region.tae --n 32 --out ensemble.nc\n"
+               "  topoae sample region.tae --out ensemble.nc\n"
                "  topoae export exahype recon.nc --out exahype/")
