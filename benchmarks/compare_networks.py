@@ -1,0 +1,87 @@
+"""Is a new hyperprior checkpoint better than the shipped one? Held-out RMSE at equal bytes.
+
+    python benchmarks/compare_networks.py runs/rd/best.pt [--against topoae/weights/...pt]
+
+The check made before shipping a checkpoint (the validation loss is too noisy to decide:
+it moves by 5–15 % between evaluations 500 steps apart). Both networks code 6 held-out
+15″ test tiles of ``benchmarks/rd_split.json`` (trench, open ocean ×2, coast ×2, shelf) and
+the Suruga Bay tile at every quality level with the probability tables
+:func:`topoae.codec.tables.freeze` builds from each network, so the comparison is of the
+networks, not of refitted tables. Per
+region: the candidate's RMSE over the reference's, each interpolated in log–log at 50, 100,
+200 and 400× between its levels (the ratios of whole ``.tae`` files); then the geometric
+mean over the regions. Below 1: the candidate is better.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+import numpy as np
+from rd_learned import interp_rmse, regions
+
+REPO = Path(__file__).resolve().parents[1]
+NAMES = ("Tile_-16.3_-73.3", "Tile_-6.82_86.01", "Tile_15.62_80.54", "Tile_22.06_135.2",
+         "Tile_28.13_34.51", "Tile_39.53_-72.2", "suruga")
+TARGETS = (50, 100, 200, 400)
+
+
+def _frozen(path: Path):
+    from topoae.checkpoint import load_checkpoint
+    from topoae.codec import learned, tables
+
+    lm = load_checkpoint(path)
+    net = lm.model.eval()
+    return learned.RDModel(net=net, tables=tables.freeze(net.z_density), model_id=lm.model_id)
+
+
+def _curve(grid, rd) -> list[tuple[float, float]]:
+    from topoae import metrics
+    from topoae.codec import learned
+
+    x = np.asarray(grid.values, np.float64)
+    out = []
+    for lev in range(rd.levels):
+        h, s = learned.encode(grid, rd, level=lev)
+        y = learned.decode(h, s, rd).values.astype(np.float64)
+        out.append((x.size * 4 / len(learned.to_bytes(h, s)), metrics.rmse(x, y)))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("candidate", type=Path)
+    ap.add_argument("--against", type=Path,
+                    default=REPO / "topoae" / "weights" / "topoae-hyperprior-gebco15.pt")
+    ap.add_argument("--threads", type=int, default=2)
+    a = ap.parse_args()
+    import torch
+
+    from topoae.io import open_grid
+
+    torch.set_num_threads(a.threads)
+    ref, cand = _frozen(a.against), _frozen(a.candidate)
+    paths = regions(False)
+    logs: dict[int, list[float]] = {t: [] for t in TARGETS}
+    for name in NAMES:
+        if not paths[name].exists():
+            print(f"skip {name}: {paths[name]} missing")
+            continue
+        grid = open_grid(paths[name]).load()
+        c0, c1 = _curve(grid, ref), _curve(grid, cand)
+        row = []
+        for t in TARGETS:
+            r0 = interp_rmse([p[0] for p in c0], [p[1] for p in c0], t)
+            r1 = interp_rmse([p[0] for p in c1], [p[1] for p in c1], t)
+            if np.isfinite(r0) and np.isfinite(r1):
+                logs[t].append(math.log(r1 / r0))
+                row.append(f"{t}x {r1 / r0:.3f}")
+        print(f"{name:18s} " + " ".join(row), flush=True)
+    print("candidate / reference RMSE at equal bytes (geometric mean): "
+          + ", ".join(f"{t}x {math.exp(np.mean(v)):.3f}" for t, v in logs.items() if v))
+
+
+if __name__ == "__main__":
+    main()
