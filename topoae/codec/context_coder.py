@@ -77,27 +77,25 @@ def _contexts(prev1: np.ndarray, prev2: np.ndarray) -> np.ndarray:
 
 
 class _Model:
-    """Adaptive per-context counts (identical on both sides)."""
+    """Adaptive per-context counts (identical on both sides). The probabilities of a context
+    are its counts over their sum, divided when asked for (the same float64 numbers on both
+    sides: the counts are integers)."""
 
     def __init__(self) -> None:
         self.counts = np.tile(PRIOR, (CONTEXTS, 1))
         self.totals = self.counts.sum(1)
-        self.table = self.counts / self.totals[:, None].astype(np.float64)
 
     def probabilities(self, ctx: np.ndarray) -> np.ndarray:
-        return self.table[ctx]
+        return self.counts[ctx] / self.totals[ctx][:, None].astype(np.float64)
 
     def update(self, ctx: np.ndarray, sym: np.ndarray) -> None:
         flat = self.counts.reshape(-1)
         flat += INCREMENT * np.bincount(ctx * K + sym, minlength=CONTEXTS * K)
-        per = np.bincount(ctx, minlength=CONTEXTS)
-        self.totals += INCREMENT * per
-        big = np.flatnonzero(self.totals > RESCALE_AT)
-        if big.size:
+        self.totals += INCREMENT * np.bincount(ctx, minlength=CONTEXTS)
+        if self.totals.max() > RESCALE_AT:
+            big = np.flatnonzero(self.totals > RESCALE_AT)
             self.counts[big] = (self.counts[big] + 1) >> 1
             self.totals[big] = self.counts[big].sum(1)
-        used = np.flatnonzero(per)
-        self.table[used] = self.counts[used] / self.totals[used][:, None].astype(np.float64)
 
 
 class _RowFlags:
