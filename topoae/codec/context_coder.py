@@ -4,7 +4,7 @@ The error-bounded residual, the sparse outlier corrections and the coastline and
 depth-relative corrections are integer grids, mostly zero, whose non-zero cells
 cluster where the terrain is rough. zstd sees them as bytes; this coder sees each
 cell's neighbourhood. Measured on held-out 15″ tiles, it takes those streams
-22–34 % below zstd (``benchmarks/RESULTS.md``).
+21–34 % below zstd (``benchmarks/RESULTS.md``).
 
 Model
 -----
@@ -77,25 +77,27 @@ def _contexts(prev1: np.ndarray, prev2: np.ndarray) -> np.ndarray:
 
 
 class _Model:
-    """Adaptive per-context counts (identical on both sides). The probabilities of a context
-    are its counts over their sum, divided when asked for (the same float64 numbers on both
-    sides: the counts are integers)."""
+    """Adaptive per-context counts (identical on both sides)."""
 
     def __init__(self) -> None:
         self.counts = np.tile(PRIOR, (CONTEXTS, 1))
         self.totals = self.counts.sum(1)
+        self.table = self.counts / self.totals[:, None].astype(np.float64)
 
     def probabilities(self, ctx: np.ndarray) -> np.ndarray:
-        return self.counts[ctx] / self.totals[ctx][:, None].astype(np.float64)
+        return self.table[ctx]
 
     def update(self, ctx: np.ndarray, sym: np.ndarray) -> None:
         flat = self.counts.reshape(-1)
         flat += INCREMENT * np.bincount(ctx * K + sym, minlength=CONTEXTS * K)
-        self.totals += INCREMENT * np.bincount(ctx, minlength=CONTEXTS)
-        if self.totals.max() > RESCALE_AT:
-            big = np.flatnonzero(self.totals > RESCALE_AT)
+        per = np.bincount(ctx, minlength=CONTEXTS)
+        self.totals += INCREMENT * per
+        big = np.flatnonzero(self.totals > RESCALE_AT)
+        if big.size:
             self.counts[big] = (self.counts[big] + 1) >> 1
             self.totals[big] = self.counts[big].sum(1)
+        used = np.flatnonzero(per)
+        self.table[used] = self.counts[used] / self.totals[used][:, None].astype(np.float64)
 
 
 class _RowFlags:
