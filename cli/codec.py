@@ -220,9 +220,7 @@ def _encode_learned(loaded, region, out, bbox, var, quality, ratio, no_attrs, ma
     from topoae.errors import ConfigError
     from topoae.io import open_grid, parse_bbox
 
-    suffix = Path(out).suffix.lower()
-    if suffix not in (".tae", ".zarr"):
-        raise ConfigError(f"output {out} must end in .tae (or .zarr, with the latents) for the learned codec")
+    suffix = Path(out).suffix.lower()  # .tae or .zarr: encode checked it before any work
     if quality is not None and ratio is not None:
         raise ConfigError("give --quality or --ratio, not both")
     grid = open_grid(region, var=var, bbox=parse_bbox(bbox) if bbox else None, units=units)
@@ -329,7 +327,6 @@ def sample(
     latents, model_path, n, out, seed, temperature, prior, force, device, batch, sched, overwrite
 ):
     """Draw an ensemble of N plausible grids from LATENTS, with mean and standard deviation."""
-    from pathlib import Path
 
     from topoae._atomic import check_output
     from topoae.codec import container, latent_store
@@ -337,8 +334,7 @@ def sample(
     from topoae.errors import ConfigError
     from topoae.sampling import sample as run_sample
 
-    if Path(out).suffix.lower() not in (".nc", ".nc4", ".zarr"):
-        raise ConfigError(f"ensemble output {out} must end in .nc or .zarr")
+    codec_io.check_ensemble_path(out)
     check_output(out, overwrite=overwrite)
     tae = container.is_tae(latents)
     if tae or latent_store.is_store(latents):

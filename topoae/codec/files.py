@@ -517,12 +517,17 @@ def save_grid(
     return p
 
 
+def check_ensemble_path(path: str | os.PathLike) -> None:
+    """Refuse an ensemble output that is neither NetCDF nor Zarr (before any work)."""
+    if Path(path).suffix.lower() not in (".nc", ".nc4", ".zarr"):
+        raise ConfigError(f"ensemble output {path} must end in .nc or .zarr")
+
+
 def save_ensemble(ds: xr.Dataset, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
     """Write an ensemble dataset (:func:`topoae.sampling.sample`) as NetCDF-4 or Zarr."""
     p = Path(path)
     suffix = p.suffix.lower()
-    if suffix not in (".nc", ".nc4", ".zarr"):
-        raise ConfigError(f"ensemble output {p} must end in .nc or .zarr")
+    check_ensemble_path(p)
     ds = ds.copy(deep=False)
     ds.attrs = _netcdf_attrs(ds.attrs)
     for v in ds.variables:
