@@ -638,3 +638,17 @@ def test_depth_weights_favour_the_coastline_and_average_one():
     assert v[4] > v[3] > v[2] > v[1] > v[0] and v[4] > v[5] > v[6]
     np.testing.assert_allclose(v[4] / v[0], 10.0, rtol=1e-6)  # 1 + 9 at the shoreline
     np.testing.assert_allclose(depth_weights(z, 0.0, 50.0)[0, 0, 0, :7], 8 / 7, rtol=1e-6)
+
+
+def test_one_unmarked_fill_value_barely_moves_the_roughness_scale():
+    """The roughness sets the whole region's quantisation scale; one cell of 99999 (a fill value
+    nobody marked) may add at most its four capped steps to it, not 4 × 100 km."""
+    from topoae import offset_field
+
+    z = np.asarray(synthetic_grid(128, 128, seed=12).values, np.float64)
+    spiked = z.copy()
+    spiked[40, 60] = 99999.0
+    pairs = 2 * 128 * 127
+    clean, dirty = offset_field.roughness(z), offset_field.roughness(spiked)
+    assert clean < dirty <= clean + 2.0 * 4 * offset_field.STEP_CAP / pairs
+    assert offset_field.scale_exponent(dirty) - offset_field.scale_exponent(clean) <= 4  # ≤ 2×
