@@ -58,6 +58,16 @@ def load_network(path: Path):
     return dict(lm.extra), lm.model_id, RDTrainConfig.from_dict(lm.train_config), lm.model
 
 
+def shipped_model(extra: dict, model_id: str, net):
+    """The coding model of shipped weights (:func:`load_network`'s parts): network and the
+    tables stored with it."""
+    from topoae.codec import learned
+    from topoae.codec.tables import Tables
+
+    stored = Tables.from_arrays({k: np.asarray(v) for k, v in extra["tables"].items()})
+    return learned.RDModel(net=net, tables=stored, model_id=model_id)
+
+
 def level_ratios(rd, grids) -> list[float]:
     from topoae.codec import learned
 
@@ -111,13 +121,11 @@ def calibrate_tau(rd, grids, members: int | None = None, target: float = 0.90, i
 def recalibrate(weights: Path) -> None:
     """New weights: the shipped network and tables with τ calibrated again (a new model id
     that still decodes the files of the weights it replaces: ``same_coding_as``)."""
-    from topoae.checkpoint import load_checkpoint, save_checkpoint
-    from topoae.codec import learned
+    from topoae.checkpoint import save_checkpoint
 
     torch.set_num_threads(2)
     extra, old_id, cfg, net = load_network(weights)
-    rd = learned.as_rd_model(load_checkpoint(weights))
-    taus, covs = calibrate_tau(rd, tile_grids(cfg, "val"))
+    taus, covs = calibrate_tau(shipped_model(extra, old_id, net), tile_grids(cfg, "val"))
     extra["sample_tau"], extra["sample_coverage_val"] = taus, covs
     extra["same_coding_as"] = [*extra.get("same_coding_as", []), old_id]
     save_checkpoint(weights, net, cfg, normalise={"mode": "offset-field"}, extra=extra)
@@ -153,14 +161,12 @@ def refit_tables(weights: Path, n: int) -> None:
     """New weights: the shipped network with tables fitted on ``n`` training tiles."""
     from topoae.checkpoint import save_checkpoint
     from topoae.codec import learned, table_fit
-    from topoae.codec.tables import Tables
 
     torch.set_num_threads(2)
     extra, old_id, cfg, net = load_network(weights)
-    old = Tables.from_arrays({k: np.asarray(v) for k, v in extra["tables"].items()})
-    rd = learned.RDModel(net=net, tables=old, model_id=old_id)
+    rd = shipped_model(extra, old_id, net)
     y_hist, z_hist = table_fit.collect(rd, tile_grids(cfg, "train", n))
-    fitted = table_fit.fit(old, y_hist, z_hist)
+    fitted = table_fit.fit(rd.tables, y_hist, z_hist)
     rd = learned.RDModel(net=net, tables=fitted, model_id=old_id)
     ratios = level_ratios(rd, tile_grids(cfg, "val"))
     print("level ratios on validation tiles:", [round(r, 1) for r in ratios], flush=True)

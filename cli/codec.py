@@ -273,16 +273,13 @@ def _encode_learned(loaded, region, out, bbox, var, quality, ratio, no_attrs, ma
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 def decode(latents, model_path, out, dtype, force, device, batch, sched, overwrite):
     """Decode LATENTS back onto the original grid (same shape, coordinates, attributes)."""
-    from pathlib import Path
 
     from topoae import codec
     from topoae._atomic import check_output
     from topoae.codec import container, latent_store
     from topoae.codec import files as codec_io
-    from topoae.errors import ConfigError
 
-    if Path(out).suffix.lower() not in codec_io.GRID_SUFFIXES:
-        raise ConfigError(f"output {out} must end in .nc or .tif")
+    codec_io.grid_format(out)
     check_output(out, overwrite=overwrite)
     tae = container.is_tae(latents)
     if tae or latent_store.is_store(latents):

@@ -413,7 +413,7 @@ def _as_int16(da: xr.DataArray) -> xr.DataArray:
         return block
 
     r = da.round()
-    if getattr(r.data, "map_blocks", None) is not None and not isinstance(r.data, np.ndarray):
+    if r.chunks is not None:  # dask: checked block by block as the grid is written
         return r.copy(data=r.data.map_blocks(check, dtype=r.dtype))
     check(np.asarray(r.values))
     return r
@@ -456,6 +456,14 @@ def _flip(da: xr.DataArray, dims, *, descending: bool) -> xr.DataArray:
     return da.isel(flip)
 
 
+def grid_format(path: str | os.PathLike) -> str:
+    """``netcdf`` or ``cog`` by the output's suffix; anything else is refused (before any work)."""
+    fmt = GRID_SUFFIXES.get(Path(path).suffix.lower())
+    if fmt is None:
+        raise ConfigError(f"output {path} must end in .nc or .tif")
+    return fmt
+
+
 def save_grid(
     da: xr.DataArray, path: str | os.PathLike, *, dtype: str = "float32", overwrite: bool = False
 ) -> Path:
@@ -470,9 +478,7 @@ def save_grid(
     """
     check_dtype(dtype, _residual_of(da))
     p = Path(path)
-    fmt = GRID_SUFFIXES.get(p.suffix.lower())
-    if fmt is None:
-        raise ConfigError(f"output {p} must end in .nc or .tif")
+    fmt = grid_format(p)
     name = str(da.name or "elevation")
     descending = list(da.encoding.get(DESCENDING, ()))
     source_attrs = file_attrs(da)
