@@ -79,7 +79,9 @@ def bd_rate(a_ratio, a_rmse, b_ratio, b_rmse, lo=50.0, hi=400.0) -> float:
     return float(math.exp(diff.mean()) - 1.0)
 
 
-def run(model_path: Path, out: Path, quick: bool) -> dict:
+def run(model_path: Path, out: Path, quick: bool, refine: int = 0, threads: int = 1,
+        only: tuple[str, ...] = (), max_level: int | None = None,
+        baselines: tuple[str, ...] = BASELINES, speed: bool = True) -> dict:
     import torch
 
     from topoae import metrics
@@ -88,12 +90,16 @@ def run(model_path: Path, out: Path, quick: bool) -> dict:
     from topoae.codec import learned
     from topoae.io import open_grid
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     rd = learned.as_rd_model(load_checkpoint(model_path))
     res: dict = {"model": str(model_path), "model_id": rd.model_id, "date": dt.date.today().isoformat(),
-                 "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, torch 1 thread",
-                 "regions": {}}
+                 "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, torch {threads} "
+                            f"thread{'s' if threads > 1 else ''}",
+                 "refine": refine, "regions": {}}
+    stem = "rd_learned_refine" if refine else "rd_learned"
     for name, path in regions(quick).items():
+        if only and name not in only:
+            continue
         if not path.exists():
             print(f"skip {name}: {path} missing")
             continue
@@ -102,9 +108,9 @@ def run(model_path: Path, out: Path, quick: bool) -> dict:
         rng_ = float(np.nanmax(x) - np.nanmin(x))
         raw = x.size * 4
         levels = []
-        for lev in range(rd.levels):
+        for lev in range(rd.levels if max_level is None else max_level + 1):
             t0 = time.perf_counter()
-            h, s = learned.encode(grid, rd, level=lev)
+            h, s = learned.encode(grid, rd, level=lev, refine=refine)
             blob = learned.to_bytes(h, s)
             te = time.perf_counter() - t0
             t0 = time.perf_counter()
@@ -116,7 +122,7 @@ def run(model_path: Path, out: Path, quick: bool) -> dict:
                            "enc_mcells_s": x.size / te / 1e6, "dec_mcells_s": x.size / td / 1e6})
         r = {"shape": list(x.shape), "kind": _kind(name), "levels": levels, "at": {}, "same_bytes": {}}
         # baselines at the byte count of each topoae file (the fair pairing), and at the targets
-        for b in BASELINES:
+        for b in baselines:
             codec = get_baseline(b)
             pts = []
             for lv in levels:
@@ -127,6 +133,9 @@ def run(model_path: Path, out: Path, quick: bool) -> dict:
         for t in TARGETS:
             row = {"topoae": interp_rmse([lv["ratio"] for lv in levels], [lv["rmse"] for lv in levels], t)}
             for b in BASELINES:
+                if b not in baselines:
+                    row[b] = float("nan")
+                    continue
                 codec = get_baseline(b)
                 enc = codec.at_ratio(x.astype(np.float32), t)
                 yb = codec.decode(enc.blob).astype(np.float64)
@@ -135,9 +144,9 @@ def run(model_path: Path, out: Path, quick: bool) -> dict:
         sp = r["same_bytes"]["sperr"]
         r["bd_rate_vs_sperr"] = bd_rate([lv["ratio"] for lv in levels], [lv["rmse"] for lv in levels],
                                         [p["ratio"] for p in sp], [p["rmse"] for p in sp])
-        # error-bounded
+        # error-bounded (not with refinement: the level walk codes each region 3-5 times)
         r["bounded"] = {}
-        for e in BOUNDS:
+        for e in BOUNDS if not refine else ():
             # the level is the encoder's own choice: the smallest whole file (learned.encode)
             best = len(learned.to_bytes(*learned.encode(grid, rd, max_error=e)))
             row = {"topoae": best}
@@ -149,11 +158,14 @@ def run(model_path: Path, out: Path, quick: bool) -> dict:
         print(f"{name:22s} " + " ".join(
             f"{t}x {at[t]['topoae']:.1f}/{at[t]['sperr']:.1f}" for t in at) +
             f" BD {r['bd_rate_vs_sperr']:+.2f}", flush=True)
-    res["throughput"] = throughput(rd)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "rd_learned.json").write_text(json.dumps(res, indent=1, default=float) + "\n")
-    (out / "rd_learned.md").write_text(markdown(res))
-    plot(res, out / "rd_learned.png")
+        out.mkdir(parents=True, exist_ok=True)  # after each region: a stopped run keeps its regions
+        (out / f"{stem}.partial.json").write_text(json.dumps(res, indent=1, default=float) + "\n")
+    torch.set_num_threads(1)
+    res["throughput"] = throughput(rd, refine) if speed else None
+    (out / f"{stem}.partial.json").unlink(missing_ok=True)
+    (out / f"{stem}.json").write_text(json.dumps(res, indent=1, default=float) + "\n")
+    (out / f"{stem}.md").write_text(markdown(res, _plain(out, res) if refine else None))
+    plot(res, out / f"{stem}.png")
     return res
 
 
@@ -164,7 +176,7 @@ def _kind(name: str) -> str:
     return split["kinds"].get(name, "?")
 
 
-def throughput(rd) -> dict:
+def throughput(rd, refine: int = 0) -> dict:
     """Single-threaded Mcells/s on a 1024×1024 mosaic of test tiles, topoae vs SPERR."""
     import xarray as xr
 
@@ -179,7 +191,7 @@ def throughput(rd) -> dict:
                      name="elevation")
     lev = learned.default_level(rd)
     t0 = time.perf_counter()
-    h, s = learned.encode(g, rd, level=lev)
+    h, s = learned.encode(g, rd, level=lev, refine=refine)
     te = time.perf_counter() - t0
     n = len(learned.to_bytes(h, s))
     t0 = time.perf_counter()
@@ -195,7 +207,7 @@ def throughput(rd) -> dict:
     tsd = time.perf_counter() - t0
     # seams: the tiled decode against a one-shot pass (one 1024-cell tile)
     rec = learned.decode(h, s, rd).values.astype(np.float64)
-    h1, s1 = learned.encode(g, rd, level=lev, tile=1024)
+    h1, s1 = learned.encode(g, rd, level=lev, tile=1024, refine=refine)
     one = learned.decode(h1, s1, rd).values.astype(np.float64)
     zz = z.astype(np.float64)
     border = np.zeros(z.shape, bool)
@@ -212,10 +224,60 @@ def throughput(rd) -> dict:
             "sperr_enc": z.size / tse / 1e6, "sperr_dec": z.size / tsd / 1e6}
 
 
-def markdown(res: dict) -> str:
+def _plain(out: Path, res: dict) -> dict | None:
+    """The plain (unrefined) run of the same model in ``out``, if there is one."""
+    p = out / "rd_learned.json"
+    if not p.exists():
+        return None
+    plain = json.loads(p.read_text())
+    return plain if plain.get("model_id") == res["model_id"] else None
+
+
+def _refine_lines(res: dict, plain: dict) -> list[str]:
+    """Refined against plain encodes on the same regions (same model, same SPERR)."""
+    regs = {n: r for n, r in res["regions"].items() if n in plain["regions"]}
+    lines = ["## Refined against plain encodes (same model, same regions)", "",
+             "topoae RMSE / SPERR RMSE at equal bytes, plain → refined; BD-rate against SPERR, and of "
+             "the refined encodes against the plain ones (negative: fewer bytes for the same RMSE).", "",
+             "| region | " + " | ".join(f"{int(t)}×" for t in TARGETS) + " | BD vs SPERR | BD vs plain |",
+             "|---|" + "---|" * (len(TARGETS) + 2)]
+    per_t: dict[str, list[tuple[float, float]]] = {str(int(t)): [] for t in TARGETS}
+    bd_p, bd_r, bd_rp = [], [], []
+    for n, r in regs.items():
+        p = plain["regions"][n]
+        cells = []
+        for t in TARGETS:
+            k = str(int(t))
+            a, b = p["at"][k], r["at"][k]
+            qa, qb = a["topoae"] / a["sperr"], b["topoae"] / b["sperr"]
+            if qa == qa and qb == qb:
+                per_t[k].append((qa, qb))
+            cells.append("—" if qa != qa or qb != qb else f"{qa:.2f} → {qb:.2f}")
+        lv, lp = r["levels"], p["levels"]
+        rp = bd_rate([v["ratio"] for v in lv], [v["rmse"] for v in lv],
+                     [v["ratio"] for v in lp], [v["rmse"] for v in lp])
+        bd_p.append(p["bd_rate_vs_sperr"])
+        bd_r.append(r["bd_rate_vs_sperr"])
+        bd_rp.append(rp)
+        lines.append(f"| {n} | " + " | ".join(cells) + f" | {p['bd_rate_vs_sperr']:+.0%} → "
+                     f"{r['bd_rate_vs_sperr']:+.0%} | {rp:+.1%} |")
+
+    def mean(v: list[float]) -> float:
+        v = [x for x in v if x == x]
+        return float(np.mean(v)) if v else float("nan")
+
+    lines.append("| **mean** | " + " | ".join(
+        f"**{mean([a for a, _ in per_t[str(int(t))]]):.2f} → {mean([b for _, b in per_t[str(int(t))]]):.2f}**"
+        for t in TARGETS) + f" | **{mean(bd_p):+.0%} → {mean(bd_r):+.0%}** | **{mean(bd_rp):+.1%}** |")
+    return lines + [""]
+
+
+def markdown(res: dict, plain: dict | None = None) -> str:
     regs = res["regions"]
+    refine = res.get("refine", 0)
+    how = f", latents refined at encode time ({refine} steps per tile, `--refine {refine}`)" if refine else ""
     lines = [f"# Learned codec against the classic compressors ({res['date']}, {res['machine']})", "",
-             f"Model `{res['model_id'][:16]}`. RMSE in metres at equal bytes (topoae / SPERR / "
+             f"Model `{res['model_id'][:16]}`{how}. RMSE in metres at equal bytes (topoae / SPERR / "
              "JPEG2000 / JPEG XL / SZ3); topoae interpolated between its levels, `—` outside them.", ""]
     for t in TARGETS:
         k = str(int(t))
@@ -233,6 +295,8 @@ def markdown(res: dict) -> str:
         below = sum(q < 1 for q in fin)
         lines += ["", f"Mean topoae/SPERR: {np.mean(fin):.2f} over {len(fin)} of {len(ratios)} regions "
                   f"covered; below 1 on {below} of {len(ratios)}." if fin else "", ""]
+    if plain is not None:
+        lines += _refine_lines(res, plain)
     bds = [r["bd_rate_vs_sperr"] for r in regs.values() if r["bd_rate_vs_sperr"] == r["bd_rate_vs_sperr"]]
     lines += ["## BD-rate against SPERR (50–400×)", "", "| region | BD-rate |", "|---|---|"]
     lines += [f"| {n} | {r['bd_rate_vs_sperr']:+.1%} |" for n, r in regs.items()]
@@ -244,22 +308,10 @@ def markdown(res: dict) -> str:
     for n, r in regs.items():
         lines.append(f"| {n} | " + " | ".join(f"{lv['ratio']:.0f}× / {lv['rmse']:.1f} / {lv['max']:.0f}"
                                               for lv in r["levels"]) + " |")
-    lines += ["", "## Error-bounded: bytes for every cell within E", "",
-              "| region | 5 m topoae / SPERR / SZ3 | 10 m | 25 m |", "|---|---|---|---|"]
-    for n, r in regs.items():
-        lines.append(f"| {n} | " + " | ".join(
-            f"{r['bounded'][str(int(e))]['topoae']:,} / {r['bounded'][str(int(e))]['sperr']:,} / "
-            f"{r['bounded'][str(int(e))]['sz3']:,}" for e in BOUNDS) + " |")
-    for e in BOUNDS:
-        k = str(int(e))
-        wins = sum(r["bounded"][k]["topoae"] < min(r["bounded"][k]["sperr"], r["bounded"][k]["sz3"])
-                   for r in regs.values())
-        tot = sum(r["bounded"][k]["topoae"] for r in regs.values())
-        sp = sum(r["bounded"][k]["sperr"] for r in regs.values())
-        sz = sum(r["bounded"][k]["sz3"] for r in regs.values())
-        lines.append(f"\nAt {k} m: topoae smallest on {wins} of {len(regs)} regions; total bytes "
-                     f"topoae {tot:,}, SPERR {sp:,}, SZ3 {sz:,}.")
+    lines += _bounded_lines(regs)
     t = res["throughput"]
+    if t is None:
+        return "\n".join(lines + ["", "Throughput: not measured in this run.", ""])
     lines += ["", "## Throughput (one thread, 1024×1024 cells of test tiles)", "",
               f"topoae quality {t['level']} ({t['ratio']:.0f}×): encode {t['topoae_enc']:.2f}, decode "
               f"{t['topoae_dec']:.2f} Mcells/s; SPERR at the same bytes: encode {t['sperr_enc']:.1f}, "
@@ -273,6 +325,27 @@ def markdown(res: dict) -> str:
               "figure is the reference).", ""]
     return "\n".join(lines)
 
+
+
+def _bounded_lines(regs: dict) -> list[str]:
+    if not all(r.get("bounded") for r in regs.values()):
+        return ["", "Error-bounded sizes: not measured in this run."]
+    lines = ["", "## Error-bounded: bytes for every cell within E", "",
+             "| region | 5 m topoae / SPERR / SZ3 | 10 m | 25 m |", "|---|---|---|---|"]
+    for n, r in regs.items():
+        lines.append(f"| {n} | " + " | ".join(
+            f"{r['bounded'][str(int(e))]['topoae']:,} / {r['bounded'][str(int(e))]['sperr']:,} / "
+            f"{r['bounded'][str(int(e))]['sz3']:,}" for e in BOUNDS) + " |")
+    for e in BOUNDS:
+        k = str(int(e))
+        wins = sum(r["bounded"][k]["topoae"] < min(r["bounded"][k]["sperr"], r["bounded"][k]["sz3"])
+                   for r in regs.values())
+        tot = sum(r["bounded"][k]["topoae"] for r in regs.values())
+        sp = sum(r["bounded"][k]["sperr"] for r in regs.values())
+        sz = sum(r["bounded"][k]["sz3"] for r in regs.values())
+        lines.append(f"\nAt {k} m: topoae smallest on {wins} of {len(regs)} regions; total bytes "
+                     f"topoae {tot:,}, SPERR {sp:,}, SZ3 {sz:,}.")
+    return lines
 
 def plot(res: dict, path: Path) -> None:
     import matplotlib
@@ -291,7 +364,7 @@ def plot(res: dict, path: Path) -> None:
         lv = r["levels"]
         ax.loglog([v["ratio"] for v in lv], [v["rmse"] for v in lv], "o-", color="k", label="topoae")
         for b, c in zip(BASELINES, ("tab:red", "tab:blue", "tab:green", "tab:orange"), strict=True):
-            pts = [p for p in r["same_bytes"][b] if p["reached"]]
+            pts = [p for p in r["same_bytes"].get(b, []) if p["reached"]]
             if pts:
                 ax.loglog([p["ratio"] for p in pts], [p["rmse"] for p in pts], ".--", color=c, label=b)
         ax.set_title(f"{name} ({r['kind']})", fontsize=8)
@@ -354,11 +427,23 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="4 test tiles and Suruga only")
     ap.add_argument("--coverage", action="store_true",
                     help="only the ensemble coverage on held-out tiles (needs a shipped model's τ)")
+    ap.add_argument("--refine", type=int, default=0, metavar="STEPS",
+                    help="encode with latent refinement (topoae encode --refine); writes "
+                         "rd_learned_refine.*, without the error-bounded sizes")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads for the sweep (throughput is always one thread)")
+    ap.add_argument("--baselines", default=",".join(BASELINES), help="comma-separated subset")
+    ap.add_argument("--no-speed", action="store_true", help="skip the throughput and seam run")
+    ap.add_argument("--only", default="", help="comma-separated region names (default: all)")
+    ap.add_argument("--max-level", type=int, default=None,
+                    help="code levels 0..N only (e.g. 6: the levels that span 50-400x)")
     a = ap.parse_args()
     if a.coverage:
         coverage(a.model, a.out)
     else:
-        run(a.model, a.out, a.quick)
+        run(a.model, a.out, a.quick, a.refine, a.threads,
+            tuple(n for n in a.only.split(",") if n), a.max_level,
+            tuple(b for b in a.baselines.split(",") if b), not a.no_speed)
 
 
 if __name__ == "__main__":

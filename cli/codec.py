@@ -102,6 +102,15 @@ def _load(model_path: str | None, *, patch: bool = False):
     help="Learned codec: exact keeps the sign of every cell (land > 0, sea < 0, 0 stays 0) in the "
     "written dtype, with a small lossless correction stream.",
 )
+@click.option(
+    "--refine",
+    type=click.IntRange(0, 10_000),
+    default=0,
+    show_default=True,
+    metavar="STEPS",
+    help="Learned codec: gradient steps per tile on the latents before coding (smaller files at "
+    "the same RMSE; 60 is a good choice: ~16 s per 512x512 tile per core, 0 = off).",
+)
 @click.option("--stride", type=int, default=None, help="Patch models: spacing in cells [patch - patch/8].")
 @click.option(
     "--quantize",
@@ -145,6 +154,7 @@ def encode(
     relative_error,
     floor,
     coastline,
+    refine,
     stride,
     quantize,
     max_error,
@@ -179,11 +189,12 @@ def encode(
             raise ConfigError("--floor is the smallest bound of --relative-error; give both")
         check_output(out, overwrite=overwrite)
         _encode_learned(loaded, region, out, bbox, var, quality, ratio, no_attrs, max_error,
-                        overwrite, coastline, relative_error, floor, units)
+                        overwrite, coastline, relative_error, floor, units, refine)
         return
-    if quality is not None or ratio is not None or coastline != "off" or relative_error is not None:
-        raise ConfigError("--quality / --ratio / --coastline need a learned-codec model; this is a "
-                          "patch model")
+    if (quality is not None or ratio is not None or coastline != "off" or relative_error is not None
+            or refine):
+        raise ConfigError("--quality / --ratio / --coastline / --relative-error / --refine need a "
+                          "learned-codec model; this is a patch model")
     codec_io.latent_format(out)
     check_output(out, overwrite=overwrite)
     grid = open_grid(region, var=var, bbox=parse_bbox(bbox) if bbox else None, units=units)
@@ -213,7 +224,7 @@ def encode(
 
 
 def _encode_learned(loaded, region, out, bbox, var, quality, ratio, no_attrs, max_error, overwrite,
-                    coastline, relative_error, floor, units=None):
+                    coastline, relative_error, floor, units=None, refine=0):
     from pathlib import Path
 
     from topoae.codec import learned
@@ -227,7 +238,7 @@ def _encode_learned(loaded, region, out, bbox, var, quality, ratio, no_attrs, ma
     rd = learned.as_rd_model(loaded)
     kw = {"max_error": max_error, "keep_attrs": not no_attrs,
           "coastline": None if coastline == "off" else coastline,
-          "relative_error": relative_error, "floor": floor}
+          "relative_error": relative_error, "floor": floor, "refine": refine}
     if ratio is not None:
         header, streams, reached = learned.encode_to_ratio(grid, rd, ratio, **kw)
         if not reached:
@@ -251,6 +262,8 @@ def _encode_learned(loaded, region, out, bbox, var, quality, ratio, no_attrs, ma
     coast = sum(len(v) for k, v in streams.items() if k.startswith("coast:"))
     if coastline == "exact":
         bound += f", coastline exact ({coast:,} bytes of sign corrections)"
+    if refine:
+        bound += f", latents refined ({refine} steps per tile)"
     click.echo(f"{out}: {h}x{w} cells -> {n:,} bytes on disk (CR {h * w * 4 / n:.1f}x of float32), "
                f"quality {lev}{bound}")
 

@@ -37,6 +37,7 @@ import xarray as xr
 from topoae import offset_field
 from topoae._version import __version__
 from topoae.codec import container, corrections, entropy, tables
+from topoae.codec import refine as _refine
 from topoae.codec import residual as _res
 from topoae.codec.files import coord_has_stream, pack_coord, unpack_coord
 from topoae.codec.patch import _check_grid as _check_labelled_grid
@@ -253,8 +254,11 @@ def _h_s64(rd: RDModel, z_hat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _analyse_tile(fast: InferenceTransforms, grid: xr.DataArray, nodes: np.ndarray,
-                  geo: PatchLayout, cfg: RDCodecConfig, i: int, j: int) -> np.ndarray:
-    """Ungained latents of tile (i, j), float32 ``(M, th/16, tw/16)``."""
+                  geo: PatchLayout, cfg: RDCodecConfig, i: int, j: int, *, full: bool = False
+                  ) -> Any:
+    """Ungained latents of tile (i, j), float32 ``(M, th/16, tw/16)``. With ``full``:
+    ``(latents with their context, normalised residual of the tile's span, real-cell mask)``
+    (what :func:`topoae.codec.refine.refine` needs)."""
     mc = fast.net.config
     r0, r1 = geo.span(i, 0)
     c0, c1 = geo.span(j, 1)
@@ -266,7 +270,13 @@ def _analyse_tile(fast: InferenceTransforms, grid: xr.DataArray, nodes: np.ndarr
     r = np.where(np.isfinite(z), (z - off) / (mc.unit * cfg.scale), 0.0).astype(np.float32)
     y = fast.analyse(torch.from_numpy(r)[None, None])[0].numpy()
     k = geo.context // 16
-    return y[:, k:k + (r1 - r0) // 16, k:k + (c1 - c0) // 16]
+    if not full:
+        return y[:, k:k + (r1 - r0) // 16, k:k + (c1 - c0) // 16]
+    kc = geo.context
+    (a0, a1), (b0, b1) = geo.cells(i, 0), geo.cells(j, 1)
+    mask = np.zeros((r1 - r0, c1 - c0), dtype=np.float32)
+    mask[:a1 - a0, :b1 - b0] = np.isfinite(z[kc:kc + a1 - a0, kc:kc + b1 - b0])
+    return y, r[kc:kc + r1 - r0, kc:kc + c1 - c0], mask
 
 
 def _code_tile(rd: RDModel, y_base: np.ndarray, level: int) -> tuple[bytes, np.ndarray]:
@@ -362,21 +372,25 @@ def _check_grid(grid: xr.DataArray) -> None:
 
 def encode(grid: xr.DataArray, model: Any, *, level: int | None = None, max_error: float | None = None,
            keep_attrs: bool = True, tile: int = 512, outliers: bool = True,
-           coastline: str | None = None, relative_error: float | None = None, floor: float = 0.5
-           ) -> tuple[dict[str, Any], dict[str, bytes]]:
+           coastline: str | None = None, relative_error: float | None = None, floor: float = 0.5,
+           refine: int = 0) -> tuple[dict[str, Any], dict[str, bytes]]:
     """Code a region; returns the container's header and its streams by role (:func:`to_bytes`).
 
     ``level`` defaults to :func:`default_level`; with ``max_error`` and no ``level``, to
     the level whose whole file is smallest (:func:`_smallest_bounded`). With ``max_error``
     every decoded cell is within that many metres of ``grid``, in float output and, for
-    integer-valued input (GEBCO int16), in the input's integer dtype too.
+    integer-valued input (GEBCO int16), in the input's integer dtype too. ``refine``: gradient
+    steps per tile on the latents at encode time (:mod:`topoae.codec.refine`; 0: none).
     """
     rd = as_rd_model(model)
     _check_grid(grid)
+    if isinstance(refine, bool) or not isinstance(refine, (int, np.integer)) or not 0 <= refine <= 10_000:
+        raise ConfigError(f"--refine must be a whole number of steps in 0..10000, got {refine!r}")
     if level is None and max_error is not None:
         return _smallest_bounded(grid, rd, {
             "max_error": max_error, "keep_attrs": keep_attrs, "tile": tile, "outliers": outliers,
-            "coastline": coastline, "relative_error": relative_error, "floor": floor})
+            "coastline": coastline, "relative_error": relative_error, "floor": floor,
+            "refine": refine})
     lev = default_level(rd) if level is None else int(level)
     cfg = RDCodecConfig(level=lev, tile=tile, max_error=max_error, keep_attrs=keep_attrs,
                         coastline=coastline, relative_error=relative_error, floor=floor)
@@ -393,7 +407,10 @@ def encode(grid: xr.DataArray, model: Any, *, level: int | None = None, max_erro
     nan_cells = 0
     for i in range(nti):
         for j in range(ntj):
-            y0 = _analyse_tile(rd.fast, grid, nodes, geo, cfg, i, j)
+            if refine:
+                y0 = _refined(rd, grid, nodes, geo, cfg, i, j, yhat, refine)
+            else:
+                y0 = _analyse_tile(rd.fast, grid, nodes, geo, cfg, i, j)
             blob, yh = _code_tile(rd, y0, lev)
             streams[f"tile:{i},{j}"] = blob
             yhat[(i, j)] = yh
@@ -415,6 +432,41 @@ def encode(grid: xr.DataArray, model: Any, *, level: int | None = None, max_erro
         raise RegionError("the region holds no valid (non-NaN) cell")
     header = _header(grid, rd, cfg, geo, integer, nan_cells, streams)
     return header, streams
+
+
+def _refined(rd: RDModel, grid: xr.DataArray, nodes: np.ndarray, geo: PatchLayout,
+             cfg: RDCodecConfig, i: int, j: int, yhat: dict[tuple[int, int], np.ndarray],
+             steps: int) -> np.ndarray:
+    """Ungained latents of tile (i, j) after encode-time refinement (:mod:`.refine`).
+
+    The synthesis sees the neighbours the decoder will: ``synth_margin`` latents on each
+    side that has a neighbour, the decoded latents of those already coded (``yhat``:
+    the tile rows above and the tile to the left), the analysed context for the others."""
+    y_pad, x, mask = _analyse_tile(rd.fast, grid, nodes, geo, cfg, i, j, full=True)
+    g = rd.net.gains(cfg.level)[0].detach().numpy()
+    win = y_pad * g
+    kc, k = geo.context // 16, cfg.synth_margin
+    nti, ntj = geo.counts
+    h, w = x.shape[0] // 16, x.shape[1] // 16
+    top, bottom = (k if i > 0 else 0), (k if i < nti - 1 else 0)
+    left, right = (k if j > 0 else 0), (k if j < ntj - 1 else 0)
+    win = np.array(win[:, kc - top:kc + h + bottom, kc - left:kc + w + right])
+    for di in (-1, 0):
+        for dj in (-1, 0, 1):
+            got = yhat.get((i + di, j + dj))
+            if got is None or (di, dj) in ((0, 0), (0, 1)):
+                continue
+            # the neighbour's cells in window coordinates (its latents, cut to the window)
+            nh, nw = got.shape[1:]
+            r0 = top + (-nh if di < 0 else 0)
+            c0 = left + (-nw if dj < 0 else (w if dj > 0 else 0))
+            rs, cs = max(r0, 0), max(c0, 0)
+            re, ce = min(r0 + nh, win.shape[1]), min(c0 + nw, win.shape[2])
+            if re > rs and ce > cs:
+                win[:, rs:re, cs:ce] = got[:, rs - r0:re - r0, cs - c0:ce - c0]
+    inner = (slice(top, top + h), slice(left, left + w))
+    return _refine.refine(rd.net, win, inner, x, mask, cfg.level, steps,
+                          lambda yb: _code_tile(rd, yb, cfg.level), seed=i * 65536 + j)
 
 
 def _smallest_bounded(grid: xr.DataArray, rd: RDModel, kw: dict[str, Any]
