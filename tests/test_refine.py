@@ -73,3 +73,22 @@ def test_cli_refine(tmp_path, gebco_nc):
     res = CliRunner().invoke(cli, ["encode", str(gebco_nc), "--model", str(ckpt), "--out",
                                    str(tmp_path / "s.tae"), "--refine", "-1"])
     assert res.exit_code != 0 and not (tmp_path / "s.tae").exists()
+
+
+def test_ratio_with_refinement_reaches_the_ratio_with_at_most_two_refined_encodes(rd, monkeypatch):
+    grid = synthetic_grid(128, 128, seed=9)
+    raw = grid.size * 4
+    plain, _, _ = learned.encode_to_ratio(grid, rd, 60.0)
+    calls = []
+    real = learned.encode
+
+    def counting(*a, **kw):
+        if kw.get("refine"):
+            calls.append(kw["level"])
+        return real(*a, **kw)
+
+    monkeypatch.setattr(learned, "encode", counting)
+    h, s, reached = learned.encode_to_ratio(grid, rd, 60.0, refine=3)
+    assert 1 <= len(calls) <= 2
+    assert reached and raw / len(learned.to_bytes(h, s)) >= 60.0
+    assert h["codec"]["level"] >= plain["codec"]["level"]
