@@ -95,7 +95,7 @@ def run(model_path: Path, out: Path, quick: bool, refine: int = 0, threads: int 
     res: dict = {"model": str(model_path), "model_id": rd.model_id, "date": dt.date.today().isoformat(),
                  "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, torch {threads} "
                             f"thread{'s' if threads > 1 else ''}",
-                 "refine": refine, "regions": {}}
+                 "refine": refine, "max_level": max_level, "baselines": list(baselines), "regions": {}}
     stem = "rd_learned_refine" if refine else "rd_learned"
     for name, path in regions(quick).items():
         if only and name not in only:
@@ -438,12 +438,16 @@ def main() -> None:
     ap.add_argument("--max-level", type=int, default=None,
                     help="code levels 0..N only (e.g. 6: the levels that span 50-400x)")
     a = ap.parse_args()
+    chosen = tuple(b for b in a.baselines.split(",") if b)
+    if "sperr" not in chosen or not set(chosen) <= set(BASELINES):
+        raise SystemExit(f"--baselines: a subset of {','.join(BASELINES)} that includes sperr "
+                         "(the BD-rate and the pairing are against SPERR)")
     if a.coverage:
         coverage(a.model, a.out)
     else:
         run(a.model, a.out, a.quick, a.refine, a.threads,
             tuple(n for n in a.only.split(",") if n), a.max_level,
-            tuple(b for b in a.baselines.split(",") if b), not a.no_speed)
+            chosen, not a.no_speed)
 
 
 if __name__ == "__main__":

@@ -56,7 +56,7 @@ def main() -> None:
             h, s = learned.encode(grid, rd, max_error=e, refine=a.refine)
             t2 = time.perf_counter()
             rec = learned.decode(h, s, rd).values.astype(np.float64)
-            worst = float(np.max(np.abs(rec - x.astype(np.float64))))
+            worst = float(np.nanmax(np.abs(rec - x.astype(np.float64))))
             if worst > e + 1e-6:
                 raise SystemExit(f"{name}: refined file breaks the bound ({worst} > {e})")
             row[str(e)] = {"plain": plain, "refined": len(learned.to_bytes(h, s)),

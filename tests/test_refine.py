@@ -45,9 +45,14 @@ def test_refinement_lowers_the_real_cost_and_is_deterministic(rd, tile):
     assert j1 < j0 * 0.999, (j0, j1)
 
 
-def test_refined_files_keep_the_error_bound(rd):
+def test_refined_bounded_files_keep_the_bound_and_are_never_larger(rd):
     grid = synthetic_grid(100, 140, seed=7)
     h, s = learned.encode(grid, rd, max_error=3.0, level=2, refine=4, tile=64)
+    out = learned.decode(h, s, rd).values.astype(np.float64)
+    assert np.max(np.abs(out - grid.values)) <= 3.0 + 1e-6
+    plain = learned.to_bytes(*learned.encode(grid, rd, max_error=3.0, tile=64))
+    h, s = learned.encode(grid, rd, max_error=3.0, refine=4, tile=64)  # the level walk
+    assert len(learned.to_bytes(h, s)) <= len(plain)
     out = learned.decode(h, s, rd).values.astype(np.float64)
     assert np.max(np.abs(out - grid.values)) <= 3.0 + 1e-6
 
@@ -91,4 +96,50 @@ def test_ratio_with_refinement_reaches_the_ratio_with_at_most_two_refined_encode
     h, s, reached = learned.encode_to_ratio(grid, rd, 60.0, refine=3)
     assert 1 <= len(calls) <= 2
     assert reached and raw / len(learned.to_bytes(h, s)) >= 60.0
-    assert h["codec"]["level"] >= plain["codec"]["level"]
+    assert h["codec"]["level"] in (plain["codec"]["level"], plain["codec"]["level"] + 1)
+
+
+def test_refinement_sees_the_decoded_neighbours_above_and_left(rd, monkeypatch):
+    from topoae.codec import refine
+
+    grid = synthetic_grid(150, 200, seed=4)  # 3x4 tiles of 64, the last row and column ragged
+    seen = {}
+    real = refine.refine
+
+    def spy(net, window, inner, x, mask, level, steps, code, *, seed=0):
+        seen[divmod(seed, 65536)] = (window.copy(), inner)
+        return real(net, window, inner, x, mask, level, steps, code, seed=seed)
+
+    monkeypatch.setattr(refine, "refine", spy)
+    h, s = learned.encode(grid, rd, level=2, tile=64, refine=2)
+    geo = learned.tile_layout(150, 200, 64, h["codec"]["margin"])
+    assert len(seen) == 12
+
+    def decoded(i, j):
+        (r0, r1), (c0, c1) = geo.span(i, 0), geo.span(j, 1)
+        return learned._decode_tile(rd, s[f"tile:{i},{j}"], ((r1 - r0) // 16, (c1 - c0) // 16), 2)
+
+    checked = 0
+    for (i, j), (win, (ri, ci)) in seen.items():
+        if i > 0:
+            above = decoded(i - 1, j)
+            np.testing.assert_array_equal(win[:, :ri.start, ci], above[:, -ri.start:, :])
+            checked += 1
+        if j > 0:
+            left = decoded(i, j - 1)
+            np.testing.assert_array_equal(win[:, ri, :ci.start], left[:, :, -ci.start:])
+            checked += 1
+    assert checked == 17  # 8 tiles with a row above, 9 with a tile to the left
+
+
+def test_refinement_under_no_grad_leaves_the_network_as_it_was(rd):
+    grid = synthetic_grid(64, 96, seed=2)
+    ref = learned.to_bytes(*learned.encode(grid, rd, level=3, refine=3))
+    flags = [p.requires_grad for p in rd.net.parameters()]
+    with torch.no_grad():
+        a = learned.to_bytes(*learned.encode(grid, rd, level=3, refine=3))
+    with torch.inference_mode():
+        b = learned.to_bytes(*learned.encode(grid, rd, level=3, refine=3))
+    assert a == b == ref
+    assert [p.requires_grad for p in rd.net.parameters()] == flags
+    assert all(p.grad is None for p in rd.net.parameters())

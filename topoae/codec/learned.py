@@ -316,6 +316,13 @@ def _decode_tile(rd: RDModel, blob: bytes, shape: tuple[int, int], level: int) -
     return (sym + mean).astype(np.float32)
 
 
+def synth_margins(geo: PatchLayout, i: int, j: int, k: int) -> tuple[int, int, int, int]:
+    """Latents of neighbours (top, bottom, left, right) the synthesis of tile (i, j) sees:
+    ``k`` on each side that has a neighbour tile, 0 at the region's edges."""
+    nti, ntj = geo.counts
+    return (k if i > 0 else 0, k if i < nti - 1 else 0, k if j > 0 else 0, k if j < ntj - 1 else 0)
+
+
 class _Synth:
     """Synthesis of tiles from a latent source with a margin of neighbouring latents."""
 
@@ -336,14 +343,12 @@ class _Synth:
             row = [self.latents(ii, jj) for jj in (j - 1, j, j + 1) if 0 <= jj < ntj]
             parts_r.append(np.concatenate(row, axis=2))
         big = np.concatenate(parts_r, axis=1)
-        top = k if i > 0 else 0
-        left = k if j > 0 else 0
+        top, bottom, left, right = synth_margins(geo, i, j, k)
         r0 = (lt - k) if i > 0 else 0
         c0 = (lt - k) if j > 0 else 0
         h = self.latents(i, j).shape[1]
         w = self.latents(i, j).shape[2]
-        win = big[:, r0:r0 + top + h + (k if i < nti - 1 else 0),
-                  c0:c0 + left + w + (k if j < ntj - 1 else 0)]
+        win = big[:, r0:r0 + top + h + bottom, c0:c0 + left + w + right]
         x = self.rd.fast.synthesise(torch.from_numpy(np.ascontiguousarray(win))[None],
                                     self.level)[0, 0].numpy()
         return x[top * 16:(top + h) * 16, left * 16:(left + w) * 16]
@@ -384,8 +389,7 @@ def encode(grid: xr.DataArray, model: Any, *, level: int | None = None, max_erro
     """
     rd = as_rd_model(model)
     _check_grid(grid)
-    if isinstance(refine, bool) or not isinstance(refine, (int, np.integer)) or not 0 <= refine <= 10_000:
-        raise ConfigError(f"--refine must be a whole number of steps in 0..10000, got {refine!r}")
+    _check_refine(refine)
     if level is None and max_error is not None:
         return _smallest_bounded(grid, rd, {
             "max_error": max_error, "keep_attrs": keep_attrs, "tile": tile, "outliers": outliers,
@@ -434,22 +438,29 @@ def encode(grid: xr.DataArray, model: Any, *, level: int | None = None, max_erro
     return header, streams
 
 
+def _check_refine(steps: Any) -> None:
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or not 0 <= steps <= 10_000:
+        raise ConfigError(f"--refine must be a whole number of steps in 0..10000, got {steps!r}")
+
+
 def _refined(rd: RDModel, grid: xr.DataArray, nodes: np.ndarray, geo: PatchLayout,
              cfg: RDCodecConfig, i: int, j: int, yhat: dict[tuple[int, int], np.ndarray],
              steps: int) -> np.ndarray:
     """Ungained latents of tile (i, j) after encode-time refinement (:mod:`.refine`).
 
-    The synthesis sees the neighbours the decoder will: ``synth_margin`` latents on each
-    side that has a neighbour, the decoded latents of those already coded (``yhat``:
-    the tile rows above and the tile to the left), the analysed context for the others."""
+    The synthesis sees ``synth_margin`` latents on each side that has a neighbour: for the
+    neighbours already coded (``yhat``: the tile row above and the tile to the left) their
+    decoded latents, exactly what the decoder will see; for the others (right, below) this
+    tile's own analysis of its 32-cell context, an approximation of the latents they will
+    get. Without an improvement the analysis's latents come back unchanged."""
     y_pad, x, mask = _analyse_tile(rd.fast, grid, nodes, geo, cfg, i, j, full=True)
     g = rd.net.gains(cfg.level)[0].detach().numpy()
     win = y_pad * g
     kc, k = geo.context // 16, cfg.synth_margin
-    nti, ntj = geo.counts
+    if k > kc:
+        raise ConfigError("refinement needs synth_margin <= margin / 16")
     h, w = x.shape[0] // 16, x.shape[1] // 16
-    top, bottom = (k if i > 0 else 0), (k if i < nti - 1 else 0)
-    left, right = (k if j > 0 else 0), (k if j < ntj - 1 else 0)
+    top, bottom, left, right = synth_margins(geo, i, j, k)
     win = np.array(win[:, kc - top:kc + h + bottom, kc - left:kc + w + right])
     for di in (-1, 0):
         for dj in (-1, 0, 1):
@@ -465,8 +476,9 @@ def _refined(rd: RDModel, grid: xr.DataArray, nodes: np.ndarray, geo: PatchLayou
             if re > rs and ce > cs:
                 win[:, rs:re, cs:ce] = got[:, rs - r0:re - r0, cs - c0:ce - c0]
     inner = (slice(top, top + h), slice(left, left + w))
-    return _refine.refine(rd.net, win, inner, x, mask, cfg.level, steps,
-                          lambda yb: _code_tile(rd, yb, cfg.level), seed=i * 65536 + j)
+    y = _refine.refine(rd.net, win, inner, x, mask, cfg.level, steps,
+                       lambda yb: _code_tile(rd, yb, cfg.level), seed=i * 65536 + j)
+    return y_pad[:, kc:kc + h, kc:kc + w] if y is None else y
 
 
 def _smallest_bounded(grid: xr.DataArray, rd: RDModel, kw: dict[str, Any]
@@ -478,8 +490,14 @@ def _smallest_bounded(grid: xr.DataArray, rd: RDModel, kw: dict[str, Any]
     toward the smaller neighbour stops at a minimum (3–5 encodes; the smallest of all
     levels when the sizes have one minimum, as measured on the held-out tiles). Regions
     larger than 2×2 tiles choose the level on their central 2×2 tiles, then code the whole
-    region once.
+    region once. With ``refine`` the walk runs on plain encodes; the chosen level is then
+    coded refined, and the smaller of the two files is kept.
     """
+    steps = kw.pop("refine", 0)
+    if steps:
+        plain = _smallest_bounded(grid, rd, kw)
+        refined = encode(grid, rd, level=int(plain[0]["codec"]["level"]), refine=steps, **kw)
+        return min((plain, refined), key=lambda f: len(to_bytes(*f)))
     h, w = (int(v) for v in grid.shape)
     span = 2 * int(kw["tile"])
     probe = grid
@@ -881,22 +899,25 @@ def encode_to_ratio(grid: xr.DataArray, model: Any, ratio: float, **kw: Any
     each candidate sized by its real bytes. With ``refine``, the search runs on plain
     encodes (each refined encode costs ~60 plain ones); then the refined file one level
     up (refinement shrinks files by up to ~20 %, less than a level's step) and at the
-    found level are tried, the best that reaches ``ratio`` kept (else the plain file).
+    found level are tried, the best that reaches ``ratio`` kept (else the plain file;
+    when no level reaches it, the smaller of the plain and refined files at level 0).
     """
     rd = as_rd_model(model)
     if not (math.isfinite(ratio) and ratio > 0):
         raise ConfigError(f"--ratio must be a positive number, got {ratio}")
     steps = kw.pop("refine", 0)
+    _check_refine(steps)
+    raw = grid.shape[0] * grid.shape[1] * 4
     if steps:
         h, s, reached = encode_to_ratio(grid, rd, ratio, **kw)
-        raw = grid.shape[0] * grid.shape[1] * 4
+        n = len(to_bytes(h, s))
         found = int(h["codec"]["level"])
         for lev in ([found + 1] if reached and found + 1 < rd.levels else []) + [found]:
             hr, sr = encode(grid, rd, level=lev, refine=steps, **kw)
-            if raw / len(to_bytes(hr, sr)) >= ratio or (lev == found and not reached):
-                return hr, sr, raw / len(to_bytes(hr, sr)) >= ratio
+            nr = len(to_bytes(hr, sr))
+            if raw / nr >= ratio or (not reached and nr < n):
+                return hr, sr, raw / nr >= ratio
         return h, s, reached
-    raw = grid.shape[0] * grid.shape[1] * 4
     lo, hi = 0, rd.levels - 1
     best = None
     tried: dict[int, tuple[dict[str, Any], dict[str, bytes], int]] = {}

@@ -14,8 +14,9 @@ same decoder.
   weighted up, :func:`topoae.training.rd.depth_weights`).
 - Rate: uniform-noise estimate (as in training); the synthesis sees straight-through
   rounded latents. Adam, first step :func:`step_size` (the level's gain), cosine schedule to zero.
-- The tile's neighbours enter the synthesis as fixed context, as the decoder will see them
-  (those already coded: their decoded latents; the others: their analysed latents).
+- The tile's neighbours enter the synthesis as fixed context: those already coded (above, left)
+  exactly as the decoder will see them, the others (right, below) as this tile's analysis of
+  its context predicts them.
 - Safeguard: the analysis's latents and the iterates after a third, two thirds and all of
   the steps are coded for real, and the one with the lowest real cost (bytes of the tile's
   stream + λ·MSE of its decoded synthesis) is kept, so refinement never makes a tile worse
@@ -55,13 +56,24 @@ Coder = Callable[[np.ndarray], tuple[bytes, np.ndarray]]
 
 
 def refine(net: HyperpriorModel, window: np.ndarray, inner: tuple[slice, slice], x: np.ndarray,
-           mask: np.ndarray, level: int, steps: int, code: Coder, *, seed: int = 0) -> np.ndarray:
-    """The tile's ungained latents after ``steps`` refinement steps (float32 ``(M, h, w)``).
+           mask: np.ndarray, level: int, steps: int, code: Coder, *, seed: int = 0) -> np.ndarray | None:
+    """The tile's ungained latents after ``steps`` refinement steps (float32 ``(M, h, w)``),
+    or ``None`` when none of the iterates costs less than the analysis's latents.
 
     ``window``: gained latents ``(M, H, W)`` around the tile, the tile's own at ``inner``
     (slices of rows and columns); ``x``: the tile's normalised residual on its ``16h × 16w``
     cells, ``mask``: 1 on its real cells, 0 elsewhere; ``code``: the real coder of the tile.
+    Works under ``torch.no_grad()`` / ``inference_mode()`` too, and leaves the network's
+    parameters as they are (gradients are taken for the latents only).
     """
+    if steps <= 0:
+        return None
+    with torch.inference_mode(False), torch.enable_grad():
+        return _descend(net, window, inner, x, mask, level, steps, code, seed)
+
+
+def _descend(net: HyperpriorModel, window: np.ndarray, inner: tuple[slice, slice], x: np.ndarray,
+             mask: np.ndarray, level: int, steps: int, code: Coder, seed: int) -> np.ndarray | None:
     g = net.gains(level).detach()
     lam = float(net.lambdas[level])
     ri, ci = inner
@@ -76,8 +88,7 @@ def refine(net: HyperpriorModel, window: np.ndarray, inner: tuple[slice, slice],
     def synth(y: torch.Tensor) -> torch.Tensor:
         win = torch.cat([fixed[:, :, :top], torch.cat(
             [fixed[:, :, ri, :left], y, fixed[:, :, ri, ci.stop:]], dim=3), fixed[:, :, ri.stop:]], dim=2)
-        out = net.g_s(win / g)
-        return out[:, :, top * 16:(top + h) * 16, left * 16:(left + w) * 16]
+        return net.synthesise(win, level)[:, :, top * 16:(top + h) * 16, left * 16:(left + w) * 16]
 
     def real_cost(y: torch.Tensor) -> float:
         blob, yh = code((y / g)[0].numpy())
@@ -85,49 +96,38 @@ def refine(net: HyperpriorModel, window: np.ndarray, inner: tuple[slice, slice],
             err = (synth(torch.from_numpy(yh)[None]) - xt) * mt
         return 8.0 * len(blob) / cells + lam * float((err ** 2).sum()) / cells
 
-    best_y, best_j = y0, real_cost(y0)
-    if steps <= 0:
-        return (best_y / g)[0].numpy()
+    best_y, best_j = None, real_cost(y0)
     checks = {max(1, steps // 3), max(1, 2 * steps // 3), steps}
     gen = torch.Generator().manual_seed(seed)
     lr = step_size(net, level)
     y = y0.clone().requires_grad_(True)
     opt = torch.optim.Adam([y], lr=lr)
-    was = [p.requires_grad for p in net.parameters()]
-    for p in net.parameters():
-        p.requires_grad_(False)
-    try:
-        for step in range(1, steps + 1):
-            for group in opt.param_groups:
-                group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * (step - 1) / steps))
-            z = net.hyper_analyse(y)
-            z_hat = z + (torch.round(z) - z).detach()
-            zb = -torch.log2(net.z_density.likelihood(z + _noise(z, gen))).sum()
-            mean, scale = net.hyper_params(z_hat)
-            r = y - mean
-            y_lik = gaussian_likelihood(r + _noise(r, gen), scale)
-            y_hat = mean + r + (torch.round(r) - r).detach()
-            bits = (zb - torch.log2(y_lik).sum()) / cells
-            mse = (((synth(y_hat) - xt) * mt) ** 2).sum() / cells
-            loss = bits + lam * mse
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            if step in checks:
-                cand = y.detach().clone()
-                j = real_cost(cand)
-                if j < best_j:
-                    best_y, best_j = cand, j
-    finally:
-        for p, flag in zip(net.parameters(), was, strict=True):
-            p.requires_grad_(flag)
-    return (best_y / g)[0].numpy().astype(np.float32)
+    for step in range(1, steps + 1):
+        for group in opt.param_groups:
+            group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * (step - 1) / steps))
+        z = net.hyper_analyse(y)
+        z_hat = z + (torch.round(z) - z).detach()
+        zb = -torch.log2(net.z_density.likelihood(z + _noise(z, gen))).sum()
+        mean, scale = net.hyper_params(z_hat)
+        r = y - mean
+        y_lik = gaussian_likelihood(r + _noise(r, gen), scale)
+        y_hat = mean + r + (torch.round(r) - r).detach()
+        bits = (zb - torch.log2(y_lik).sum()) / cells
+        mse = (((synth(y_hat) - xt) * mt) ** 2).sum() / cells
+        (grad,) = torch.autograd.grad(bits + lam * mse, [y])
+        y.grad = grad
+        opt.step()
+        if step in checks:
+            cand = y.detach().clone()
+            j = real_cost(cand)
+            if j < best_j:
+                best_y, best_j = cand, j
+    return None if best_y is None else (best_y / g)[0].numpy().astype(np.float32)
 
 
 def step_size(net: HyperpriorModel, level: int) -> float:
     """The first Adam step of :func:`refine` at ``level``."""
-    gain = float(torch.exp(net.gain[level].detach()).mean())
-    return min(LR, LR_PER_GAIN * gain)
+    return min(LR, LR_PER_GAIN * float(net.gains(level).detach().mean()))
 
 
 def _noise(t: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
