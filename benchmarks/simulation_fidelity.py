@@ -148,7 +148,7 @@ CODECS = ("topoae", "topoae coast", "topoae bounded", "topoae relative", "sperr"
           "sperr relative")
 
 
-def candidates(grid, z: np.ndarray, rd, integer: bool, only: tuple[str, ...] = CODECS):
+def candidates(grid, z: np.ndarray, rd, integer: bool, only: tuple[str, ...] = CODECS, refine: int = 0):
     """``(codec, setting, bytes, reconstruction)`` for every codec, mode and setting in ``only``."""
     from topoae.baselines import get_baseline
     from topoae.codec import corrections, learned
@@ -161,7 +161,7 @@ def candidates(grid, z: np.ndarray, rd, integer: bool, only: tuple[str, ...] = C
     for mode in [m for m in ("topoae", "topoae coast") if m in only]:
         for r in RATIOS:
             h, s, _ = learned.encode_to_ratio(grid, rd, r, coastline="exact" if "coast" in mode else None,
-                                             keep_attrs=False)
+                                             keep_attrs=False, refine=refine)
             key = (mode, h["codec"]["level"])
             if key in seen:  # the same level as a lower target: the same file
                 continue
@@ -169,12 +169,12 @@ def candidates(grid, z: np.ndarray, rd, integer: bool, only: tuple[str, ...] = C
             n, rec = tae(h, s)
             yield mode, f"level {h['codec']['level']}", n, rec
     for e in BOUNDS if "topoae bounded" in only else ():  # the encoder picks the smallest file
-        h, s = learned.encode(grid, rd, max_error=e, keep_attrs=False)
+        h, s = learned.encode(grid, rd, max_error=e, keep_attrs=False, refine=refine)
         n, rec = tae(h, s)
         yield "topoae bounded", f"E={e:g} m", n, rec
     for r in RELATIVE if "topoae relative" in only else ():
         h, s = learned.encode(grid, rd, max_error=REL_MAX, relative_error=r, floor=0.5,
-                              keep_attrs=False)
+                              keep_attrs=False, refine=refine)
         n, rec = tae(h, s)
         yield "topoae relative", f"r={r:g}", n, rec
     sperr, sz3 = get_baseline("sperr"), get_baseline("sz3")
@@ -227,7 +227,7 @@ def run_region(name: str, path: Path, rd, args) -> dict:
     print(f"{name}: window {args.cells}² at row {r0} col {c0}, local grid {local.shape}, "
           f"{duration:.0f} s simulated, original run {wall:.0f} s", flush=True)
     by_codec: dict[str, list] = {}
-    for codec, setting, nbytes, rec in candidates(grid, z, rd, integer, args.codecs):
+    for codec, setting, nbytes, rec in candidates(grid, z, rd, integer, args.codecs, args.refine):
         err = rec - z
         ok = np.isfinite(z)
         by_codec.setdefault(codec, []).append({
@@ -343,6 +343,8 @@ def main() -> None:
     ap.add_argument("--only", default=None, help="comma-separated region names")
     ap.add_argument("--reuse", action="store_true", help="keep regions already in --out's JSON")
     ap.add_argument("--codecs", default=",".join(CODECS), help="comma-separated subset of " + ", ".join(CODECS))
+    ap.add_argument("--refine", type=int, default=0, metavar="STEPS",
+                    help="topoae modes encode with --refine STEPS (use another --out)")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     args = ap.parse_args()
     args.codecs = tuple(c.strip() for c in args.codecs.split(","))
@@ -363,7 +365,7 @@ def main() -> None:
         regs = {k: v for k, v in regs.items() if k in args.only.split(",")}
     results = {"date": dt.date.today().isoformat(),
                "machine": f"{platform.machine()} {platform.processor() or ''} 2-core CPU, shared".strip(),
-               "model": lm.model_id[:16], "cells": args.cells, "regions": {}}
+               "model": lm.model_id[:16], "cells": args.cells, "refine": args.refine, "regions": {}}
     done = {}
     prev = args.out / "simulation_fidelity.json"
     if args.reuse and prev.exists():  # regions already measured with this model and window
