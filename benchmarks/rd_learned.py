@@ -144,7 +144,7 @@ def run(model_path: Path, out: Path, quick: bool, refine: int = 0, threads: int 
         sp = r["same_bytes"]["sperr"]
         r["bd_rate_vs_sperr"] = bd_rate([lv["ratio"] for lv in levels], [lv["rmse"] for lv in levels],
                                         [p["ratio"] for p in sp], [p["rmse"] for p in sp])
-        # error-bounded (not with refinement: the level walk codes each region 3-5 times)
+        # error-bounded (not with refinement: benchmarks/refine_bounded.py measures those)
         r["bounded"] = {}
         for e in BOUNDS if not refine else ():
             # the level is the encoder's own choice: the smallest whole file (learned.encode)
@@ -326,7 +326,6 @@ def markdown(res: dict, plain: dict | None = None) -> str:
     return "\n".join(lines)
 
 
-
 def _bounded_lines(regs: dict) -> list[str]:
     if not all(r.get("bounded") for r in regs.values()):
         return ["", "Error-bounded sizes: not measured in this run."]
@@ -346,6 +345,7 @@ def _bounded_lines(regs: dict) -> list[str]:
         lines.append(f"\nAt {k} m: topoae smallest on {wins} of {len(regs)} regions; total bytes "
                      f"topoae {tot:,}, SPERR {sp:,}, SZ3 {sz:,}.")
     return lines
+
 
 def plot(res: dict, path: Path) -> None:
     import matplotlib
@@ -429,7 +429,8 @@ def main() -> None:
                     help="only the ensemble coverage on held-out tiles (needs a shipped model's τ)")
     ap.add_argument("--refine", type=int, default=0, metavar="STEPS",
                     help="encode with latent refinement (topoae encode --refine); writes "
-                         "rd_learned_refine.*, without the error-bounded sizes")
+                         "rd_learned_refine.*, without the error-bounded sizes "
+                         "(benchmarks/refine_bounded.py)")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads for the sweep (throughput is always one thread)")
     ap.add_argument("--baselines", default=",".join(BASELINES), help="comma-separated subset")

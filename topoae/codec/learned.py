@@ -253,30 +253,30 @@ def _h_s64(rd: RDModel, z_hat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean[0].numpy(), scale[0].numpy()
 
 
-def _analyse_tile(fast: InferenceTransforms, grid: xr.DataArray, nodes: np.ndarray,
-                  geo: PatchLayout, cfg: RDCodecConfig, i: int, j: int, *, full: bool = False
-                  ) -> Any:
-    """Ungained latents of tile (i, j), float32 ``(M, th/16, tw/16)``. With ``full``:
-    ``(latents with their context, normalised residual of the tile's span, real-cell mask)``
-    (what :func:`topoae.codec.refine.refine` needs)."""
+def _analyse_padded(fast: InferenceTransforms, grid: xr.DataArray, nodes: np.ndarray,
+                    geo: PatchLayout, cfg: RDCodecConfig, i: int, j: int
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What the analysis of tile (i, j) reads and gives, on the tile's span widened by
+    ``geo.context`` cells: ungained latents (float32 ``(M, ·, ·)``), the normalised residual
+    it analysed (NaN cells as 0) and the elevations read (NaN kept)."""
     mc = fast.net.config
-    r0, r1 = geo.span(i, 0)
-    c0, c1 = geo.span(j, 1)
     rows = geo.indices(i, i + 1, axis=0)  # the tile and its context, mirrored past the grid
     cols = geo.indices(j, j + 1, axis=1)
     z = _read(grid, rows, cols)
     off = offset_field.expand(nodes, (geo.height, geo.width), mc.offset_stride, mc.offset_step,
                               rows=rows, cols=cols)
     r = np.where(np.isfinite(z), (z - off) / (mc.unit * cfg.scale), 0.0).astype(np.float32)
-    y = fast.analyse(torch.from_numpy(r)[None, None])[0].numpy()
+    return fast.analyse(torch.from_numpy(r)[None, None])[0].numpy(), r, z
+
+
+def _analyse_tile(fast: InferenceTransforms, grid: xr.DataArray, nodes: np.ndarray,
+                  geo: PatchLayout, cfg: RDCodecConfig, i: int, j: int) -> np.ndarray:
+    """Ungained latents of tile (i, j), float32 ``(M, th/16, tw/16)``."""
+    y, _, _ = _analyse_padded(fast, grid, nodes, geo, cfg, i, j)
+    r0, r1 = geo.span(i, 0)
+    c0, c1 = geo.span(j, 1)
     k = geo.context // 16
-    if not full:
-        return y[:, k:k + (r1 - r0) // 16, k:k + (c1 - c0) // 16]
-    kc = geo.context
-    (a0, a1), (b0, b1) = geo.cells(i, 0), geo.cells(j, 1)
-    mask = np.zeros((r1 - r0, c1 - c0), dtype=np.float32)
-    mask[:a1 - a0, :b1 - b0] = np.isfinite(z[kc:kc + a1 - a0, kc:kc + b1 - b0])
-    return y, r[kc:kc + r1 - r0, kc:kc + c1 - c0], mask
+    return y[:, k:k + (r1 - r0) // 16, k:k + (c1 - c0) // 16]
 
 
 def _code_tile(rd: RDModel, y_base: np.ndarray, level: int) -> tuple[bytes, np.ndarray]:
@@ -453,28 +453,32 @@ def _refined(rd: RDModel, grid: xr.DataArray, nodes: np.ndarray, geo: PatchLayou
     decoded latents, exactly what the decoder will see; for the others (right, below) this
     tile's own analysis of its 32-cell context, an approximation of the latents they will
     get. Without an improvement the analysis's latents come back unchanged."""
-    y_pad, x, mask = _analyse_tile(rd.fast, grid, nodes, geo, cfg, i, j, full=True)
-    g = rd.net.gains(cfg.level)[0].detach().numpy()
-    win = y_pad * g
+    y_pad, r, z = _analyse_padded(rd.fast, grid, nodes, geo, cfg, i, j)
     kc, k = geo.context // 16, cfg.synth_margin
     if k > kc:
         raise ConfigError("refinement needs synth_margin <= margin / 16")
+    (r0, r1), (c0, c1) = geo.span(i, 0), geo.span(j, 1)
+    (a0, a1), (b0, b1) = geo.cells(i, 0), geo.cells(j, 1)
+    cx = geo.context  # the tile's span inside the padded read, its real cells in the mask
+    x = r[cx:cx + r1 - r0, cx:cx + c1 - c0]
+    mask = np.zeros(x.shape, dtype=np.float32)
+    mask[:a1 - a0, :b1 - b0] = np.isfinite(z[cx:cx + a1 - a0, cx:cx + b1 - b0])
     h, w = x.shape[0] // 16, x.shape[1] // 16
     top, bottom, left, right = synth_margins(geo, i, j, k)
-    win = np.array(win[:, kc - top:kc + h + bottom, kc - left:kc + w + right])
-    for di in (-1, 0):
-        for dj in (-1, 0, 1):
-            got = yhat.get((i + di, j + dj))
-            if got is None or (di, dj) in ((0, 0), (0, 1)):
-                continue
-            # the neighbour's cells in window coordinates (its latents, cut to the window)
-            nh, nw = got.shape[1:]
-            r0 = top + (-nh if di < 0 else 0)
-            c0 = left + (-nw if dj < 0 else (w if dj > 0 else 0))
-            rs, cs = max(r0, 0), max(c0, 0)
-            re, ce = min(r0 + nh, win.shape[1]), min(c0 + nw, win.shape[2])
-            if re > rs and ce > cs:
-                win[:, rs:re, cs:ce] = got[:, rs - r0:re - r0, cs - c0:ce - c0]
+    gain = rd.net.gains(cfg.level)[0].detach().numpy()
+    win = y_pad[:, kc - top:kc + h + bottom, kc - left:kc + w + right] * gain
+    # the neighbours already coded: above-left, above, above-right and left (raster order)
+    for di, dj in ((-1, -1), (-1, 0), (-1, 1), (0, -1)):
+        got = yhat.get((i + di, j + dj))
+        if got is None:
+            continue
+        nh, nw = got.shape[1:]  # its latents in window coordinates, cut to the window
+        n0 = top - nh if di < 0 else top
+        m0 = left - nw if dj < 0 else (left + w if dj > 0 else left)
+        rs, cs = max(n0, 0), max(m0, 0)
+        re, ce = min(n0 + nh, win.shape[1]), min(m0 + nw, win.shape[2])
+        if re > rs and ce > cs:
+            win[:, rs:re, cs:ce] = got[:, rs - n0:re - n0, cs - m0:ce - m0]
     inner = (slice(top, top + h), slice(left, left + w))
     y = _refine.refine(rd.net, win, inner, x, mask, cfg.level, steps,
                        lambda yb: _code_tile(rd, yb, cfg.level), seed=i * 65536 + j)
