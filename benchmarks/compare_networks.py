@@ -29,11 +29,13 @@ NAMES = ("Tile_-16.3_-73.3", "Tile_-6.82_86.01", "Tile_15.62_80.54", "Tile_22.06
 TARGETS = (50, 100, 200, 400)
 
 
-def _frozen(path: Path):
+def _frozen(path: Path, stored: bool = False):
     from topoae.checkpoint import load_checkpoint
     from topoae.codec import learned, tables
 
     lm = load_checkpoint(path)
+    if stored:  # the tables shipped with the weights (refitted ones included)
+        return learned.as_rd_model(lm)
     net = lm.model.eval()
     return learned.RDModel(net=net, tables=tables.freeze(net.z_density), model_id=lm.model_id)
 
@@ -57,13 +59,16 @@ def main() -> None:
     ap.add_argument("--against", type=Path,
                     default=REPO / "topoae" / "weights" / "topoae-hyperprior-gebco15.pt")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--stored-tables", action="store_true",
+                    help="code with the tables stored in each file (both shipped weights, e.g. a "
+                         "release that adds a latent context against the one before)")
     a = ap.parse_args()
     import torch
 
     from topoae.io import open_grid
 
     torch.set_num_threads(a.threads)
-    ref, cand = _frozen(a.against), _frozen(a.candidate)
+    ref, cand = _frozen(a.against, a.stored_tables), _frozen(a.candidate, a.stored_tables)
     paths = regions(False)
     logs: dict[int, list[float]] = {t: [] for t in TARGETS}
     for name in NAMES:

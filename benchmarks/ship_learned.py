@@ -188,6 +188,56 @@ def refit_tables(weights: Path, n: int) -> None:
     print(f"wrote {weights} ({len(data):,} bytes, id {card['model_id'][:16]}) and its card")
 
 
+def add_context(weights: Path, ckpt: Path, calibrate: bool = True) -> None:
+    """New weights: the shipped network and tables plus the latent context trained on it
+    (``python -m topoae.training.context``). The transforms must be the shipped ones bit for
+    bit; the files of the shipped weights (and of the releases they decode) still decode, one
+    pass without context (``extra["without_context"]``)."""
+    from dataclasses import replace
+
+    from topoae.checkpoint import load_checkpoint, save_checkpoint
+
+    torch.set_num_threads(2)
+    extra, old_id, cfg, old_net = load_network(weights)
+    lm = load_checkpoint(ckpt)
+    net = lm.model
+    if replace(net.config, context="", context_channels=old_net.config.context_channels) != old_net.config:
+        raise SystemExit(f"Error: {ckpt} is not the shipped network with a context")
+    own = old_net.state_dict()
+    for k, v in net.state_dict().items():
+        if not k.startswith("context.") and not torch.equal(v, own[k]):
+            raise SystemExit(f"Error: {ckpt} changed {k}: its context was not trained on the shipped network")
+    earlier = [*extra.get("same_coding_as", []), old_id]
+    network_of = (extra.get("tables_fitted") or {}).get("network_of")
+    extra["same_coding_as"] = earlier
+    extra["without_context"] = [*extra.get("without_context", []), *earlier, *([network_of] if network_of else [])]
+    rd = shipped_model(extra, old_id, net)
+    ratios = level_ratios(rd, tile_grids(cfg, "val"))
+    print("level ratios on validation tiles:", [round(r, 1) for r in ratios], flush=True)
+    extra["level_ratios"] = ratios
+    if calibrate:
+        extra["sample_tau"], extra["sample_coverage_val"] = calibrate_tau(rd, tile_grids(cfg, "val"))
+    extra["context_training"] = {"checkpoint": lm.model_id, **{k: lm.extra.get(k) for k in ("step", "val_ratios")}}
+    cfg = replace(cfg, model=net.config)
+    save_checkpoint(weights, net, cfg, normalise={"mode": "offset-field"}, extra=extra)
+    data = weights.read_bytes()
+    card_file = weights.parent / f"{weights.stem}.card.json"
+    card = json.loads(card_file.read_text())
+    card.update(model_id=hashlib.sha256(data).hexdigest(), bytes=len(data), date=dt.date.today().isoformat(),
+                config=cfg.to_dict(), level_ratios_val=ratios, sample_tau=extra["sample_tau"],
+                sample_coverage_val=extra["sample_coverage_val"], same_coding_as=extra["same_coding_as"],
+                without_context=extra["without_context"])
+    card["summary"] = (f"mean-scale hyperprior with gain units and a {net.config.context} latent "
+                       f"context, 15-arcsec GEBCO, {net.config.levels} quality levels")
+    card["context"] = {"schedule": net.config.context, "channels": net.config.context_channels,
+                       "trained": extra["context_training"],
+                       "recipe": "python -m topoae.training.context --init <the shipped weights> "
+                                 "(transforms frozen; trained on the latents of the training tiles)"}
+    card["demo_region"] = demo_region(weights)
+    card_file.write_text(json.dumps(card, indent=1) + "\n")
+    print(f"wrote {weights} ({len(data):,} bytes, id {card['model_id'][:16]}) and its card")
+
+
 def main() -> None:
     from topoae.checkpoint import save_checkpoint
     from topoae.codec import learned, tables
@@ -209,7 +259,13 @@ def main() -> None:
     ap.add_argument("--card-only", action="store_true",
                     help="only re-measure the card of the already shipped weights (demo region, "
                          "and --results when given)")
+    ap.add_argument("--add-context", type=Path, default=None, metavar="CKPT",
+                    help="add the latent context of a topoae.training.context checkpoint to the already "
+                         "shipped weights (--out), re-measure the level ratios and τ, write new weights")
     a = ap.parse_args()
+    if a.add_context:
+        add_context(a.out, a.add_context)
+        return
     if a.refit_tables:
         refit_tables(a.out, a.refit_tables)
         return

@@ -117,7 +117,7 @@ def test_refinement_sees_the_decoded_neighbours_above_and_left(rd, monkeypatch):
 
     def decoded(i, j):
         (r0, r1), (c0, c1) = geo.span(i, 0), geo.span(j, 1)
-        return learned._decode_tile(rd, s[f"tile:{i},{j}"], ((r1 - r0) // 16, (c1 - c0) // 16), 2)
+        return learned._decode_tile(rd, s[f"tile:{i},{j}"], ((r1 - r0) // 16, (c1 - c0) // 16), 2, "")
 
     checked = 0
     for (i, j), (win, (ri, ci)) in seen.items():

@@ -8,23 +8,24 @@ A tile stream holds, in order:
    was within :data:`topoae.codec.tables.AMBIGUITY` of a table boundary, with the
    index it used (almost always none);
 3. escapes: the excess of symbols that fell in a table's end bins;
-4. the range-coded words: hyper-latents channel by channel, then latents grouped
-   by scale index.
+4. the range-coded words: hyper-latents channel by channel, then the latents pass by
+   pass (one pass without spatial context), each pass grouped by scale index.
 
 Range coding is first-in first-out, so the decoder reads the hyper-latents,
-computes the scale indices, then reads the latents, all from one stream.
+computes the scale indices of the first pass, reads it, computes the next pass's
+indices from it, and so on, all from one stream.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 
 import numpy as np
 
 from topoae.codec.tables import PRECISION, SCALE_LEVELS, Tables
-from topoae.errors import DependencyError, StoreError
+from topoae.errors import DependencyError, StoreError, TopoAEError
 
 
 def _constriction():
@@ -96,9 +97,18 @@ def _groups(idx: np.ndarray) -> list[tuple[int, np.ndarray]]:
     return [(i, order[bounds[i]:bounds[i + 1]]) for i in range(SCALE_LEVELS) if bounds[i + 1] > bounds[i]]
 
 
-def encode_tile(z: np.ndarray, y: np.ndarray, idx: np.ndarray, flagged: np.ndarray,
-                tables: Tables) -> bytes:
-    """Bytes of one tile: ``z`` (C, h, w) and ``y`` (M, H, W) int symbols, ``idx`` scale indices."""
+#: one coding pass of a tile's latents: symbols, their scale indices and the near-tie flags
+#: of those indices (1-D, the pass's positions in C order)
+Part = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def encode_tile(z: np.ndarray, parts: Sequence[Part], tables: Tables) -> bytes:
+    """Bytes of one tile: ``z`` (C, h, w) int hyper-latents, then the latents pass by pass.
+
+    A model without spatial context codes its latents in one pass (all of ``y`` in C order);
+    with context, each later pass's indices depend on the passes before
+    (:mod:`topoae.models.context`). Index overrides are numbered over the passes in order.
+    """
     c = _constriction()
     enc = c.stream.queue.RangeEncoder()
     escapes: list[int] = []
@@ -107,20 +117,21 @@ def encode_tile(z: np.ndarray, y: np.ndarray, idx: np.ndarray, flagged: np.ndarr
         t = tables.z[ch]
         k = (t.size - 1) // 2
         enc.encode(_clip_escapes(zf[ch], k, escapes).astype(np.int32), _categorical(t))
-    yf = y.reshape(-1).astype(np.int64)
-    idf = idx.reshape(-1)
-    for i, sel in _groups(idf):
-        t = tables.y[i]
-        k = (t.size - 1) // 2
-        enc.encode(_clip_escapes(yf[sel], k, escapes).astype(np.int32), _categorical(t))
-    out = bytearray(symbol_hash(z, y))
-    where = np.flatnonzero(flagged.reshape(-1))
+    for sym, idx, _ in parts:
+        yf = np.asarray(sym, dtype=np.int64).reshape(-1)
+        for i, sel in _groups(np.asarray(idx).reshape(-1)):
+            t = tables.y[i]
+            k = (t.size - 1) // 2
+            enc.encode(_clip_escapes(yf[sel], k, escapes).astype(np.int32), _categorical(t))
+    out = bytearray(symbol_hash(z, *(p[0] for p in parts)))
+    flat_idx = np.concatenate([np.asarray(p[1]).reshape(-1) for p in parts])
+    where = np.flatnonzero(np.concatenate([np.asarray(p[2]).reshape(-1) for p in parts]))
     _put_uvarint(out, where.size)
     prev = 0
     for p in where:
         _put_uvarint(out, int(p) - prev)
         prev = int(p)
-        out.append(int(idf[p]))
+        out.append(int(flat_idx[p]))
     _put_uvarint(out, len(escapes))
     for e in escapes:
         _put_uvarint(out, e)
@@ -128,10 +139,14 @@ def encode_tile(z: np.ndarray, y: np.ndarray, idx: np.ndarray, flagged: np.ndarr
     return bytes(out) + np.asarray(words, dtype="<u4").tobytes()
 
 
-def decode_tile(blob: bytes, z_shape: tuple[int, int, int], y_shape: tuple[int, int, int],
-                tables: Tables,
-                indices: Callable[[np.ndarray], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Inverse of :func:`encode_tile`; ``indices(z)`` gives the decoder's scale indices for ``y``."""
+#: what :func:`decode_tile` asks for each pass: given the hyper-latents and the passes decoded
+#: so far, the scale indices of the next pass (1-D), or None when every pass is decoded
+Plan = Callable[[np.ndarray, list[np.ndarray]], "np.ndarray | None"]
+
+
+def decode_tile(blob: bytes, z_shape: tuple[int, int, int], tables: Tables, plan: Plan
+                ) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Inverse of :func:`encode_tile`: the hyper-latents and the symbols of every pass."""
     c = _constriction()
     if len(blob) < 6:
         raise StoreError("tile stream too short (truncated or damaged)")
@@ -170,31 +185,36 @@ def decode_tile(blob: bytes, z_shape: tuple[int, int, int], y_shape: tuple[int, 
 
     cz, hz, wz = z_shape
     z = np.empty((cz, hz * wz), dtype=np.int64)
+    parts: list[np.ndarray] = []
     try:
         for ch in range(cz):
             t = tables.z[ch]
             k = (t.size - 1) // 2
             z[ch] = unescape(np.asarray(dec.decode(_categorical(t), hz * wz)), k)
         z = z.reshape(z_shape)
-        idx = np.asarray(indices(z), dtype=np.int64).reshape(-1).copy()
-        if idx.size != int(np.prod(y_shape)):
-            raise StoreError("scale indices do not match the latent shape")
-        for p, v in overrides:
-            if p >= idx.size or v >= SCALE_LEVELS:
-                raise StoreError("tile stream holds an invalid index override (damaged)")
-            idx[p] = v
-        y = np.empty(idx.size, dtype=np.int64)
-        for i, sel in _groups(idx):
-            t = tables.y[i]
-            k = (t.size - 1) // 2
-            y[sel] = unescape(np.asarray(dec.decode(_categorical(t), sel.size)), k)
-    except StoreError:
+        start = 0
+        while (got := plan(z, parts)) is not None:
+            idx = np.asarray(got, dtype=np.int64).reshape(-1).copy()
+            for p, v in overrides:
+                if start <= p < start + idx.size:
+                    if v >= SCALE_LEVELS:
+                        raise StoreError("tile stream holds an invalid index override (damaged)")
+                    idx[p - start] = v
+            y = np.empty(idx.size, dtype=np.int64)
+            for i, sel in _groups(idx):
+                t = tables.y[i]
+                k = (t.size - 1) // 2
+                y[sel] = unescape(np.asarray(dec.decode(_categorical(t), sel.size)), k)
+            parts.append(y)
+            start += idx.size
+        if any(p >= start for p, _ in overrides):
+            raise StoreError("tile stream holds an invalid index override (damaged)")
+    except TopoAEError:  # ours, from here or from ``plan``
         raise
     except Exception as exc:  # the coder itself refuses a damaged stream
         raise StoreError(f"tile stream cannot be decoded (damaged): {type(exc).__name__}") from None
-    y = y.reshape(y_shape)
-    if symbol_hash(z, y) != want_hash:
+    if symbol_hash(z, *parts) != want_hash:
         raise StoreError(
             "decoded symbols do not match the stored hash: the file is damaged or was made "
             "with different probability tables")
-    return z, y
+    return z, parts

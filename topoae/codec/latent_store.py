@@ -134,8 +134,8 @@ def _symbols(header: dict[str, Any], streams: dict[str, bytes], rd) -> tuple[np.
             a0, a1 = geo.span(i, 0)
             b0, b1 = geo.span(j, 1)
             th, tw = (a1 - a0) // 16, (b1 - b0) // 16
-            z, y, _ = learned.decode_symbols(rd_, learned._need(streams, f"tile:{i},{j}"), (th, tw),
-                                             cfg.level)
+            z, y, _, _ = learned.decode_symbols(rd_, learned._need(streams, f"tile:{i},{j}"), (th, tw),
+                                                cfg.level, cfg.context)
             lat[:, a0 // 16:a0 // 16 + th, b0 // 16:b0 // 16 + tw] = y
             zz = np.zeros((hz, geo.patch // 64, geo.patch // 64), dtype=np.int32)
             zz[:, :z.shape[1], :z.shape[2]] = z

@@ -9,6 +9,8 @@ Pipeline (encoder)::
                    one-shot pass over the region ──► y (gained, per level)
                    per tile: ẑ = round(h_a(y)); μ, σ = h_s(ẑ) in float64;
                    symbols round(y − μ) coded against zero-mean tables   stream "tile:i,j"
+                   (with a spatial context, in passes: each later pass's μ, σ
+                   corrected from the latents decoded before, see _Passes)
     NaN mask per tile (when any)                                          stream "mask:i,j"
     error-bounded residual per tile (``max_error``)                       stream "res:i,j"
 
@@ -27,7 +29,7 @@ import hashlib
 import math
 import warnings
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -46,6 +48,7 @@ from topoae.codec.patch_model import jsonable as _jsonable
 from topoae.errors import ConfigError, ModelMismatchError, RegionError, StoreError
 from topoae.io.grid import DESCENDING, add_history, data_attrs, descending_dims, file_attrs
 from topoae.layout import PatchLayout
+from topoae.models.context import SCHEDULES, LatentContext, pass_masks
 from topoae.models.hyperprior import HyperpriorModel
 from topoae.models.inference import InferenceTransforms
 
@@ -72,6 +75,10 @@ class RDCodecConfig:
     relative_error: float | None = None  # with max_error: |err| ≤ min(E, max(floor, r·|z|))
     floor: float = 0.5
     scale_exp: int = 0  # the region's roughness s = 2^(scale_exp/4) metres per cell
+    #: the latents' spatial context (:mod:`topoae.models.context`): the encoding model's
+    #: schedule, or "" (one pass, hyperprior only). Not stored in the header: the file's model
+    #: id says it (:meth:`RDModel.file_context`)
+    context: str = ""
 
     @property
     def scale(self) -> float:
@@ -92,6 +99,8 @@ class RDCodecConfig:
                 raise ConfigError(f"--relative-error must be in (0, 1), got {self.relative_error}")
             if not (math.isfinite(self.floor) and self.floor > 0):
                 raise ConfigError(f"--floor must be a positive number of metres, got {self.floor}")
+        if self.context and self.context not in SCHEDULES:
+            raise ConfigError(f"unknown latent context {self.context!r}")
         if self.coastline not in (None, "exact"):
             raise ConfigError(f"--coastline must be exact or off, got {self.coastline!r}")
         if self.max_error is not None and not (math.isfinite(self.max_error) and self.max_error > 0):
@@ -118,7 +127,12 @@ class RDModel:
     #: ids of earlier releases with this network *and* these tables (they differ only in what
     #: coding never reads, e.g. the ensemble's calibrated τ): their files decode with this model
     same_coding_as: tuple[str, ...] = ()
+    #: ids of earlier releases whose files code their latents without the spatial context this
+    #: network has (it was added later; :meth:`file_context`)
+    without_context: tuple[str, ...] = ()
     h_s64: torch.nn.Module = field(init=False, repr=False)
+    #: float64 copy of the latent context (None without one): it decides scale indices too
+    ctx64: LatentContext | None = field(init=False, repr=False, default=None)
     fast: InferenceTransforms = field(init=False, repr=False)
     _earlier: RDModel | None = field(init=False, repr=False, default=None)
 
@@ -127,6 +141,8 @@ class RDModel:
             raise ModelMismatchError(f"the model has {self.levels} quality levels but hyper-latent "
                                      f"tables for {len(self.tables.z_levels)}")
         self.h_s64 = copy.deepcopy(self.net.h_s).double().eval()
+        if self.net.context is not None:
+            self.ctx64 = copy.deepcopy(self.net.context).double().eval()
         self.fast = InferenceTransforms(self.net)
 
     @property
@@ -143,9 +159,18 @@ class RDModel:
             if self._earlier is None:
                 self._earlier = RDModel(net=self.net, tables=tables.freeze(self.net.z_density),
                                         model_id=self.network_of, name=self.name,
-                                        level_ratios=self.level_ratios)
+                                        level_ratios=self.level_ratios,
+                                        without_context=(self.network_of,))
             return self._earlier
         return None
+
+
+    def file_context(self, file_model: str) -> str:
+        """The latent context the files of model ``file_model`` (16-hex id) were coded with:
+        this network's, except for releases from before it had one."""
+        if file_model in {m[:16] for m in self.without_context}:
+            return ""
+        return self.net.config.context
 
 
 def is_rd_model(model: Any) -> bool:
@@ -169,8 +194,9 @@ def as_rd_model(model: Any) -> RDModel:
     ratios = tuple(float(v) for v in extra.get("level_ratios", ()))
     earlier = str((extra.get("tables_fitted") or {}).get("network_of", ""))
     same = tuple(str(m) for m in extra.get("same_coding_as", ()))
+    plain = tuple(str(m) for m in extra.get("without_context", ()))
     return RDModel(net=net.eval(), tables=t, model_id=mid, level_ratios=ratios, network_of=earlier,
-                   same_coding_as=same)
+                   same_coding_as=same, without_context=plain)
 
 
 def _weights_id(net: torch.nn.Module) -> str:
@@ -279,40 +305,112 @@ def _analyse_tile(fast: InferenceTransforms, grid: xr.DataArray, nodes: np.ndarr
     return y[:, k:k + (r1 - r0) // 16, k:k + (c1 - c0) // 16]
 
 
-def _code_tile(rd: RDModel, y_base: np.ndarray, level: int) -> tuple[bytes, np.ndarray]:
+def _check_context(rd: RDModel, context: str) -> None:
+    if context and context != rd.net.config.context:
+        raise ModelMismatchError(f"latents coded with the context {context!r} need a model that "
+                                 f"has it (this one: {rd.net.config.context or 'none'})")
+
+
+class _Passes:
+    """The coding passes of one tile's latents, the same on both sides of the coder.
+
+    Without a context (``context`` ""), one pass: every latent with the hyperprior's μ, σ.
+    With one, the passes of its schedule (:func:`topoae.models.context.pass_masks`): the
+    first with the hyperprior's μ, σ, each later one with μ, σ corrected by the context
+    network (float64, like the hyper-synthesis) from the latents of the passes before.
+    ``next()`` gives the pass's means, scale indices and near-tie flags on its positions (C
+    order); ``put(symbols)`` records them. ``mean`` and ``sym`` fill in as passes complete.
+    """
+
+    def __init__(self, rd: RDModel, z_hat: np.ndarray, shape: tuple[int, int, int], context: str) -> None:
+        _check_context(rd, context)
+        self.rd = rd
+        self.hyper = _h_s64(rd, z_hat)
+        self.masks = ([m.numpy() for m in pass_masks(context, shape)] if context
+                      else [np.ones(shape, dtype=bool)])
+        self.mean = np.zeros(shape)
+        self.sym = np.zeros(shape, dtype=np.int64)
+        self.k = 0
+        self._mean_k = np.zeros(0)
+
+    @property
+    def done(self) -> bool:
+        return self.k == len(self.masks)
+
+    @property
+    def mask(self) -> np.ndarray:
+        return self.masks[self.k]
+
+    def next(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        mean, scale = self.hyper
+        if self.k:
+            seen = np.zeros(self.mean.shape)
+            for m in self.masks[:self.k]:
+                seen[m] = 1.0
+            t = [torch.from_numpy(a)[None] for a in (seen * (self.sym + self.mean), seen * self.sym, mean, scale)]
+            with torch.no_grad():
+                mk, sk = self.rd.ctx64.pass_params(self.k, *t)  # type: ignore[union-attr]  # k > 0: a context
+            mean, scale = mk[0].numpy(), sk[0].numpy()
+        m = self.mask
+        self._mean_k = mean[m]
+        idx, flagged = tables.scale_indices(scale[m])
+        return self._mean_k, idx, flagged
+
+    def put(self, symbols: np.ndarray) -> None:
+        m = self.mask
+        self.sym[m] = symbols
+        self.mean[m] = self._mean_k
+        self.k += 1
+
+
+def _code_tile(rd: RDModel, y_base: np.ndarray, level: int, context: str) -> tuple[bytes, np.ndarray]:
     """Stream of one tile at ``level`` and its dequantised latents ŷ (float32)."""
     net = rd.net
     with torch.no_grad():
         g = net.gains(level)[0].numpy()
         y = y_base * g
         z_hat = torch.round(net.h_a(torch.from_numpy(y)[None]))[0].numpy().astype(np.int64)
-    mean, scale = _h_s64(rd, z_hat)
-    sym = np.rint(y.astype(np.float64) - mean).astype(np.int64)
-    idx, flagged = tables.scale_indices(scale)
-    blob = entropy.encode_tile(z_hat, sym, idx, flagged, rd.tables.for_level(level))
-    return blob, (sym + mean).astype(np.float32)
+    y64 = y.astype(np.float64)
+    passes = _Passes(rd, z_hat, y.shape, context)
+    parts = []
+    while not passes.done:
+        mean, idx, flagged = passes.next()
+        sym = np.rint(y64[passes.mask] - mean).astype(np.int64)
+        parts.append((sym, idx, flagged))
+        passes.put(sym)
+    blob = entropy.encode_tile(z_hat, parts, rd.tables.for_level(level))
+    return blob, (passes.sym + passes.mean).astype(np.float32)
 
 
-def decode_symbols(rd: RDModel, blob: bytes, shape: tuple[int, int], level: int
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Hyper-latents, latent symbols and their means of one tile of ``shape`` latents."""
+def decode_symbols(rd: RDModel, blob: bytes, shape: tuple[int, int], level: int, context: str
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Hyper-latents, latent symbols, the means they were coded around and their scale
+    indices, of one tile of ``shape`` latents."""
     m, hz = rd.net.config.latent_channels, rd.net.config.hyper_channels
     th, tw = shape
-    means: dict[str, np.ndarray] = {}
+    state: dict[str, Any] = {}
+    idx = np.zeros((m, th, tw), dtype=np.int64)
 
-    def indices(z: np.ndarray) -> np.ndarray:
-        mean, scale = _h_s64(rd, z)
-        means["mean"] = mean
-        return tables.scale_indices(scale)[0]
+    def plan(z: np.ndarray, parts: list[np.ndarray]) -> np.ndarray | None:
+        if "passes" not in state:
+            state["passes"] = _Passes(rd, z, (m, th, tw), context)
+        passes = state["passes"]
+        if parts:
+            passes.put(parts[-1])
+        if passes.done:
+            return None
+        _, got, _ = passes.next()
+        idx[passes.mask] = got
+        return got
 
-    z, sym = entropy.decode_tile(blob, (hz, th // 4, tw // 4), (m, th, tw), rd.tables.for_level(level),
-                                 indices)
-    return z, sym, means["mean"]
+    z, _ = entropy.decode_tile(blob, (hz, th // 4, tw // 4), rd.tables.for_level(level), plan)
+    passes = state["passes"]
+    return z, passes.sym, passes.mean, idx
 
 
-def _decode_tile(rd: RDModel, blob: bytes, shape: tuple[int, int], level: int) -> np.ndarray:
+def _decode_tile(rd: RDModel, blob: bytes, shape: tuple[int, int], level: int, context: str) -> np.ndarray:
     """Dequantised latents ŷ of one tile (float32)."""
-    _, sym, mean = decode_symbols(rd, blob, shape, level)
+    _, sym, mean, _ = decode_symbols(rd, blob, shape, level, context)
     return (sym + mean).astype(np.float32)
 
 
@@ -404,7 +502,8 @@ def encode(grid: xr.DataArray, model: Any, *, level: int | None = None, max_erro
     nodes, integer, scale_exp = _scan(grid, mc.offset_stride, mc.offset_step)
     cfg = RDCodecConfig(level=lev, tile=tile, max_error=max_error, keep_attrs=keep_attrs,
                         outliers=outliers, outlier_bits=OUTLIER_BITS, coastline=coastline,
-                        relative_error=relative_error, floor=floor, scale_exp=scale_exp)
+                        relative_error=relative_error, floor=floor, scale_exp=scale_exp,
+                        context=rd.net.config.context)
     streams: dict[str, bytes] = {"offset": _res.encode_residual(nodes)}
     nti, ntj = geo.counts
     yhat: dict[tuple[int, int], np.ndarray] = {}
@@ -415,7 +514,7 @@ def encode(grid: xr.DataArray, model: Any, *, level: int | None = None, max_erro
                 y0 = _refined(rd, grid, nodes, geo, cfg, i, j, yhat, refine)
             else:
                 y0 = _analyse_tile(rd.fast, grid, nodes, geo, cfg, i, j)
-            blob, yh = _code_tile(rd, y0, lev)
+            blob, yh = _code_tile(rd, y0, lev, cfg.context)
             streams[f"tile:{i},{j}"] = blob
             yhat[(i, j)] = yh
             a0, a1 = geo.cells(i, 0)
@@ -481,7 +580,7 @@ def _refined(rd: RDModel, grid: xr.DataArray, nodes: np.ndarray, geo: PatchLayou
             win[:, rs:re, cs:ce] = got[:, rs - n0:re - n0, cs - m0:ce - m0]
     inner = (slice(top, top + h), slice(left, left + w))
     y = _refine.refine(rd.net, win, inner, x, mask, cfg.level, steps,
-                       lambda yb: _code_tile(rd, yb, cfg.level), seed=i * 65536 + j)
+                       lambda yb: _code_tile(rd, yb, cfg.level, cfg.context), seed=i * 65536 + j)
     return y_pad[:, kc:kc + h, kc:kc + w] if y is None else y
 
 
@@ -652,7 +751,7 @@ def _header(grid, rd, cfg, geo, integer, nan_cells, streams: dict[str, bytes]) -
         "format": FORMAT,
         "topoae": __version__,
         "model": rd.model_id[:16],
-        "codec": asdict(cfg),
+        "codec": {k: v for k, v in asdict(cfg).items() if k != "context"},
         "grid": {
             "name": grid.name, "dims": [d0, d1], "shape": [geo.height, geo.width],
             "dtype": _input_dtype(grid, integer),
@@ -716,7 +815,7 @@ def _open(header: dict[str, Any], streams: dict[str, bytes], model: Any, force: 
             "(pass the right --model, or --force)")
     rd = own or rd
     try:
-        cfg = RDCodecConfig(**header["codec"])
+        cfg = replace(RDCodecConfig(**header["codec"]), context=rd.file_context(str(header.get("model"))))
         g = header["grid"]
         geo = tile_layout(int(g["shape"][0]), int(g["shape"][1]), cfg.tile, cfg.margin)
     except (TypeError, KeyError, ValueError):
@@ -791,7 +890,7 @@ class _Tiles:
         a0, a1 = self.geo.span(i, 0)
         b0, b1 = self.geo.span(j, 1)
         y = _decode_tile(self.rd, _need(self.streams, f"tile:{i},{j}"), ((a1 - a0) // 16, (b1 - b0) // 16),
-                         self.cfg.level)
+                         self.cfg.level, self.cfg.context)
         y = self.perturb(i, j, y) if self.perturb is not None else y
         with self._lock:
             self._cache[(i, j)] = y

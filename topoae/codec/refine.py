@@ -109,7 +109,7 @@ def _descend(net: HyperpriorModel, window: np.ndarray, inner: tuple[slice, slice
         z = net.hyper_analyse(y)
         z_hat = z + (torch.round(z) - z).detach()
         zb = -torch.log2(net.z_density.likelihood(z + _noise(z, gen))).sum()
-        mean, scale = net.hyper_params(z_hat)
+        mean, scale = net.conditional(y, *net.hyper_params(z_hat))  # the coder's μ, σ
         r = y - mean
         y_lik = gaussian_likelihood(r + _noise(r, gen), scale)
         y_hat = mean + r + (torch.round(r) - r).detach()

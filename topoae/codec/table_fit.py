@@ -24,7 +24,7 @@ import numpy as np
 import xarray as xr
 
 from topoae.codec import learned
-from topoae.codec.tables import Tables, quantise_pmf, scale_indices
+from topoae.codec.tables import Tables, quantise_pmf
 
 #: weight of the model's own table in a fitted one, in symbols
 PRIOR_SYMBOLS = 32.0
@@ -50,9 +50,9 @@ def collect(rd: learned.RDModel, grids: Iterable[xr.DataArray]
                 for j in range(geo.counts[1]):
                     a0, a1 = geo.span(i, 0)
                     b0, b1 = geo.span(j, 1)
-                    z, sym, _ = learned.decode_symbols(
-                        rd, streams[f"tile:{i},{j}"], ((a1 - a0) // 16, (b1 - b0) // 16), level)
-                    idx = scale_indices(learned._h_s64(rd, z)[1])[0]
+                    z, sym, _, idx = learned.decode_symbols(
+                        rd, streams[f"tile:{i},{j}"], ((a1 - a0) // 16, (b1 - b0) // 16), level,
+                        rd.file_context(header["model"]))
                     for c in range(z.shape[0]):
                         _count(z_hist[level][c], z[c])
                     for k in np.unique(idx):

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from topoae.models.context import LatentContext
 from topoae.models.entropy import FactorizedDensity, gaussian_likelihood
 
 
@@ -44,6 +45,10 @@ class HyperpriorConfig:
     offset_stride: int = 64  # cells between nodes of the offset field
     offset_step: float = 1.0  # metres: quantisation step of the offset field
     lambdas: tuple[float, ...] = (0.6, 1.9, 5.9, 18.4, 58.0, 181.0, 570.0, 1800.0)
+    #: spatial context of the latents (:mod:`topoae.models.context`): a schedule name, or ""
+    #: for none (the hyperprior alone gives every latent's mean and scale)
+    context: str = ""
+    context_channels: int = 96
 
     @property
     def levels(self) -> int:
@@ -138,6 +143,7 @@ class HyperpriorModel(nn.Module):
             _conv(h, 2 * m, 3, 1),
         )
         self.z_density = FactorizedDensity(h)
+        self.context = LatentContext(m, cfg.context, cfg.context_channels) if cfg.context else None
         self.gain = nn.Parameter(torch.zeros(cfg.levels, m))  # log-gains per level
         self.register_buffer("lambdas", torch.tensor(cfg.lambdas, dtype=torch.float32))
         with torch.no_grad():  # start the levels apart: higher level, finer quantisation
@@ -167,6 +173,14 @@ class HyperpriorModel(nn.Module):
         mean, raw = p.chunk(2, dim=1)
         return mean, F.softplus(raw) + 0.05
 
+    def conditional(self, y: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The mean and scale each latent is coded with: the hyperprior's, corrected by the
+        spatial context where the model has one (:class:`topoae.models.context.LatentContext`)."""
+        if self.context is None:
+            return mean, scale
+        return self.context(y, mean, scale)
+
     def synthesise(self, y_hat: torch.Tensor, level: torch.Tensor | int) -> torch.Tensor:
         """Dequantised gained latents -> normalised residual ``(B,1,H,W)``."""
         return self.g_s(y_hat / self.gains(level))
@@ -179,7 +193,7 @@ class HyperpriorModel(nn.Module):
         z_noisy = z + torch.empty_like(z).uniform_(-0.5, 0.5)
         z_hat = z + (torch.round(z) - z).detach()
         z_lik = self.z_density.likelihood(z_noisy)
-        mean, scale = self.hyper_params(z_hat)
+        mean, scale = self.conditional(y, *self.hyper_params(z_hat))
         y_noisy = y + torch.empty_like(y).uniform_(-0.5, 0.5)
         y_lik = gaussian_likelihood(y_noisy - mean, scale)
         y_hat = mean + (torch.round(y - mean) - (y - mean)).detach() + (y - mean)

@@ -1,0 +1,170 @@
+"""The latents' spatial context: passes, coding with it, old files, training it (tiny models)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from topoae.checkpoint import load_checkpoint, save_checkpoint
+from topoae.codec import container, learned, tables
+from topoae.errors import ModelMismatchError, StoreError
+from topoae.io.synthetic import synthetic_grid
+from topoae.models.context import pass_masks
+from topoae.models.hyperprior import HyperpriorConfig, HyperpriorModel
+from topoae.training.rd import RDTrainConfig
+
+PLAIN = HyperpriorConfig(channels=16, latent_channels=24, hyper_channels=16)
+CTX = HyperpriorConfig(channels=16, latent_channels=24, hyper_channels=16, context="checkerboard",
+                       context_channels=8)
+
+
+def _plain(seed: int = 0) -> HyperpriorModel:
+    torch.manual_seed(seed)
+    return HyperpriorModel(PLAIN).eval()
+
+
+def _with_context(plain: HyperpriorModel, *, trained: bool = True) -> HyperpriorModel:
+    """``plain``'s weights plus a context; ``trained``: its last layer moved off zero."""
+    net = HyperpriorModel(CTX).eval()
+    missing, unexpected = net.load_state_dict(plain.state_dict(), strict=False)
+    assert not unexpected and all(k.startswith("context.") for k in missing)
+    if trained:
+        torch.manual_seed(1)
+        with torch.no_grad():
+            for p in net.context.nets[0].params[-1].parameters():
+                p.normal_(0.0, 0.3)
+    return net
+
+
+@pytest.fixture(scope="module")
+def grid():
+    return synthetic_grid(200, 260, seed=3)
+
+
+@pytest.fixture(scope="module")
+def models():
+    plain = _plain()
+    t = tables.freeze(plain.z_density)
+    rd_plain = learned.RDModel(net=plain, tables=t, model_id="a" * 64)
+    rd_ctx = learned.RDModel(net=_with_context(plain), tables=t, model_id="b" * 64,
+                             same_coding_as=("a" * 64,), without_context=("a" * 64,))
+    return rd_plain, rd_ctx
+
+
+def test_passes_cover_every_latent_once():
+    for shape in ((3, 4, 4), (2, 5, 7), (1, 1, 1)):
+        masks = pass_masks("checkerboard", shape)
+        total = sum(m.long() for m in masks)
+        assert torch.equal(total, torch.ones(shape, dtype=torch.long))
+        anchors = masks[0][0]
+        assert bool(anchors[0, 0]) and (shape[2] == 1 or not bool(anchors[0, 1]))
+
+
+def test_an_untrained_context_changes_nothing():
+    plain = _plain()
+    net = _with_context(plain, trained=False)
+    y = torch.randn(2, 24, 6, 6) * 3
+    mean, scale = torch.randn(2, 24, 6, 6), torch.rand(2, 24, 6, 6) + 0.2
+    m2, s2 = net.conditional(y, mean, scale)
+    assert torch.equal(m2, mean) and torch.allclose(s2, scale.clamp_min(0.11))
+
+
+def test_the_context_is_causal():
+    """A later pass's parameters do not depend on latents of its own pass or later ones."""
+    net = _with_context(_plain())
+    y = torch.randn(1, 24, 6, 6) * 4
+    mean, scale = torch.zeros_like(y), torch.ones_like(y)
+    mu1, sc1 = net.conditional(y, mean, scale)
+    second = pass_masks("checkerboard", (24, 6, 6))[1][None]
+    y2 = torch.where(second, y + 7.0, y)  # change only the second pass's latents
+    mu2, sc2 = net.conditional(y2, mean, scale)
+    assert torch.equal(mu1, mu2) and torch.equal(sc1, sc2)
+    assert not torch.equal(mu1[second], mean[second])  # it does use the first pass
+
+
+def test_context_files_round_trip_and_differ_from_plain(models, grid):
+    rd_plain, rd_ctx = models
+    h, s = learned.encode(grid, rd_ctx, level=2)
+    hp, sp = learned.encode(grid, rd_plain, level=2)
+    assert "context" not in h["codec"]  # the model id says it: no byte in the file
+    assert s["tile:0,0"] != sp["tile:0,0"]
+    header, streams = container.unpack(learned.to_bytes(h, s))
+    out1 = learned.decode(header, streams, rd_ctx)
+    out2 = learned.decode(header, streams, rd_ctx)
+    assert np.array_equal(out1.values, out2.values)
+    assert out1.shape == grid.shape
+    # what the decoder rebuilds is what the encoder coded: its ŷ
+    geo = learned.tile_layout(*grid.shape, 512, 32)
+    cfg = learned.RDCodecConfig(**h["codec"], context="checkerboard")
+    nodes = learned._scan(grid, 64, 1.0)[0]
+    y0 = learned._analyse_tile(rd_ctx.fast, grid, nodes, geo, cfg, 0, 0)
+    blob, yhat = learned._code_tile(rd_ctx, y0, 2, "checkerboard")
+    assert blob == s["tile:0,0"]
+    got = learned._decode_tile(rd_ctx, blob, yhat.shape[1:], 2, "checkerboard")
+    assert np.array_equal(got, yhat)
+
+
+def test_context_decoding_does_not_depend_on_threads(models, grid):
+    _, rd_ctx = models
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        h, s = learned.encode(grid, rd_ctx, level=3)
+        a = learned.decode(h, s, rd_ctx).values
+        torch.set_num_threads(2)
+        b = learned.decode(h, s, rd_ctx).values
+    finally:
+        torch.set_num_threads(old)
+    assert np.array_equal(a, b)
+
+
+def test_files_without_context_decode_with_a_release_that_adds_one(models, grid):
+    """A release that only adds a context lists the old id: its files decode as before."""
+    rd_plain, rd_ctx = models
+    h, s = learned.encode(grid, rd_plain, level=2)
+    assert np.array_equal(learned.decode(h, s, rd_plain).values, learned.decode(h, s, rd_ctx).values)
+
+
+def test_a_context_file_needs_the_model_with_that_context(models, grid):
+    rd_plain, rd_ctx = models
+    h, s = learned.encode(grid, rd_ctx, level=1)
+    with pytest.raises(ModelMismatchError, match="made with model"):
+        learned.decode(h, s, rd_plain)
+    with pytest.raises(StoreError, match="damaged|do not match"):
+        learned.decode(h, s, rd_plain, force=True)  # forced: caught, not a wrong grid
+    with pytest.raises(ModelMismatchError, match="context"):
+        learned._decode_tile(rd_plain, s["tile:0,0"], (13, 17), 1, "checkerboard")
+
+
+def test_the_context_saves_bits_once_trained(tmp_path):
+    """A short run of the context trainer on synthetic tiles: the transforms stay frozen
+    bit for bit, the context learns (validation bits below the hyperprior's alone), and
+    the checkpoint codes."""
+    from topoae.training import context as ctx_train
+
+    plain = _plain()
+    init = tmp_path / "init.pt"
+    save_checkpoint(init, plain, RDTrainConfig(model=PLAIN), normalise={"mode": "offset-field"})
+    tiles = np.stack([np.rint(synthetic_grid(128, 128, seed=s).values).astype(np.int16) for s in range(5)])
+    names = np.array([f"t{k}" for k in range(5)])
+    np.savez(tmp_path / "tiles.npz", names=names, tiles=tiles)
+    (tmp_path / "split.json").write_text(json.dumps({"train": list(names[:4]), "val": [names[4]],
+                                                     "test": []}))
+    cfg = ctx_train.ContextTrainConfig(model=CTX, init=str(init), data=str(tmp_path / "tiles.npz"),
+                                       split=str(tmp_path / "split.json"), symmetries=2, batch=4,
+                                       lr=3e-3, total_steps=150, val_every=50)
+    ctx_train.train(cfg, tmp_path / "run", minutes=5, resume=False, threads=1)
+    lm = load_checkpoint(tmp_path / "run" / "best.pt")
+    net = lm.model
+    assert net.config.context == "checkerboard"
+    for k, v in plain.state_dict().items():
+        assert torch.equal(net.state_dict()[k], v), k
+    rows = (tmp_path / "run" / "metrics.csv").read_text().splitlines()
+    assert float(rows[-1].split(",")[3]) < 0  # mean log(bits with / without context)
+    rd = learned.as_rd_model(lm)
+    g = synthetic_grid(96, 96, seed=9)
+    h, s = learned.encode(g, rd, level=1)
+    assert learned.decode(h, s, rd).shape == g.shape

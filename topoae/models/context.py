@@ -1,0 +1,101 @@
+"""Spatial context for the latents: code them in passes, each conditioned on the ones before.
+
+The hyperprior gives every latent a mean and a scale from the hyper-latents alone. Latents
+next to each other are still correlated given those, so the coder can do better by coding
+them in passes: the first pass exactly as before (hyperprior only), every later pass with
+a mean and scale corrected by a small network that sees the latents already decoded around
+each position (He et al. 2021, "Checkerboard context model for efficient learned image
+compression"; a two-pass checkerboard: the "anchors", where row + column is even, then the
+rest). Decoding stays parallel within a pass, and a tile stays one stream.
+
+Each later pass ``k`` has its own network: a 5×5 convolution over the decoded latents and
+their symbols (zero where not yet decoded and outside the tile), then 1×1 convolutions that
+also see the hyperprior's mean and log scale, giving a correction of the mean and a factor
+on the scale. The last layer starts at zero, so an untrained context changes nothing.
+
+Positions are tile-local: the same schedule runs on any tile shape, and a tile needs no
+latent of its neighbours (tiles decode independently, as before).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+#: the schedules this module knows: name -> number of passes
+SCHEDULES = {"checkerboard": 2}
+#: the smallest scale a pass may give (the probability tables' smallest σ is 0.11)
+MIN_SCALE = 0.11
+
+
+def pass_masks(schedule: str, shape: tuple[int, int, int]) -> list[torch.Tensor]:
+    """Boolean masks ``(M, h, w)``, one per pass, together covering every latent once."""
+    if schedule not in SCHEDULES:
+        raise ValueError(f"unknown context schedule {schedule!r}")
+    m, h, w = shape
+    anchor = (torch.arange(h)[:, None] + torch.arange(w)[None, :]) % 2 == 0
+    a = anchor[None].expand(m, h, w)
+    return [a, ~a]
+
+
+class _PassNet(nn.Module):
+    def __init__(self, m: int, c: int) -> None:
+        super().__init__()
+        self.ctx = nn.Conv2d(2 * m, c, 5, padding=2)
+        last = nn.Conv2d(2 * c, 2 * m, 1)
+        nn.init.zeros_(last.weight)
+        if last.bias is not None:
+            nn.init.zeros_(last.bias)
+        self.params = nn.Sequential(
+            nn.Conv2d(c + 2 * m, 2 * c, 1), nn.LeakyReLU(0.1), nn.Conv2d(2 * c, 2 * c, 1),
+            nn.LeakyReLU(0.1), last,
+        )
+
+    def forward(self, y_hat: torch.Tensor, sym: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.ctx(torch.cat([y_hat, sym], 1))
+        d = self.params(torch.cat([h, mean, torch.log(scale)], 1))
+        dm, ds = d.chunk(2, 1)
+        return mean + dm, (scale * torch.exp(ds)).clamp_min(MIN_SCALE)
+
+
+class LatentContext(nn.Module):
+    """The context networks of one schedule (one per pass after the first)."""
+
+    def __init__(self, latent_channels: int, schedule: str = "checkerboard", channels: int = 96) -> None:
+        super().__init__()
+        if schedule not in SCHEDULES:
+            raise ValueError(f"unknown context schedule {schedule!r}")
+        self.schedule = schedule
+        self.nets = nn.ModuleList(
+            [_PassNet(latent_channels, channels) for _ in range(SCHEDULES[schedule] - 1)])
+
+    def masks(self, shape: tuple[int, int, int]) -> list[torch.Tensor]:
+        return pass_masks(self.schedule, shape)
+
+    def pass_params(self, k: int, y_hat: torch.Tensor, sym: torch.Tensor, mean: torch.Tensor,
+                    scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and scale of every position for pass ``k`` ≥ 1, from the latents decoded so far
+        (``y_hat`` and ``sym`` zero where not yet decoded) and the hyperprior's ``mean``, ``scale``
+        (all ``(B, M, h, w)``, one dtype: float32 in training, float64 when coding)."""
+        return self.nets[k - 1](y_hat, sym, mean, scale)
+
+    def forward(self, y: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training: the mean and scale each latent is coded with, passes run in order on
+        the rounded latents (as the coder will see them; no gradient through the rounding)."""
+        shape = (int(y.shape[1]), int(y.shape[2]), int(y.shape[3]))
+        masks = [m_[None].to(y.dtype) for m_ in self.masks(shape)]
+        mu, sc = mean, scale
+        sym = torch.zeros_like(y)
+        y_hat = torch.zeros_like(y)
+        for k, m_ in enumerate(masks):
+            if k:
+                mk, sk = self.pass_params(k, y_hat, sym, mean, scale)
+                mu = mu * (1 - m_) + mk * m_
+                sc = sc * (1 - m_) + sk * m_
+            s = torch.round(y - mu).detach()
+            sym = sym + s * m_
+            y_hat = y_hat + (s + mu).detach() * m_
+        return mu, sc
+
