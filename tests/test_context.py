@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from topoae.checkpoint import load_checkpoint, save_checkpoint
 from topoae.codec import container, learned, tables
 from topoae.errors import ModelMismatchError, StoreError
 from topoae.io.synthetic import synthetic_grid
-from topoae.models.context import pass_masks
+from topoae.models.context import SCHEDULES, pass_masks
 from topoae.models.hyperprior import HyperpriorConfig, HyperpriorModel
 from topoae.training.rd import RDTrainConfig
 
@@ -26,16 +27,18 @@ def _plain(seed: int = 0) -> HyperpriorModel:
     return HyperpriorModel(PLAIN).eval()
 
 
-def _with_context(plain: HyperpriorModel, *, trained: bool = True) -> HyperpriorModel:
-    """``plain``'s weights plus a context; ``trained``: its last layer moved off zero."""
-    net = HyperpriorModel(CTX).eval()
+def _with_context(plain: HyperpriorModel, *, trained: bool = True,
+                  schedule: str = "checkerboard") -> HyperpriorModel:
+    """``plain``'s weights plus a context; ``trained``: its last layers moved off zero."""
+    net = HyperpriorModel(replace(CTX, context=schedule)).eval()
     missing, unexpected = net.load_state_dict(plain.state_dict(), strict=False)
     assert not unexpected and all(k.startswith("context.") for k in missing)
     if trained:
         torch.manual_seed(1)
         with torch.no_grad():
-            for p in net.context.nets[0].params[-1].parameters():
-                p.normal_(0.0, 0.3)
+            for pass_net in net.context.nets:
+                for p in pass_net.params[-1].parameters():
+                    p.normal_(0.0, 0.3)
     return net
 
 
@@ -54,9 +57,11 @@ def models():
     return rd_plain, rd_ctx
 
 
-def test_passes_cover_every_latent_once():
+@pytest.mark.parametrize("schedule", sorted(SCHEDULES))
+def test_passes_cover_every_latent_once(schedule):
     for shape in ((3, 4, 4), (2, 5, 7), (1, 1, 1)):
-        masks = pass_masks("checkerboard", shape)
+        masks = pass_masks(schedule, shape)
+        assert len(masks) == SCHEDULES[schedule]
         total = sum(m.long() for m in masks)
         assert torch.equal(total, torch.ones(shape, dtype=torch.long))
         anchors = masks[0][0]
@@ -72,21 +77,29 @@ def test_an_untrained_context_changes_nothing():
     assert torch.equal(m2, mean) and torch.allclose(s2, scale.clamp_min(0.11))
 
 
-def test_the_context_is_causal():
-    """A later pass's parameters do not depend on latents of its own pass or later ones."""
-    net = _with_context(_plain())
+@pytest.mark.parametrize("schedule", sorted(SCHEDULES))
+def test_the_context_is_causal(schedule):
+    """A pass's parameters depend on the passes before it, not on its own or later ones."""
+    net = _with_context(_plain(), schedule=schedule)
     y = torch.randn(1, 24, 6, 6) * 4
     mean, scale = torch.zeros_like(y), torch.ones_like(y)
+    masks = pass_masks(schedule, (24, 6, 6))
     mu1, sc1 = net.conditional(y, mean, scale)
-    second = pass_masks("checkerboard", (24, 6, 6))[1][None]
-    y2 = torch.where(second, y + 7.0, y)  # change only the second pass's latents
-    mu2, sc2 = net.conditional(y2, mean, scale)
-    assert torch.equal(mu1, mu2) and torch.equal(sc1, sc2)
-    assert not torch.equal(mu1[second], mean[second])  # it does use the first pass
+    for k in range(1, len(masks)):
+        later = sum(m.long() for m in masks[k:]).bool()[None]
+        y2 = torch.where(later, y + 7.0, y)  # change pass k and the ones after it
+        mu2, sc2 = net.conditional(y2, mean, scale)
+        now = masks[k][None]
+        assert torch.equal(mu1[now], mu2[now]) and torch.equal(sc1[now], sc2[now])
+        assert not torch.equal(mu1[now], mean[now])  # it does use the passes before
 
 
-def test_context_files_round_trip_and_differ_from_plain(models, grid):
+@pytest.mark.parametrize("schedule", sorted(SCHEDULES))
+def test_context_files_round_trip_and_differ_from_plain(models, grid, schedule):
     rd_plain, rd_ctx = models
+    if schedule != "checkerboard":
+        rd_ctx = learned.RDModel(net=_with_context(rd_plain.net, schedule=schedule), tables=rd_plain.tables,
+                                 model_id="d" * 64)
     h, s = learned.encode(grid, rd_ctx, level=2)
     hp, sp = learned.encode(grid, rd_plain, level=2)
     assert "context" not in h["codec"]  # the model id says it: no byte in the file
@@ -98,12 +111,12 @@ def test_context_files_round_trip_and_differ_from_plain(models, grid):
     assert out1.shape == grid.shape
     # what the decoder rebuilds is what the encoder coded: its ŷ
     geo = learned.tile_layout(*grid.shape, 512, 32)
-    cfg = learned.RDCodecConfig(**h["codec"], context="checkerboard")
+    cfg = learned.RDCodecConfig(**h["codec"], context=schedule)
     nodes = learned._scan(grid, 64, 1.0)[0]
     y0 = learned._analyse_tile(rd_ctx.fast, grid, nodes, geo, cfg, 0, 0)
-    blob, yhat = learned._code_tile(rd_ctx, y0, 2, "checkerboard")
+    blob, yhat = learned._code_tile(rd_ctx, y0, 2, schedule)
     assert blob == s["tile:0,0"]
-    got = learned._decode_tile(rd_ctx, blob, yhat.shape[1:], 2, "checkerboard")
+    got = learned._decode_tile(rd_ctx, blob, yhat.shape[1:], 2, schedule)
     assert np.array_equal(got, yhat)
 
 

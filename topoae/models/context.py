@@ -20,10 +20,14 @@ latent of its neighbours (tiles decode independently, as before).
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-#: the schedules this module knows: name -> number of passes
-SCHEDULES = {"checkerboard": 2}
+#: the schedules this module knows: name -> number of passes. "checkerboard": anchors (row +
+#: column even), then the rest; "checkerboard-channels" / "-channels4": each of those in two /
+#: four groups of consecutive channels, in order (channel-conditional coding, Minnen & Singh
+#: 2020: a group is predicted from the groups before it as well as from the neighbours)
+SCHEDULES = {"checkerboard": 2, "checkerboard-channels": 4, "checkerboard-channels4": 8}
 #: the smallest scale a pass may give (the probability tables' smallest σ is 0.11)
 MIN_SCALE = 0.11
 
@@ -35,7 +39,11 @@ def pass_masks(schedule: str, shape: tuple[int, int, int]) -> list[torch.Tensor]
     m, h, w = shape
     anchor = (torch.arange(h)[:, None] + torch.arange(w)[None, :]) % 2 == 0
     a = anchor[None].expand(m, h, w)
-    return [a, ~a]
+    groups = SCHEDULES[schedule] // 2
+    bounds = [-(-m * g // groups) for g in range(groups + 1)]  # ceil: earlier groups larger
+    chans = [((torch.arange(m) >= lo) & (torch.arange(m) < hi))[:, None, None].expand(m, h, w)
+             for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
+    return [a & c for c in chans] + [~a & c for c in chans]
 
 
 class _PassNet(nn.Module):
@@ -51,9 +59,16 @@ class _PassNet(nn.Module):
             nn.LeakyReLU(0.1), last,
         )
 
-    def forward(self, y_hat: torch.Tensor, sym: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.ctx(torch.cat([y_hat, sym], 1))
+    def forward(self, y_hat: torch.Tensor, sym: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor,
+                used: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``used``: bool ``(M,)``, the latent channels with any decoded value (the others are
+        zero: their weights are skipped, the same function with less work)."""
+        if used is None:
+            h = self.ctx(torch.cat([y_hat, sym], 1))
+        else:
+            both = torch.cat([used, used])
+            h = F.conv2d(torch.cat([y_hat[:, used], sym[:, used]], 1), self.ctx.weight[:, both],
+                         self.ctx.bias, padding=2)
         d = self.params(torch.cat([h, mean, torch.log(scale)], 1))
         dm, ds = d.chunk(2, 1)
         return mean + dm, (scale * torch.exp(ds)).clamp_min(MIN_SCALE)
@@ -78,7 +93,8 @@ class LatentContext(nn.Module):
         """Mean and scale of every position for pass ``k`` ≥ 1, from the latents decoded so far
         (``y_hat`` and ``sym`` zero where not yet decoded) and the hyperprior's ``mean``, ``scale``
         (all ``(B, M, h, w)``, one dtype: float32 in training, float64 when coding)."""
-        return self.nets[k - 1](y_hat, sym, mean, scale)
+        used = sym.ne(0).flatten(2).any(2).any(0) | y_hat.ne(0).flatten(2).any(2).any(0)
+        return self.nets[k - 1](y_hat, sym, mean, scale, None if bool(used.all()) else used)
 
     def forward(self, y: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -37,6 +37,7 @@ import torch
 from topoae import offset_field
 from topoae.checkpoint import read_checkpoint, save_checkpoint
 from topoae.errors import ConfigError, TopoAEError
+from topoae.models.context import SCHEDULES
 from topoae.models.hyperprior import HyperpriorConfig, HyperpriorModel, rd_loss
 
 FILL = -32768
@@ -232,7 +233,7 @@ def validate(model: HyperpriorModel, x: torch.Tensor, scales: np.ndarray,
             level = torch.full((xb.shape[0],), lev, dtype=torch.long, device=device)
             y = model.analyse(xb, level)
             z_hat = torch.round(model.hyper_analyse(y))
-            mean, scale = model.hyper_params(z_hat)
+            mean, scale = model.conditional(y, *model.hyper_params(z_hat))
             y_sym = torch.round(y - mean)
             bits = -torch.log2(gaussian_likelihood(y_sym, scale)).sum() - torch.log2(
                 model.z_density.likelihood(z_hat)).sum()
@@ -399,6 +400,9 @@ def main(argv: list[str] | None = None) -> None:
                     help="comma-separated λ ladder of a fresh or warm-started run (with --init, "
                          "new levels start from gains interpolated in log λ) "
                          f"[{','.join(str(v) for v in HyperpriorConfig.lambdas)}]")
+    ap.add_argument("--context", default="", choices=["", *sorted(SCHEDULES)],
+                    help="a spatial context of the latents, trained with the rest (a fresh or "
+                         "warm-started run; topoae.training.context trains one on frozen transforms)")
     ap.add_argument("--depth-weight", type=float, default=RDTrainConfig.depth_weight,
                     help="weight shallow water and low land: 1 + W·exp(−|z|/scale)")
     ap.add_argument("--depth-scale", type=float, default=RDTrainConfig.depth_scale)
@@ -435,7 +439,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         cfg = RDTrainConfig(
             model=HyperpriorConfig(channels=a.channels, latent_channels=a.latent_channels,
-                                   **lambdas),
+                                   context=a.context, **lambdas),
             data=data, split=split, crop=a.crop or RDTrainConfig.crop,
             batch=a.batch or RDTrainConfig.batch, lr=a.lr or RDTrainConfig.lr,
             total_steps=a.steps or RDTrainConfig.total_steps,
