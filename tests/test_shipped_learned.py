@@ -51,3 +51,20 @@ def test_demo_region_codes_as_the_card_says(card):
     rmse = float(np.sqrt(np.mean((rec.values.astype(np.float64) - x) ** 2)))
     assert rmse == pytest.approx(ref["rmse_m"], rel=0.02)
     assert rec.encoding["dtype"] == "int16"  # GEBCO int16 in, int16 out by default
+
+
+def test_files_of_the_release_before_decode_bit_for_bit():
+    """A file made with release 0f9a82ed (before the latent context) decodes with the shipped
+    model exactly as that release decoded it (made from a 128×160 corner of the demo region)."""
+    from pathlib import Path
+
+    from topoae.checkpoint import load_checkpoint
+    from topoae.codec import learned
+
+    data = Path(__file__).parent / "data"
+    rd = learned.as_rd_model(load_checkpoint(zoo.default_model_path()))
+    h, s = learned.read(data / "release_0f9a82ed.tae")
+    assert h["model"] == "0f9a82ed211e0c09"
+    want = np.load(data / "release_0f9a82ed_decoded.npy")
+    got = learned.decode(h, s, rd).values
+    np.testing.assert_array_equal(got, want)

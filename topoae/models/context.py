@@ -24,10 +24,11 @@ import torch.nn.functional as F
 from torch import nn
 
 #: the schedules this module knows: name -> number of passes. "checkerboard": anchors (row +
-#: column even), then the rest; "checkerboard-channels" / "-channels4": each of those in two /
-#: four groups of consecutive channels, in order (channel-conditional coding, Minnen & Singh
-#: 2020: a group is predicted from the groups before it as well as from the neighbours)
-SCHEDULES = {"checkerboard": 2, "checkerboard-channels": 4, "checkerboard-channels4": 8}
+#: column even), then the rest; "checkerboard-channels" / "-channels4" / "-channels8": each of
+#: those in 2 / 4 / 8 groups of consecutive channels, in order (channel-conditional coding,
+#: Minnen & Singh 2020: a group is predicted from the groups before it and the neighbours)
+SCHEDULES = {"checkerboard": 2, "checkerboard-channels": 4, "checkerboard-channels4": 8,
+             "checkerboard-channels8": 16}
 #: the smallest scale a pass may give (the probability tables' smallest σ is 0.11)
 MIN_SCALE = 0.11
 
