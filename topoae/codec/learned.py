@@ -164,7 +164,6 @@ class RDModel:
             return self._earlier
         return None
 
-
     def file_context(self, file_model: str) -> str:
         """The latent context the files of model ``file_model`` (16-hex id) were coded with:
         this network's, except for releases from before it had one."""
