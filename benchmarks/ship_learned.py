@@ -188,7 +188,7 @@ def refit_tables(weights: Path, n: int) -> None:
     print(f"wrote {weights} ({len(data):,} bytes, id {card['model_id'][:16]}) and its card")
 
 
-def add_context(weights: Path, ckpt: Path, calibrate: bool = True) -> None:
+def add_context(weights: Path, ckpt: Path) -> None:
     """New weights: the shipped network and tables plus the latent context trained on it
     (``python -m topoae.training.context``). The transforms must be the shipped ones bit for
     bit; the files of the shipped weights (and of the releases they decode) still decode, one
@@ -215,8 +215,7 @@ def add_context(weights: Path, ckpt: Path, calibrate: bool = True) -> None:
     ratios = level_ratios(rd, tile_grids(cfg, "val"))
     print("level ratios on validation tiles:", [round(r, 1) for r in ratios], flush=True)
     extra["level_ratios"] = ratios
-    if calibrate:
-        extra["sample_tau"], extra["sample_coverage_val"] = calibrate_tau(rd, tile_grids(cfg, "val"))
+    extra["sample_tau"], extra["sample_coverage_val"] = calibrate_tau(rd, tile_grids(cfg, "val"))
     extra["context_training"] = {"checkpoint": lm.model_id, **{k: lm.extra.get(k) for k in ("step", "val_ratios")}}
     cfg = replace(cfg, model=net.config)
     save_checkpoint(weights, net, cfg, normalise={"mode": "offset-field"}, extra=extra)

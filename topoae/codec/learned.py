@@ -329,6 +329,7 @@ class _Passes:
                       else [np.ones(shape, dtype=bool)])
         self.mean = np.zeros(shape)
         self.sym = np.zeros(shape, dtype=np.int64)
+        self.seen = np.zeros(shape)  # 1 where decoded
         self.k = 0
         self._mean_k = np.zeros(0)
 
@@ -343,9 +344,7 @@ class _Passes:
     def next(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         mean, scale = self.hyper
         if self.k:
-            seen = np.zeros(self.mean.shape)
-            for m in self.masks[:self.k]:
-                seen[m] = 1.0
+            seen = self.seen
             t = [torch.from_numpy(a)[None] for a in (seen * (self.sym + self.mean), seen * self.sym, mean, scale)]
             with torch.no_grad():
                 mk, sk = self.rd.ctx64.pass_params(self.k, *t)  # type: ignore[union-attr]  # k > 0: a context
@@ -359,6 +358,7 @@ class _Passes:
         m = self.mask
         self.sym[m] = symbols
         self.mean[m] = self._mean_k
+        self.seen[m] = 1.0
         self.k += 1
 
 

@@ -62,8 +62,8 @@ class _PassNet(nn.Module):
 
     def forward(self, y_hat: torch.Tensor, sym: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor,
                 used: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """``used``: bool ``(M,)``, the latent channels with any decoded value (the others are
-        zero: their weights are skipped, the same function with less work)."""
+        """``used``: bool ``(M,)``, the latent channels with any decoded position (the others
+        are zero: their weights are skipped, the same function with less work)."""
         if used is None:
             h = self.ctx(torch.cat([y_hat, sym], 1))
         else:
@@ -94,7 +94,8 @@ class LatentContext(nn.Module):
         """Mean and scale of every position for pass ``k`` ≥ 1, from the latents decoded so far
         (``y_hat`` and ``sym`` zero where not yet decoded) and the hyperprior's ``mean``, ``scale``
         (all ``(B, M, h, w)``, one dtype: float32 in training, float64 when coding)."""
-        used = sym.ne(0).flatten(2).any(2).any(0) | y_hat.ne(0).flatten(2).any(2).any(0)
+        shape = (int(sym.shape[1]), int(sym.shape[2]), int(sym.shape[3]))
+        used = torch.stack(self.masks(shape)[:k]).flatten(2).any(2).any(0)  # channels decoded so far
         return self.nets[k - 1](y_hat, sym, mean, scale, None if bool(used.all()) else used)
 
     def forward(self, y: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor

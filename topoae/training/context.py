@@ -24,9 +24,7 @@ whole network (the frozen parts unchanged) with the context in its config;
 from __future__ import annotations
 
 import argparse
-import csv
 import json
-import math
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -40,7 +38,7 @@ from topoae.errors import ConfigError, TopoAEError
 from topoae.models.context import SCHEDULES
 from topoae.models.entropy import gaussian_likelihood
 from topoae.models.hyperprior import HyperpriorConfig, HyperpriorModel
-from topoae.training.rd import _metres, load_tiles, prepare, tile_scales
+from topoae.training.rd import _metres, cosine_lr, load_tiles, metrics_writer, prepare, tile_scales
 
 #: cells of mirrored margin around a tile, as the codec analyses it (``RDCodecConfig.margin``)
 MARGIN = 32
@@ -139,7 +137,6 @@ def train(cfg: ContextTrainConfig, out: Path, *, minutes: float, resume: bool,
     missing, unexpected = net.load_state_dict(frozen, strict=False)
     if unexpected or any(not k.startswith("context.") for k in missing):
         raise ConfigError(f"{cfg.init} does not match the model config (its transforms differ)")
-    init_extra = payload.get("extra") or {}
     if net.context is None:
         raise ConfigError("the model config has no context to train")
     for p in net.parameters():
@@ -172,12 +169,8 @@ def train(cfg: ContextTrainConfig, out: Path, *, minutes: float, resume: bool,
         print(f"resumed at step {step} ({wall / 60:.1f} min trained)", flush=True)
     (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
     levels = cfg.model.levels
-    metrics = out / "metrics.csv"
-    new_file = not metrics.exists()
-    fh = metrics.open("a", newline="")
-    writer = csv.writer(fh)
-    if new_file:
-        writer.writerow(["step", "wall_s", "train_ratio", "val_score"] + [f"ratio{k}" for k in range(levels)])
+    fh, writer = metrics_writer(out, ["step", "wall_s", "train_ratio", "val_score"]
+                                + [f"ratio{k}" for k in range(levels)])
     t_start, t_ckpt = time.time() - wall, time.time()
     deadline = time.time() + minutes * 60
     run: list[float] = []
@@ -186,14 +179,11 @@ def train(cfg: ContextTrainConfig, out: Path, *, minutes: float, resume: bool,
         state = {"optimizer": opt.state_dict(), "step": step, "best": best,
                  "wall": time.time() - t_start, "rng": json.dumps(rng.bit_generator.state),
                  "torch_rng": torch.get_rng_state()}
-        save_checkpoint(path, net, cfg, normalise={"mode": "offset-field"}, state=state,
-                        extra={**record, "init_tables": init_extra.get("tables")}
-                        if init_extra.get("tables") is not None else record)
+        save_checkpoint(path, net, cfg, normalise={"mode": "offset-field"}, state=state, extra=record)
 
     while step < cfg.total_steps and time.time() < deadline:
-        frac = step / cfg.total_steps
         for g in opt.param_groups:
-            g["lr"] = cfg.lr_final + 0.5 * (cfg.lr - cfg.lr_final) * (1 + math.cos(math.pi * frac))
+            g["lr"] = cosine_lr(cfg.lr, cfg.lr_final, step / cfg.total_steps)
         idx = rng.integers(len(train_t), size=cfg.batch)
         level = torch.from_numpy(rng.integers(levels, size=cfg.batch))
         ctx, base = _bits(net, train_t[idx], level, noise=True)

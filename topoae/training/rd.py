@@ -114,6 +114,22 @@ def load_split(data: str | Path, split_file: str | Path, split: str) -> np.ndarr
     return load_tiles(data, split_file, split)
 
 
+def cosine_lr(lr: float, lr_final: float, frac: float) -> float:
+    """The learning rate at fraction ``frac`` of a run: cosine from ``lr`` to ``lr_final``."""
+    return lr_final + 0.5 * (lr - lr_final) * (1 + math.cos(math.pi * frac))
+
+
+def metrics_writer(out: Path, header: list[str]):
+    """``(file, csv writer)`` appending to ``out/metrics.csv``; ``header`` written to a new file."""
+    metrics = out / "metrics.csv"
+    new_file = not metrics.exists()
+    fh = metrics.open("a", newline="")
+    writer = csv.writer(fh)
+    if new_file:
+        writer.writerow(header)
+    return fh, writer
+
+
 def _metres(a: np.ndarray) -> np.ndarray:
     """float64 metres with NaN for nodata, from int16 tiles (fill −32768) or float metres."""
     if np.issubdtype(a.dtype, np.integer):
@@ -316,14 +332,9 @@ def train(cfg: RDTrainConfig, out: Path, *, minutes: float, resume: bool, device
         torch.set_rng_state(st["torch_rng"])
         print(f"resumed at step {step} ({wall / 60:.1f} min trained)", flush=True)
     (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
-    metrics = out / "metrics.csv"
-    new_file = not metrics.exists()
-    fh = metrics.open("a", newline="")
-    writer = csv.writer(fh)
     levels = cfg.model.levels
-    if new_file:
-        writer.writerow(["step", "wall_s", "train_loss", "val_loss"]
-                        + [f"bpc{k}" for k in range(levels)] + [f"rmse{k}" for k in range(levels)])
+    fh, writer = metrics_writer(out, ["step", "wall_s", "train_loss", "val_loss"]
+                                + [f"bpc{k}" for k in range(levels)] + [f"rmse{k}" for k in range(levels)])
     t_start = time.time() - wall
     t_ckpt = time.time()
     deadline = time.time() + minutes * 60
@@ -338,8 +349,7 @@ def train(cfg: RDTrainConfig, out: Path, *, minutes: float, resume: bool, device
 
     use_amp = dev.type == "cuda"
     while step < cfg.total_steps and time.time() < deadline:
-        frac = step / cfg.total_steps
-        lr = cfg.lr_final + 0.5 * (cfg.lr - cfg.lr_final) * (1 + math.cos(math.pi * frac))
+        lr = cosine_lr(cfg.lr, cfg.lr_final, step / cfg.total_steps)
         for g in opt.param_groups:
             g["lr"] = lr
         crops, scales = sampler.batch(cfg.batch)
