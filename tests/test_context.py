@@ -181,3 +181,11 @@ def test_the_context_saves_bits_once_trained(tmp_path):
     g = synthetic_grid(96, 96, seed=9)
     h, s = learned.encode(g, rd, level=1)
     assert learned.decode(h, s, rd).shape == g.shape
+    # the cached latents name what they were made from; other symmetries are analysed again
+    cache = tmp_path / "run" / "latents.npz"
+    assert np.load(cache)["train"].shape[0] == 4 * 2
+    assert str(np.load(cache)["key"]) == ctx_train.latents_key(net, cfg)
+    one = replace(cfg, symmetries=1, total_steps=1, val_every=1)
+    ctx_train.train(one, tmp_path / "run", minutes=1, resume=False, threads=1)
+    assert np.load(cache)["train"].shape[0] == 4
+    assert str(np.load(cache)["key"]) != ctx_train.latents_key(net, cfg)

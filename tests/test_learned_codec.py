@@ -86,7 +86,7 @@ def test_damaged_or_missing_streams_are_errors(rd, grid, tmp_path):
         learned.decode(header, streams, rd)
 
 
-def test_header_dictionaries_are_frozen_and_version_1_and_2_files_still_read(rd, grid):
+def test_header_dictionaries_are_frozen_and_version_1_to_3_files_still_read(rd, grid):
     import hashlib
     import json
     import zlib
@@ -98,7 +98,7 @@ def test_header_dictionaries_are_frozen_and_version_1_and_2_files_still_read(rd,
     assert hashlib.sha256(container.HEADER_DICT_V3).hexdigest()[:16] == "c9d5937c5c392a56"
     h, s = learned.encode(grid, rd, level=1)
     data = learned.to_bytes(h, s)
-    assert data[3] == container.VERSION == 3
+    assert data[3] == container.VERSION == 4
     header, streams = container.unpack(data)
     plain = residual.compress(json.dumps(header, separators=(",", ":"), sort_keys=True).encode(), 19)
     with_dict = container._compress_header(header)
@@ -106,7 +106,8 @@ def test_header_dictionaries_are_frozen_and_version_1_and_2_files_still_read(rd,
     text = json.dumps(header, separators=(",", ":"), sort_keys=True).encode()
     # older files: the same streams, the header compressed without a dictionary (version 1) or
     # against version 2's
-    for version, head in ((1, plain), (2, residual.compress(text, 19, dictionary=container.HEADER_DICT))):
+    for version, head in ((1, plain), (2, residual.compress(text, 19, dictionary=container.HEADER_DICT)),
+                          (3, residual.compress(text, 19, dictionary=container.HEADER_DICT_V3))):
         parts = [head, *(streams[r] for r in header["streams"])]
         old = bytearray(container.MAGIC + bytes([version]))
         container._put_uvarint(old, len(parts))
@@ -119,6 +120,28 @@ def test_header_dictionaries_are_frozen_and_version_1_and_2_files_still_read(rd,
         assert h_old == header and s_old == streams
     with pytest.raises(StoreError, match="format version 9"):
         container.unpack(bytes(data[:3]) + bytes([9]) + bytes(data[4:]))
+
+
+def test_one_checksum_guards_every_byte_of_a_version_4_file(rd, grid):
+    h, s = learned.encode(grid, rd, level=1)
+    data = learned.to_bytes(h, s)
+    header, streams = container.unpack(data)
+    # the fixed cost: magic and version, count, one length per stream, one CRC
+    head = container._compress_header(header)
+    table = bytearray()
+    for n in (len(streams) + 1, len(head), *map(len, streams.values())):
+        container._put_uvarint(table, n)
+    assert len(data) == 4 + len(table) + 4 + len(head) + sum(map(len, streams.values()))
+    assert container._compress_header(header)[:4] != bytes.fromhex("28b52ffd")  # no zstd magic
+    for pos in range(4, len(data), max(1, len(data) // 97)):  # table, CRC, header and streams
+        bad = bytearray(data)
+        bad[pos] ^= 0x10
+        with pytest.raises(StoreError):
+            container.unpack(bytes(bad))
+    with pytest.raises(StoreError, match="damaged|truncated"):
+        container.unpack(data[:-1])
+    with pytest.raises(StoreError, match="unexpected bytes|damaged"):
+        container.unpack(data + b"\0")
 
 
 def test_real_format_2_files_still_decode(rd):

@@ -1,11 +1,15 @@
 """The ``.tae`` container: one compact file per region.
 
-Layout (little-endian)::
+Layout (little-endian), format version 4::
 
     magic     b"TAE"  + format version (1 byte)
     count     uvarint: number of streams
-    table     per stream: uvarint length, 4-byte CRC-32 of the payload
+    table     per stream: uvarint length
+    crc       4-byte CRC-32 of every byte before it and of the payloads
     payloads  the streams, back to back
+
+Versions 1–3 hold a CRC-32 per stream instead (in the table, after each length) and no
+file CRC.
 
 Stream 0 is the header: zstd-compressed JSON (model id, codec config, grid
 shape, dims, coordinates, CRS, attributes, stream roles). From format version 2
@@ -14,7 +18,11 @@ the header is compressed against a fixed raw-content dictionary (a typical heade
 version 1 files (no dictionary) still read. Version 3 (:data:`HEADER_DICT_V3`) adds
 context-coded correction frames (:mod:`topoae.codec.context_coder`), regular-axis
 coordinate entries and the outlier cost; its layout is version 2's, and version 1 and 2
-files read unchanged. The other streams are
+files read unchanged. Version 4 trims the fixed cost of a file, which decides small
+windows and high ratios (~400 bytes of a 512² GEBCO tile were not terrain): one CRC for
+the file instead of one per stream (16 bytes on a typical tile), the header's zstd frame
+without its 4-byte magic number, and Exp-Golomb frames for short integer streams such
+as the offset field (:mod:`topoae.codec.golomb`, ~45 bytes). The other streams are
 named in the header (``streams``: list of roles such as ``"offset"``, ``"mask"``,
 ``"tile:r,c"``, ``"residual:b"``). A missing, truncated or damaged stream is a
 :class:`~topoae.errors.StoreError` naming the stream, never a silent wrong grid.
@@ -35,8 +43,8 @@ from topoae.codec.entropy import _get_uvarint, _put_uvarint
 from topoae.errors import StoreError
 
 MAGIC = b"TAE"
-VERSION = 3
-READABLE = (1, 2, 3)
+VERSION = 4
+READABLE = (1, 2, 3, 4)
 
 # The header dictionary of format version 2: a typical header's keys, common values and
 # attribute strings. Frozen: any change is a new format version (tests pin its digest).
@@ -85,11 +93,11 @@ def _dictionary(version: int) -> bytes | None:
 
 def _compress_header(header: dict[str, Any]) -> bytes:
     data = json.dumps(header, separators=(",", ":"), sort_keys=True).encode()
-    return _res.compress(data, 19, dictionary=_dictionary(VERSION))
+    return _res.compress(data, 19, dictionary=_dictionary(VERSION), magicless=VERSION >= 4)
 
 
 def _decompress_header(frame: bytes, version: int) -> bytes:
-    return _res.decompress(frame, dictionary=_dictionary(version))
+    return _res.decompress(frame, dictionary=_dictionary(version), magicless=version >= 4)
 
 
 def pack(header: dict[str, Any], streams: list[bytes]) -> bytes:
@@ -102,7 +110,10 @@ def pack(header: dict[str, Any], streams: list[bytes]) -> bytes:
     _put_uvarint(out, len(parts))
     for p in parts:
         _put_uvarint(out, len(p))
-        out += zlib.crc32(p).to_bytes(4, "little")
+    crc = zlib.crc32(bytes(out))
+    for p in parts:
+        crc = zlib.crc32(p, crc)
+    out += crc.to_bytes(4, "little")
     for p in parts:
         out += p
     return bytes(out)
@@ -115,25 +126,36 @@ def unpack(data: bytes, *, name: str = "file") -> tuple[dict[str, Any], dict[str
     if data[3] not in READABLE:
         raise StoreError(f"{name} has .tae format version {data[3]}, this topoae reads "
                          + " and ".join(str(v) for v in READABLE))
+    per_stream = data[3] < 4  # versions 1-3: a CRC per stream; 4: one for the file
     try:
         n, pos = _get_uvarint(data, 4)
         table = []
         for _ in range(n):
             length, pos = _get_uvarint(data, pos)
-            crc = int.from_bytes(data[pos:pos + 4], "little")
-            pos += 4
+            crc = int.from_bytes(data[pos:pos + 4], "little") if per_stream else None
+            pos += 4 if per_stream else 0
             table.append((length, crc))
     except StoreError:
         raise StoreError(f"{name}: stream table is truncated or damaged") from None
+    if not per_stream:
+        if len(data) < pos + 4:
+            raise StoreError(f"{name}: stream table is truncated or damaged")
+        file_crc = zlib.crc32(data[:pos])
+        want = int.from_bytes(data[pos:pos + 4], "little")
+        pos += 4
     payloads = []
     for i, (length, crc) in enumerate(table):
         p = data[pos:pos + length]
         pos += length
         if len(p) != length:
             raise StoreError(f"{name}: stream {i} is truncated ({len(p)} of {length} bytes)")
-        if zlib.crc32(p) != crc:
+        if per_stream and zlib.crc32(p) != crc:
             raise StoreError(f"{name}: stream {i} is damaged (checksum mismatch)")
+        if not per_stream:
+            file_crc = zlib.crc32(p, file_crc)
         payloads.append(p)
+    if not per_stream and file_crc != want:
+        raise StoreError(f"{name} is damaged (checksum mismatch)")
     if pos != len(data):
         raise StoreError(f"{name}: {len(data) - pos} unexpected bytes after the last stream")
     try:

@@ -456,7 +456,7 @@ def add_residual(
             if integer
             else _res.quantize_residual(x, r, max_error, step)
         )
-        frames.append(_res.encode_residual(q, context=False))  # patch format 1: zstd frames
+        frames.append(_res.encode_residual(q, zstd_only=True))  # patch format 1: zstd frames
         hashes.append(_res.digest(r))
     data, off = _res.pack_frames(frames)
     meta["residual"] = {

@@ -24,6 +24,7 @@ whole network (the frozen parts unchanged) with the context in its config;
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -33,6 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from topoae._atomic import atomic_path
 from topoae.checkpoint import read_checkpoint, save_checkpoint
 from topoae.errors import ConfigError, TopoAEError
 from topoae.models.context import SCHEDULES
@@ -97,6 +99,17 @@ def tile_latents(net: HyperpriorModel, tiles: np.ndarray, symmetries: int) -> np
     return np.stack(out).astype(np.float32)
 
 
+def latents_key(net: HyperpriorModel, cfg: ContextTrainConfig) -> str:
+    """What the cached latents depend on: the analysis weights, the tiles and the symmetries."""
+    m = cfg.model
+    h = hashlib.sha256(f"{cfg.data}|{cfg.split}|{cfg.symmetries}|{MARGIN}|{m.unit}|{m.offset_stride}|"
+                       f"{m.offset_step}".encode())
+    for name, t in net.g_a.state_dict().items():
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:32]
+
+
 def _bits(net: HyperpriorModel, y_base: torch.Tensor, level: torch.Tensor, noise: bool
           ) -> tuple[torch.Tensor, torch.Tensor]:
     """Bits per sample of the gained latents with the context and with the hyperprior alone."""
@@ -145,14 +158,19 @@ def train(cfg: ContextTrainConfig, out: Path, *, minutes: float, resume: bool,
         p.requires_grad_(True)
     net.eval()
     cache = out / "latents.npz"
-    if cache.exists():
-        z = np.load(cache)
+    key = latents_key(net, cfg)
+    z = np.load(cache) if cache.exists() else None
+    if z is not None and "key" in z.files and str(z["key"]) == key:
         train_y, val_y = z["train"], z["val"]
     else:
+        if z is not None:
+            print(f"{cache} was made from other transforms, tiles or symmetries: analysing again",
+                  flush=True)
         print("analysing the training tiles ...", flush=True)
         train_y = tile_latents(net, load_tiles(cfg.data, cfg.split, "train"), cfg.symmetries)
         val_y = tile_latents(net, load_tiles(cfg.data, cfg.split, "val"), 1)
-        np.savez(cache, train=train_y, val=val_y)
+        with atomic_path(cache, overwrite=True) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, train=train_y, val=val_y, key=np.array(key))
     train_t, val_t = torch.from_numpy(train_y), torch.from_numpy(val_y)
     opt = torch.optim.Adam(net.context.parameters(), lr=cfg.lr)
     rng = np.random.default_rng(cfg.seed)
