@@ -68,6 +68,31 @@ def test_passes_cover_every_latent_once(schedule):
         assert bool(anchors[0, 0]) and (shape[2] == 1 or not bool(anchors[0, 1]))
 
 
+@pytest.mark.parametrize("schedule", sorted(SCHEDULES))
+def test_the_coders_sparse_pass_is_the_dense_one(schedule):
+    """``pass_params_at`` (the coder's: only the pass's positions, channels and live taps)
+    gives what ``pass_params`` gives on the pass's mask, to float64 rounding, on an odd shape."""
+    net = _with_context(_plain(), schedule=schedule)
+    ctx = net.context.double()
+    m, h, w = 24, 7, 9
+    g = torch.Generator().manual_seed(5)
+    y = 4 * torch.randn(1, m, h, w, generator=g, dtype=torch.float64)
+    mean = torch.randn(1, m, h, w, generator=g, dtype=torch.float64)
+    scale = 0.2 + 3 * torch.rand(1, m, h, w, generator=g, dtype=torch.float64)
+    masks = ctx.masks((m, h, w))
+    seen = torch.zeros(m, h, w, dtype=torch.bool)
+    with torch.no_grad():
+        for k in range(1, len(masks)):
+            seen |= masks[k - 1]
+            sym = torch.round(y - mean) * seen
+            dense_m, dense_s = ctx.pass_params(k, (sym + mean) * seen, sym, mean, scale)
+            sparse_m, sparse_s = ctx.pass_params_at(k, (sym + mean) * seen, sym, mean, scale)
+            assert sparse_m.shape == (int(masks[k].sum()),)
+            assert torch.allclose(sparse_m, dense_m[0][masks[k]], rtol=0, atol=1e-10)
+            assert torch.allclose(sparse_s, dense_s[0][masks[k]], rtol=1e-12, atol=0)
+            assert not torch.equal(dense_m[0][masks[k]], mean[0][masks[k]])  # the context acts
+
+
 def test_an_untrained_context_changes_nothing():
     plain = _plain()
     net = _with_context(plain, trained=False)

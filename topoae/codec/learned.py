@@ -346,12 +346,12 @@ class _Passes:
         if self.k:
             seen = self.seen
             t = [torch.from_numpy(a)[None] for a in (seen * (self.sym + self.mean), seen * self.sym, mean, scale)]
-            with torch.no_grad():
-                mk, sk = self.rd.ctx64.pass_params(self.k, *t)  # type: ignore[union-attr]  # k > 0: a context
-            mean, scale = mk[0].numpy(), sk[0].numpy()
-        m = self.mask
-        self._mean_k = mean[m]
-        idx, flagged = tables.scale_indices(scale[m])
+            with torch.no_grad():  # this pass's latents only (k > 0: the model has a context)
+                mk, sk = self.rd.ctx64.pass_params_at(self.k, *t)  # type: ignore[union-attr]
+            self._mean_k, scale_k = mk.numpy(), sk.numpy()
+        else:
+            self._mean_k, scale_k = mean[self.mask], scale[self.mask]
+        idx, flagged = tables.scale_indices(scale_k)
         return self._mean_k, idx, flagged
 
     def put(self, symbols: np.ndarray) -> None:

@@ -98,6 +98,61 @@ class LatentContext(nn.Module):
         used = torch.stack(self.masks(shape)[:k]).flatten(2).any(2).any(0)  # channels decoded so far
         return self.nets[k - 1](y_hat, sym, mean, scale, None if bool(used.all()) else used)
 
+    def pass_params_at(self, k: int, y_hat: torch.Tensor, sym: torch.Tensor, mean: torch.Tensor,
+                       scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """What :meth:`pass_params` gives on pass ``k``'s own latents only, in the order of
+        ``mask[k]`` indexing an ``(M, h, w)`` array: the coder's path (one tile, batch 1).
+
+        The same function with the terms that are zero left out: the 5×5 convolution is
+        evaluated only at the pass's positions, and for each of its taps only over the
+        channels decoded at the positions the tap reads; the 1×1 layers only there too, the
+        last one only for the pass's channels. A checkerboard pass reads decoded latents on
+        half of its taps, so this is 2–4× less work than the full convolution; the sums run in
+        another order, so the results differ from :meth:`pass_params` in the last bits only
+        (the scale indices are chosen robustly to that, :func:`topoae.codec.tables.scale_indices`).
+        """
+        m_, h, w = (int(v) for v in sym.shape[1:])
+        masks = self.masks((m_, h, w))
+        out = masks[k]
+        chans = out.flatten(1).any(1)
+        where = out.any(0)
+        if not bool((out == (chans[:, None, None] & where[None])).all()):  # not channels × positions
+            mk, sk = self.pass_params(k, y_hat, sym, mean, scale)
+            return mk[0][out], sk[0][out]
+        seen = torch.stack(masks[:k]).any(0)
+        net = self.nets[k - 1]
+        pi, pj = torch.nonzero(where, as_tuple=True)
+        x = F.pad(torch.cat([y_hat[0], sym[0]]), (2, 2, 2, 2)).flatten(1)
+        seen_p = F.pad(seen, (2, 2, 2, 2)).flatten(1)
+        weight = net.ctx.weight
+        bias = net.ctx.bias
+        hidden = (torch.zeros((weight.shape[0], pi.numel()), dtype=x.dtype) if bias is None
+                  else bias[:, None].expand(-1, pi.numel()).clone())
+        groups: dict[bytes, list[tuple[int, int, torch.Tensor]]] = {}
+        for dy in range(5):
+            for dx in range(5):
+                at = (pi + dy) * (w + 4) + (pj + dx)  # the cells this tap reads (padded grid)
+                live = seen_p[:, at].any(1)
+                if bool(live.any()):
+                    groups.setdefault(live.numpy().tobytes(), []).append((dy, dx, at))
+        for taps in groups.values():  # taps reading the same channels: one product
+            both = torch.cat([seen_p[:, taps[0][2]].any(1)] * 2)
+            dys = torch.tensor([t[0] for t in taps])
+            dxs = torch.tensor([t[1] for t in taps])
+            wt = weight[:, both][:, :, dys, dxs].reshape(weight.shape[0], -1)  # (C, chan · tap)
+            hidden += wt @ x[both][:, torch.cat([t[2] for t in taps])].reshape(wt.shape[1], -1)
+        feats = torch.cat([hidden, mean[0][:, pi, pj], torch.log(scale[0][:, pi, pj])])
+        layers = [mod for mod in net.params if isinstance(mod, nn.Conv2d)]
+        for conv in layers[:-1]:
+            feats = F.leaky_relu(conv.weight[:, :, 0, 0] @ feats + conv.bias[:, None], 0.1)
+        last = layers[-1]
+        rows = torch.cat([chans, chans])
+        d = last.weight[rows, :, 0, 0] @ feats + last.bias[rows][:, None]
+        dm, ds = d.chunk(2, 0)
+        mk = mean[0][chans][:, pi, pj] + dm
+        sk = (scale[0][chans][:, pi, pj] * torch.exp(ds)).clamp_min(MIN_SCALE)
+        return mk.reshape(-1), sk.reshape(-1)
+
     def forward(self, y: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor]:
         """Training: the mean and scale each latent is coded with, passes run in order on
