@@ -73,15 +73,17 @@ def _load(model_path: str | None, *, patch: bool = False):
 @var_option
 @units_option
 @click.option(
-    "--quality", type=int, default=None, help="Learned codec: quality level (0 = smallest file)."
+    "--quality", type=float, default=None,
+    help="Learned codec: quality level (0 = smallest file; steps of 1/8 between the trained "
+    "levels, e.g. 3.5, interpolate them)."
 )
 @click.option(
     "--ratio",
     type=float,
     default=None,
-    help="Learned codec: best quality whose whole file is at least this many times smaller "
-    "than the float32 grid [the best level reaching 100x on the validation tiles; with "
-    "--max-error, the level giving the smallest file].",
+    help="Learned codec: best quality (in steps of 1/8 of a level) whose whole file is at least "
+    "this many times smaller than the float32 grid [the best level reaching 100x on the "
+    "validation tiles; with --max-error, the level giving the smallest file].",
 )
 @click.option("--no-attrs", is_flag=True, help="Learned codec: drop the grid's attributes (tiny regions).")
 @click.option(

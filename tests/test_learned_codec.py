@@ -404,17 +404,44 @@ def test_default_level_is_the_best_that_reaches_100x_on_validation(rd):
     assert learned.default_level(replace(rd, level_ratios=())) == rd.levels // 2
 
 
-def test_ratio_picks_the_best_level_that_reaches_it(rd, grid):
+def test_ratio_picks_the_best_quality_step_that_reaches_it(rd, grid):
     raw = grid.size * 4
-    sizes = {k: len(learned.to_bytes(*learned.encode(grid, rd, level=k))) for k in range(rd.levels)}
-    target = raw / sizes[2] * 0.999
+    n = learned.LEVEL_STEPS
+    sizes = {k: len(learned.to_bytes(*learned.encode(grid, rd, level=learned.quality_level(k / n))))
+             for k in range(2 * n, 3 * n + 1)}  # levels 2 to 3 in steps of 1/8
+    target = raw / sizes[2 * n] * 0.999
     h, s, reached = learned.encode_to_ratio(grid, rd, target)
     assert reached
-    lev = h["codec"]["level"]
-    assert raw / len(learned.to_bytes(h, s)) >= target
-    assert all(raw / sizes[k] < target for k in range(lev + 1, rd.levels))
+    k = round(h["codec"]["level"] * n)
+    assert 2 * n <= k < 3 * n and raw / len(learned.to_bytes(h, s)) >= target
+    assert raw / sizes[k + 1] < target  # the next step up does not reach it
+    if k > 2 * n:
+        assert isinstance(h["codec"]["level"], float)
     h, s, reached = learned.encode_to_ratio(grid, rd, 1e9)
     assert not reached and h["codec"]["level"] == 0
+
+
+def test_quality_between_levels(rd, grid):
+    """A quality between two trained levels: gains interpolated, a file between theirs in
+    size, decoded exactly by the stored level; trained levels stay ints in the header (their
+    files are byte for byte what they were); a step off the 1/8 grid is refused."""
+    x = np.asarray(grid.values, np.float64)
+    out = {}
+    for q in (2, 2.5, 3):
+        h, s = learned.encode(grid, rd, level=q)
+        data = learned.to_bytes(h, s)
+        h2, s2 = container.unpack(data)
+        y = learned.decode(h2, s2, rd).values.astype(np.float64)
+        out[q] = (len(data), float(np.sqrt(np.nanmean((y - x) ** 2))))
+        assert h2["codec"]["level"] == q and type(h2["codec"]["level"]) is type(q)
+    assert out[2][0] < out[2.5][0] < out[3][0]
+    assert out[2][1] > out[2.5][1] > out[3][1]
+    assert learned.to_bytes(*learned.encode(grid, rd, level=3.0)) == learned.to_bytes(
+        *learned.encode(grid, rd, level=3))
+    assert learned.quality_level(2.375) == 2.375 and learned.quality_level(4.0) == 4
+    for bad in (2.3, rd.levels - 1 + 1 / 8, -0.125, float("nan")):
+        with pytest.raises(ConfigError, match="--quality"):
+            learned.encode(grid, rd, level=bad)
 
 
 def test_a_tiny_model_lowers_its_loss():

@@ -108,7 +108,10 @@ def test_residual_frames_pick_the_smaller_predictor_and_round_trip(kind):
     np.testing.assert_array_equal(res.unlorenzo(res.lorenzo(q)), q)
     from topoae.codec import context_coder
 
-    options = [len(res.encode_ints(q)), len(res.encode_ints(res.lorenzo(q))), len(context_coder.encode(q))]
+    from topoae.codec import golomb
+
+    options = [len(res.encode_ints(q)), len(res.encode_ints(res.lorenzo(q))), len(context_coder.encode(q)),
+               len(golomb.encode(res.lorenzo(q)))]
     assert len(blob) == 1 + min(options) and blob[0] == int(np.argmin(options))
     if kind == "sparse":
         assert blob[0] == 2  # scattered small corrections: the context coder wins

@@ -127,3 +127,14 @@ def test_ensemble_file_round_trip(model, latents, tmp_path):
     with xr.open_dataset(path) as back:
         np.testing.assert_array_equal(back["elevation"].values, ens["elevation"].values)
         assert "topoae_provenance" in back.attrs
+
+
+def test_noise_scale_between_levels_is_interpolated_in_log():
+    from types import SimpleNamespace
+
+    from topoae.codec.ensemble import tau_for
+
+    m = SimpleNamespace(extra={"sample_tau": [1.0, 2.0, 8.0]})
+    assert tau_for(m, 1) == 2.0 and tau_for(m, 2.0) == 8.0
+    assert abs(tau_for(m, 0.5) - 2 ** 0.5) < 1e-12 and abs(tau_for(m, 1.5) - 4.0) < 1e-12
+    assert tau_for(SimpleNamespace(extra={}), 1.5) == 1.0

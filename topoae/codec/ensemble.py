@@ -28,13 +28,17 @@ from topoae.errors import ConfigError
 MEMBERS = 16
 
 
-def tau_for(model: Any, level: int) -> float:
-    """The calibrated noise scale of ``level`` (1.0 when the model carries none)."""
+def tau_for(model: Any, level: float) -> float:
+    """The calibrated noise scale of ``level`` (1.0 when the model carries none; between two
+    trained levels, interpolated in log τ)."""
     extra = getattr(model, "extra", {}) or {}
     taus = extra.get("sample_tau")
     if taus is None:
         return 1.0
-    return float(np.asarray(taus)[level])
+    if float(level).is_integer():
+        return float(np.asarray(taus)[int(level)])
+    t = np.log(np.asarray(taus, dtype=np.float64))
+    return float(np.exp(np.interp(float(level), np.arange(t.size), t)))
 
 
 def member(header: dict[str, Any], streams: dict[str, bytes], model: Any, *, seed: int, index: int,
@@ -63,7 +67,7 @@ def sample(header: dict[str, Any], streams: dict[str, bytes], model: Any, *, n: 
         raise ConfigError(f"--seed must be a non-negative integer, got {seed}")
     if not (np.isfinite(temperature) and temperature >= 0):
         raise ConfigError(f"--temperature must be a non-negative number, got {temperature}")
-    tau = tau_for(model, int(header["codec"]["level"])) * float(temperature)
+    tau = tau_for(model, float(header["codec"]["level"])) * float(temperature)
     rd = learned.as_rd_model(model)  # tables and the float64 hyper-synthesis, once
     members = [member(header, streams, rd, seed=seed, index=k, tau=tau, force=force)
                for k in range(n)]

@@ -57,7 +57,7 @@ Coder = Callable[[np.ndarray], tuple[bytes, np.ndarray]]
 
 
 def refine(net: HyperpriorModel, window: np.ndarray, inner: tuple[slice, slice], x: np.ndarray,
-           mask: np.ndarray, level: int, steps: int, code: Coder, *, seed: int = 0) -> np.ndarray | None:
+           mask: np.ndarray, level: float, steps: int, code: Coder, *, seed: int = 0) -> np.ndarray | None:
     """The tile's ungained latents after ``steps`` refinement steps (float32 ``(M, h, w)``),
     or ``None`` when none of the iterates costs less than the analysis's latents.
 
@@ -74,9 +74,9 @@ def refine(net: HyperpriorModel, window: np.ndarray, inner: tuple[slice, slice],
 
 
 def _descend(net: HyperpriorModel, window: np.ndarray, inner: tuple[slice, slice], x: np.ndarray,
-             mask: np.ndarray, level: int, steps: int, code: Coder, seed: int) -> np.ndarray | None:
+             mask: np.ndarray, level: float, steps: int, code: Coder, seed: int) -> np.ndarray | None:
     g = net.gains(level).detach()
-    lam = float(net.lambdas[level])
+    lam = net.level_lambda(level)
     ri, ci = inner
     top, left = ri.start, ci.start
     h, w = ri.stop - ri.start, ci.stop - ci.start
@@ -126,7 +126,7 @@ def _descend(net: HyperpriorModel, window: np.ndarray, inner: tuple[slice, slice
     return None if best_y is None else (best_y / g)[0].numpy().astype(np.float32)
 
 
-def step_size(net: HyperpriorModel, level: int) -> float:
+def step_size(net: HyperpriorModel, level: float) -> float:
     """The first Adam step of :func:`refine` at ``level``."""
     return min(LR, LR_PER_GAIN * float(net.gains(level).detach().mean()))
 

@@ -19,6 +19,7 @@ the likelihoods of the noisy latents and hyper-latents. Bitstreams live in
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -151,10 +152,25 @@ class HyperpriorModel(nn.Module):
             self.gain.copy_(steps[:, None].expand(cfg.levels, m))
 
     # -- pieces used by the codec -------------------------------------------------
-    def gains(self, level: torch.Tensor | int) -> torch.Tensor:
-        """Per-sample gains ``(B, M, 1, 1)`` (or ``(1, M, 1, 1)`` for an int level)."""
-        g = torch.exp(self.gain[level])
+    def gains(self, level: torch.Tensor | float) -> torch.Tensor:
+        """Per-sample gains ``(B, M, 1, 1)`` (or ``(1, M, 1, 1)`` for a number). A level
+        between two trained ones (a float, for coding) interpolates their log-gains linearly
+        (a rate between theirs, Cui et al. 2021, "Asymmetric gained deep image compression
+        with continuous rate adaptation")."""
+        if isinstance(level, float) and not level.is_integer():
+            lo = int(math.floor(level))
+            f = level - lo
+            g = torch.exp((1.0 - f) * self.gain[lo] + f * self.gain[lo + 1])
+        else:
+            g = torch.exp(self.gain[level if isinstance(level, torch.Tensor) else int(level)])
         return g.reshape(-1, g.shape[-1], 1, 1)
+
+    def level_lambda(self, level: float) -> float:
+        """λ of a level; between two trained levels, interpolated in log λ like the gains."""
+        lo = min(int(math.floor(level)), self.config.levels - 1)
+        f = level - lo
+        lam = float(self.lambdas[lo])
+        return lam if f == 0 else math.exp((1.0 - f) * math.log(lam) + f * math.log(float(self.lambdas[lo + 1])))
 
     def analyse(self, x: torch.Tensor, level: torch.Tensor | int) -> torch.Tensor:
         """Normalised residual ``(B,1,H,W)`` -> gained latents ``(B,M,H/16,W/16)``."""

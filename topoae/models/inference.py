@@ -80,7 +80,7 @@ class InferenceTransforms:
         return self.g_a(x.contiguous(memory_format=torch.channels_last)).contiguous()
 
     @torch.no_grad()
-    def synthesise(self, y_hat: torch.Tensor, level: int) -> torch.Tensor:
+    def synthesise(self, y_hat: torch.Tensor, level: float) -> torch.Tensor:
         """Dequantised gained latents -> normalised residual ``(B, 1, H, W)``."""
         y = (y_hat / self.net.gains(level)).contiguous(memory_format=torch.channels_last)
         return self.g_s(y).contiguous()
