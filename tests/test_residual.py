@@ -106,9 +106,7 @@ def test_residual_frames_pick_the_smaller_predictor_and_round_trip(kind):
     blob = res.encode_residual(q)
     np.testing.assert_array_equal(res.decode_residual(blob, q.shape), q)
     np.testing.assert_array_equal(res.unlorenzo(res.lorenzo(q)), q)
-    from topoae.codec import context_coder
-
-    from topoae.codec import golomb
+    from topoae.codec import context_coder, golomb
 
     options = [len(res.encode_ints(q)), len(res.encode_ints(res.lorenzo(q))), len(context_coder.encode(q)),
                len(golomb.encode(res.lorenzo(q)))]
