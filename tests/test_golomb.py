@@ -32,8 +32,14 @@ def test_order_is_the_cheapest():
 
 def test_empty_and_too_large():
     assert golomb.decode(golomb.encode(np.zeros(0, np.int64)), 0).size == 0
-    with pytest.raises(ValueError):
-        golomb.encode(np.array([golomb.LIMIT]))
+    for big in (golomb.LIMIT, -golomb.LIMIT, np.iinfo(np.int64).min):  # abs(int64 min) < 0
+        with pytest.raises(ValueError):
+            golomb.encode(np.array([big, 3]))
+    q = np.array([[np.iinfo(np.int64).min + 1, 0]])  # the residual frames fall back to zstd
+    assert np.array_equal(residual.decode_residual(residual.encode_residual(q), q.shape), q)
+    for shape in ((-1, 5), (2 ** 32, 2 ** 32), (3,)):
+        with pytest.raises(StoreError):
+            residual.decode_residual(bytes([3, 0]), shape)
 
 
 @pytest.mark.parametrize("cut", ["truncate", "extra", "order"])

@@ -25,7 +25,8 @@ without its 4-byte magic number, and Exp-Golomb frames for short integer streams
 as the offset field (:mod:`topoae.codec.golomb`, ~45 bytes). The other streams are
 named in the header (``streams``: list of roles such as ``"offset"``, ``"mask"``,
 ``"tile:r,c"``, ``"residual:b"``). A missing, truncated or damaged stream is a
-:class:`~topoae.errors.StoreError` naming the stream, never a silent wrong grid.
+:class:`~topoae.errors.StoreError` (naming the stream, or from version 4, where one CRC
+covers the file, the file), never a silent wrong grid.
 The file is written to a temporary name and renamed (no half-written output).
 """
 

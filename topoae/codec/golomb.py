@@ -50,7 +50,7 @@ def cost_bits(values: np.ndarray, k: int) -> int:
 def encode(values: np.ndarray) -> bytes:
     """Frame of an integer array (any shape: the decoder is given the count)."""
     v = np.asarray(values, dtype=np.int64).reshape(-1)
-    if v.size and int(np.abs(v).max()) >= LIMIT:
+    if v.size and (int(v.min()) <= -LIMIT or int(v.max()) >= LIMIT):
         raise ValueError("Exp-Golomb frames take magnitudes below 2**40")
     k = min(range(MAX_K + 1), key=lambda j: cost_bits(v, j))
     u = _zigzag(v)

@@ -21,8 +21,10 @@ Integer-valued input (GEBCO int16) is coded on the integer grid instead: around
 so ``|x - y| <= floor(E)`` and the bound holds whatever dtype ``y`` is written in.
 
 ``q`` is stored as the smallest of: ``q`` or its 2-D Lorenzo difference in the
-smallest integer type that holds it, compressed with zstd; or ``q`` range-coded
-with neighbourhood contexts (:mod:`topoae.codec.context_coder`). The patch codec
+smallest integer type that holds it, compressed with zstd; ``q`` range-coded
+with neighbourhood contexts (:mod:`topoae.codec.context_coder`); or (``.tae`` format 4,
+grids of up to :data:`GOLOMB_MAX` cells) its Lorenzo difference in an Exp-Golomb code
+(:mod:`topoae.codec.golomb`). The patch codec
 writes one frame per block of rows (zstd only, its format 1), so a decoder can
 stream the grid.
 
@@ -248,14 +250,14 @@ def encode_residual(q: np.ndarray, level: int = ZSTD_LEVEL, *, zstd_only: bool =
     plain = encode_ints(q, level)
     if q.ndim != 2 or q.size == 0:
         return bytes([0]) + plain
-    frames = [bytes([0]) + plain, bytes([1]) + encode_ints(lorenzo(q), level)]
+    d = lorenzo(q)
+    frames = [bytes([0]) + plain, bytes([1]) + encode_ints(d, level)]
     if not zstd_only:
         from topoae.codec import context_coder, golomb
 
         if int(q.min()) > -context_coder.LIMIT and int(q.max()) < context_coder.LIMIT:
             frames.append(bytes([2]) + context_coder.encode(q))
-        d = lorenzo(q)
-        if q.size <= GOLOMB_MAX and int(np.abs(d).max()) < golomb.LIMIT:
+        if q.size <= GOLOMB_MAX and -golomb.LIMIT < int(d.min()) and int(d.max()) < golomb.LIMIT:
             frames.append(bytes([3]) + golomb.encode(d))
     return min(frames, key=len)
 
@@ -273,9 +275,10 @@ def decode_residual(blob: bytes, shape: tuple[int, int]) -> np.ndarray:
     if blob[0] == 3:
         from topoae.codec import golomb
 
-        if len(shape) != 2 or int(np.prod(shape)) > GOLOMB_MAX:
+        dims = [int(v) for v in shape]
+        if len(dims) != 2 or min(dims) < 0 or dims[0] * dims[1] > GOLOMB_MAX:
             raise StoreError("corrupted residual frame (an Exp-Golomb frame of this shape)")
-        return unlorenzo(golomb.decode(blob[1:], int(np.prod(shape))).reshape(shape))
+        return unlorenzo(golomb.decode(blob[1:], dims[0] * dims[1]).reshape(dims))
     ints = decode_ints(blob[1:], shape).astype(np.int64)
     return unlorenzo(ints) if blob[0] == 1 else ints
 

@@ -159,11 +159,16 @@ def train(cfg: ContextTrainConfig, out: Path, *, minutes: float, resume: bool,
     net.eval()
     cache = out / "latents.npz"
     key = latents_key(net, cfg)
-    z = np.load(cache) if cache.exists() else None
-    if z is not None and "key" in z.files and str(z["key"]) == key:
-        train_y, val_y = z["train"], z["val"]
-    else:
-        if z is not None:
+    train_y = val_y = None
+    if cache.exists():
+        try:
+            with np.load(cache) as z:
+                if "key" in z.files and str(z["key"]) == key:
+                    train_y, val_y = z["train"], z["val"]
+        except (OSError, ValueError, KeyError):  # a damaged cache: made again below
+            pass
+    if train_y is None or val_y is None:
+        if cache.exists():
             print(f"{cache} was made from other transforms, tiles or symmetries: analysing again",
                   flush=True)
         print("analysing the training tiles ...", flush=True)
