@@ -257,7 +257,7 @@ def encode_residual(q: np.ndarray, level: int = ZSTD_LEVEL, *, zstd_only: bool =
 
         if int(q.min()) > -context_coder.LIMIT and int(q.max()) < context_coder.LIMIT:
             frames.append(bytes([2]) + context_coder.encode(q))
-        if q.size <= GOLOMB_MAX and -golomb.LIMIT < int(d.min()) and int(d.max()) < golomb.LIMIT:
+        if q.size <= GOLOMB_MAX and int(d.min()) > -golomb.LIMIT and int(d.max()) < golomb.LIMIT:
             frames.append(bytes([3]) + golomb.encode(d))
     return min(frames, key=len)
 
