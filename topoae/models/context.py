@@ -19,6 +19,8 @@ latent of its neighbours (tiles decode independently, as before).
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -120,13 +122,13 @@ class LatentContext(nn.Module):
             mk, sk = self.pass_params(k, y_hat, sym, mean, scale)
             return mk[0][out], sk[0][out]
         seen = torch.stack(masks[:k]).any(0)
-        net = self.nets[k - 1]
+        net = cast(_PassNet, self.nets[k - 1])
         pi, pj = torch.nonzero(where, as_tuple=True)
         x = F.pad(torch.cat([y_hat[0], sym[0]]), (2, 2, 2, 2)).flatten(1)
         seen_p = F.pad(seen, (2, 2, 2, 2)).flatten(1)
-        weight = net.ctx.weight
+        weight: torch.Tensor = net.ctx.weight
         bias = net.ctx.bias
-        hidden = (torch.zeros((weight.shape[0], pi.numel()), dtype=x.dtype) if bias is None
+        hidden = (torch.zeros((int(weight.shape[0]), pi.numel()), dtype=x.dtype) if bias is None
                   else bias[:, None].expand(-1, pi.numel()).clone())
         groups: dict[bytes, list[tuple[int, int, torch.Tensor]]] = {}
         for dy in range(5):
@@ -143,11 +145,12 @@ class LatentContext(nn.Module):
             hidden += wt @ x[both][:, torch.cat([t[2] for t in taps])].reshape(wt.shape[1], -1)
         feats = torch.cat([hidden, mean[0][:, pi, pj], torch.log(scale[0][:, pi, pj])])
         layers = [mod for mod in net.params if isinstance(mod, nn.Conv2d)]
-        for conv in layers[:-1]:
-            feats = F.leaky_relu(conv.weight[:, :, 0, 0] @ feats + conv.bias[:, None], 0.1)
-        last = layers[-1]
+        biases = [conv.bias for conv in layers]
+        assert all(b is not None for b in biases)  # the pass networks' 1×1 layers have biases
+        for conv, b in zip(layers[:-1], biases[:-1], strict=True):
+            feats = F.leaky_relu(conv.weight[:, :, 0, 0] @ feats + cast(torch.Tensor, b)[:, None], 0.1)
         rows = torch.cat([chans, chans])
-        d = last.weight[rows, :, 0, 0] @ feats + last.bias[rows][:, None]
+        d = layers[-1].weight[rows, :, 0, 0] @ feats + cast(torch.Tensor, biases[-1])[rows][:, None]
         dm, ds = d.chunk(2, 0)
         mk = mean[0][chans][:, pi, pj] + dm
         sk = (scale[0][chans][:, pi, pj] * torch.exp(ds)).clamp_min(MIN_SCALE)

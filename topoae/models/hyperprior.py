@@ -172,7 +172,7 @@ class HyperpriorModel(nn.Module):
         lam = float(self.lambdas[lo])
         return lam if f == 0 else math.exp((1.0 - f) * math.log(lam) + f * math.log(float(self.lambdas[lo + 1])))
 
-    def analyse(self, x: torch.Tensor, level: torch.Tensor | int) -> torch.Tensor:
+    def analyse(self, x: torch.Tensor, level: torch.Tensor | float) -> torch.Tensor:
         """Normalised residual ``(B,1,H,W)`` -> gained latents ``(B,M,H/16,W/16)``."""
         return self.g_a(x) * self.gains(level)
 
@@ -197,7 +197,7 @@ class HyperpriorModel(nn.Module):
             return mean, scale
         return self.context(y, mean, scale)
 
-    def synthesise(self, y_hat: torch.Tensor, level: torch.Tensor | int) -> torch.Tensor:
+    def synthesise(self, y_hat: torch.Tensor, level: torch.Tensor | float) -> torch.Tensor:
         """Dequantised gained latents -> normalised residual ``(B,1,H,W)``."""
         return self.g_s(y_hat / self.gains(level))
 
