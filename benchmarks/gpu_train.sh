@@ -10,15 +10,29 @@
 # run to it. The device copies the tree, not this machine's venv: the trainer needs only torch
 # and numpy. Checkpoints, metrics and the log go to $OUT/rd (fetch them back, then resume here
 # with --resume).
+#
+# RUN=rd_wide CHANNELS=128 LATENT=192 CONTEXT=checkerboard-channels4 trains a wider network with
+# the latent context jointly, from scratch (or resumes runs/$RUN): a GPU's minutes are worth
+# days of the CPU, which cannot train such a network (the shipped one has 64 / 96 channels and
+# a context trained afterwards on frozen transforms; wider transforms decode slower on a CPU).
 set -euo pipefail
 OUT="${OUT:-out}"
+RUN="${RUN:-rd}"
 MINUTES="${MINUTES:-6.5}"
 STEPS="${STEPS:-60000}"  # the cosine schedule's length; a resumed run continues towards it
-mkdir -p "$OUT/rd"
-if [ -f runs/rd/last.pt ]; then cp runs/rd/last.pt runs/rd/config.json runs/rd/metrics.csv "$OUT/rd/" 2>/dev/null || true; fi
+DEVICE="${DEVICE:-cuda}"
+fresh=()  # the network of a fresh run (a resumed one keeps its own)
+[ -n "${CHANNELS:-}" ] && fresh+=(--channels "$CHANNELS")
+[ -n "${LATENT:-}" ] && fresh+=(--latent-channels "$LATENT")
+[ -n "${CONTEXT:-}" ] && fresh+=(--context "$CONTEXT")
+# the shipped model's 9 levels (the trainer's default ladder has 8: no 0.19)
+[ ${#fresh[@]} -gt 0 ] && fresh+=(--lambdas "${LAMBDAS:-0.19,0.6,1.9,5.9,18.4,58,181,570,1800}")
+mkdir -p "$OUT/$RUN"
+if [ -f "runs/$RUN/last.pt" ]; then cp "runs/$RUN/last.pt" "runs/$RUN/config.json" "runs/$RUN/metrics.csv" "$OUT/$RUN/" 2>/dev/null || true; fi
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
 # bf16 autocast on CUDA (GDN and likelihoods stay float32); a larger batch and crop suit an H100.
-PYTHONPATH=. python -m topoae.training.rd --out "$OUT/rd" --device cuda --minutes "$MINUTES" \
+PYTHONPATH=. python -m topoae.training.rd --out "$OUT/$RUN" --device "$DEVICE" --minutes "$MINUTES" \
     --data data_cache/gebco15_tiles.npz --split benchmarks/rd_split.json \
-    --batch 64 --crop 256 --val-every 250 --steps "$STEPS" $( [ -f "$OUT/rd/last.pt" ] && echo --resume ) \
-    2>&1 | tee "$OUT/rd/gpu_train.log"
+    --batch 64 --crop 256 --val-every 250 --steps "$STEPS" \
+    $( [ -f "$OUT/$RUN/last.pt" ] && echo --resume ) ${fresh[@]+"${fresh[@]}"} \
+    2>&1 | tee "$OUT/$RUN/gpu_train.log"
