@@ -244,7 +244,8 @@ def _encode_learned(loaded, region, out, bbox, var, quality, ratio, no_attrs, ma
     if ratio is not None:
         header, streams, reached = learned.encode_to_ratio(grid, rd, ratio, **kw)
         if not reached:
-            click.echo(f"Warning: no quality level reaches {ratio:g}x; used quality 0", err=True)
+            click.echo(f"Warning: no quality reaches {ratio:g}x; wrote the smallest file tried "
+                       f"(quality {header['codec']['level']})", err=True)
     else:
         header, streams = learned.encode(grid, rd, level=quality, **kw)
     if suffix == ".zarr":

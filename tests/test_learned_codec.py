@@ -439,9 +439,38 @@ def test_quality_between_levels(rd, grid):
     assert learned.to_bytes(*learned.encode(grid, rd, level=3.0)) == learned.to_bytes(
         *learned.encode(grid, rd, level=3))
     assert learned.quality_level(2.375) == 2.375 and learned.quality_level(4.0) == 4
-    for bad in (2.3, rd.levels - 1 + 1 / 8, -0.125, float("nan")):
+    for bad in (2.3, rd.levels - 1 + 1 / 8, -0.125, float("nan"), float("inf"), 1e308, "3", True):
         with pytest.raises(ConfigError, match="--quality"):
             learned.encode(grid, rd, level=bad)
+
+
+def test_a_header_with_an_invalid_quality_is_a_store_error(rd, grid):
+    from topoae.codec import ensemble
+
+    h, s = learned.encode(grid, rd, level=2.5)
+    for bad in (None, "2.5", 2.5000000001, 2.3, rd.levels, -1, True, [2]):
+        hb = {**h, "codec": {**h["codec"], "level": bad}}
+        with pytest.raises(StoreError, match="quality level"):
+            learned.decode(hb, s, rd)
+        with pytest.raises(StoreError, match="quality level"):
+            ensemble.sample(hb, s, rd, n=2)
+
+
+def test_ratio_out_of_reach_gives_the_smallest_file_tried(rd, grid, monkeypatch):
+    real = learned.encode
+    sizes = {}
+
+    def fake(g, model, **kw):  # level 0 made larger than the others, as --max-error can
+        h, s = real(g, model, **kw)
+        if kw.get("level") == 0:
+            s = {**s, "pad:0,0": bytes(5000)}
+            h = {**h, "streams": [*h.get("streams", []), "pad:0,0"]}
+        sizes[kw.get("level")] = len(learned.to_bytes(h, s))
+        return h, s
+
+    monkeypatch.setattr(learned, "encode", fake)
+    h, s, reached = learned.encode_to_ratio(grid, rd, 1e9)
+    assert not reached and len(learned.to_bytes(h, s)) == min(sizes.values()) < sizes[0]
 
 
 def test_a_tiny_model_lowers_its_loss():

@@ -67,8 +67,8 @@ def sample(header: dict[str, Any], streams: dict[str, bytes], model: Any, *, n: 
         raise ConfigError(f"--seed must be a non-negative integer, got {seed}")
     if not (np.isfinite(temperature) and temperature >= 0):
         raise ConfigError(f"--temperature must be a non-negative number, got {temperature}")
-    tau = tau_for(model, float(header["codec"]["level"])) * float(temperature)
     rd = learned.as_rd_model(model)  # tables and the float64 hyper-synthesis, once
+    tau = tau_for(model, learned.file_level(header, rd.levels)) * float(temperature)
     members = [member(header, streams, rd, seed=seed, index=k, tau=tau, force=force)
                for k in range(n)]
     first = members[0]

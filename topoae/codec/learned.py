@@ -60,14 +60,30 @@ FORMAT = "topoae-rd"
 LEVEL_STEPS = 8
 
 
-def quality_level(level: float) -> int | float:
+def quality_level(level: Any) -> int | float:
     """``level`` as the codec stores it: an int for a trained level, else a float on the
     1/:data:`LEVEL_STEPS` grid (a :class:`ConfigError` off that grid)."""
+    if isinstance(level, bool) or not isinstance(level, (int, float, np.integer, np.floating)):
+        raise ConfigError(f"--quality must be a number, got {level!r}")
     v = float(level)
-    k = round(v * LEVEL_STEPS) if math.isfinite(v) else 0
-    if not math.isfinite(v) or abs(v * LEVEL_STEPS - k) > 1e-9:
+    ok = math.isfinite(v) and abs(v) < 1e6
+    k = round(v * LEVEL_STEPS) if ok else 0
+    if not ok or abs(v * LEVEL_STEPS - k) > 1e-9:
         raise ConfigError(f"--quality must be a multiple of 1/{LEVEL_STEPS}, got {level}")
     return k // LEVEL_STEPS if k % LEVEL_STEPS == 0 else k / LEVEL_STEPS
+
+
+def file_level(header: dict[str, Any], levels: int) -> int | float:
+    """The quality level a file's header holds, checked (a :class:`StoreError` naming it)."""
+    raw = (header.get("codec") or {}).get("level") if isinstance(header, dict) else None
+    try:
+        lev = quality_level(raw)
+    except ConfigError:
+        lev = None
+    if lev is None or lev != raw or not 0 <= lev <= levels - 1:
+        raise StoreError(f"the file's header holds an invalid quality level ({raw!r}; this model has "
+                         f"0..{levels - 1} in steps of 1/{LEVEL_STEPS})")
+    return lev
 
 
 def table_level(level: float) -> int:
@@ -105,9 +121,9 @@ class RDCodecConfig:
         return offset_field.scale_from_exponent(self.scale_exp)
 
     def check(self, levels: int) -> None:
+        quality_level(self.level)
         if not 0 <= self.level <= levels - 1:
             raise ConfigError(f"--quality must be 0..{levels - 1}, got {self.level}")
-        quality_level(self.level)
         if self.tile % 64 or self.tile < 64:
             raise ConfigError(f"tile must be a positive multiple of 64 cells, got {self.tile}")
         if self.margin % 16:
@@ -840,6 +856,7 @@ def _open(header: dict[str, Any], streams: dict[str, bytes], model: Any, force: 
         geo = tile_layout(int(g["shape"][0]), int(g["shape"][1]), cfg.tile, cfg.margin)
     except (TypeError, KeyError, ValueError):
         raise StoreError("the file's header is incomplete or from another topoae") from None
+    file_level(header, rd.levels)
     cfg.check(rd.levels)
     mc = rd.net.config
     nh, nw = offset_field.node_shape((geo.height, geo.width), mc.offset_stride)
@@ -1017,8 +1034,8 @@ def encode_to_ratio(grid: xr.DataArray, model: Any, ratio: float, **kw: Any
                     ) -> tuple[dict[str, Any], dict[str, bytes], bool]:
     """The best quality whose whole file reaches at least ``ratio`` on this region.
 
-    Returns ``(header, streams, reached)``; if no level reaches it, the highest-ratio
-    level and ``reached=False``. Binary search over the trained levels (ratio falls as level
+    Returns ``(header, streams, reached)``; if no quality reaches it, the smallest file
+    tried (level 0's, unless ``max_error`` made another smaller) and ``reached=False``. Binary search over the trained levels (ratio falls as level
     rises), then over the 1/:data:`LEVEL_STEPS` steps between the level found and the next
     (gains interpolated), each candidate sized by its real bytes: 6–7 encodes, and a file
     within a step (~6 % in ratio) of ``ratio`` instead of within a level (~1.7×). With
@@ -1066,9 +1083,9 @@ def encode_to_ratio(grid: xr.DataArray, model: Any, ratio: float, **kw: Any
         return best
 
     best = search(0, top * LEVEL_STEPS, LEVEL_STEPS)
-    if best is None:
+    if best is None:  # the smallest file tried (with --max-error, level 0's need not be it)
         reaches(0)
-        h, s, _ = tried[0]
+        h, s, _ = min(tried.values(), key=lambda f: f[2])
         return h, s, False
     if best < top * LEVEL_STEPS:
         best = search(best + 1, best + LEVEL_STEPS - 1, 1) or best
