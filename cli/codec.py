@@ -267,7 +267,8 @@ def _encode_learned(loaded, region, out, bbox, var, quality, ratio, no_attrs, ma
         bound += f", coastline exact ({coast:,} bytes of sign corrections)"
     if refine:
         bound += f", latents refined ({refine} steps per tile)"
-    click.echo(f"{out}: {h}x{w} cells -> {n:,} bytes on disk (CR {h * w * 4 / n:.1f}x of float32), "
+    where = "as a .tae file" if suffix == ".zarr" else "on disk"  # a store holds the latents too
+    click.echo(f"{out}: {h}x{w} cells -> {n:,} bytes {where} (CR {h * w * 4 / n:.1f}x of float32), "
                f"quality {lev}{bound}")
 
 
