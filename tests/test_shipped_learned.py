@@ -68,3 +68,26 @@ def test_files_of_the_release_before_decode_bit_for_bit():
     want = np.load(data / "release_0f9a82ed_decoded.npy")
     got = learned.decode(h, s, rd).values
     np.testing.assert_array_equal(got, want)
+
+
+def test_format_3_files_with_the_context_decode_bit_for_bit():
+    """A format-3 file of this release (latent context, error-bounded, made before format 4 and
+    before the coder's sparse context pass, from a 128×160 corner of the demo region at level
+    4 with --max-error 20) decodes exactly as it did then, within its bound."""
+    from pathlib import Path
+
+    from topoae.checkpoint import load_checkpoint
+    from topoae.codec import learned
+    from topoae.io import open_grid
+
+    data = Path(__file__).parent / "data"
+    raw = (data / "release_00dd0eac.tae").read_bytes()
+    assert raw[3] == 3
+    rd = learned.as_rd_model(load_checkpoint(zoo.default_model_path()))
+    h, s = learned.read(data / "release_00dd0eac.tae")
+    if rd.for_file(h["model"]) is None:
+        pytest.skip("the shipped model no longer decodes this release's files")
+    got = learned.decode(h, s, rd).values
+    np.testing.assert_array_equal(got, np.load(data / "release_00dd0eac_decoded.npy"))
+    x = open_grid(zoo.DEMO_REGION).load().isel(lat=slice(0, 128), lon=slice(0, 160)).values
+    assert np.abs(got.astype(np.float64) - x).max() <= 20.0
