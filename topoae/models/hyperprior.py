@@ -157,12 +157,14 @@ class HyperpriorModel(nn.Module):
         between two trained ones (a float, for coding) interpolates their log-gains linearly
         (a rate between theirs, Cui et al. 2021, "Asymmetric gained deep image compression
         with continuous rate adaptation")."""
-        if isinstance(level, float) and not level.is_integer():
-            lo = int(math.floor(level))
-            f = level - lo
+        if isinstance(level, torch.Tensor):
+            g = torch.exp(self.gain[level])
+        elif not float(level).is_integer():
+            lo = int(math.floor(float(level)))
+            f = float(level) - lo
             g = torch.exp((1.0 - f) * self.gain[lo] + f * self.gain[lo + 1])
         else:
-            g = torch.exp(self.gain[level if isinstance(level, torch.Tensor) else int(level)])
+            g = torch.exp(self.gain[int(level)])
         return g.reshape(-1, g.shape[-1], 1, 1)
 
     def level_lambda(self, level: float) -> float:
