@@ -87,6 +87,7 @@ class LatentContext(nn.Module):
         self.schedule = schedule
         self.nets = nn.ModuleList(
             [_PassNet(latent_channels, channels) for _ in range(SCHEDULES[schedule] - 1)])
+        self._plans: dict = {}  # the coder's sparse passes per (pass, tile shape)
 
     def masks(self, shape: tuple[int, int, int]) -> list[torch.Tensor]:
         return pass_masks(self.schedule, shape)
@@ -99,6 +100,39 @@ class LatentContext(nn.Module):
         shape = (int(sym.shape[1]), int(sym.shape[2]), int(sym.shape[3]))
         used = torch.stack(self.masks(shape)[:k]).flatten(2).any(2).any(0)  # channels decoded so far
         return self.nets[k - 1](y_hat, sym, mean, scale, None if bool(used.all()) else used)
+
+    def _sparse_plan(self, k: int, shape: tuple[int, int, int]):
+        """Where pass ``k`` reads and writes on a tile of ``shape`` latents (it depends on the
+        schedule and shape only, so it is made once): its channels and positions, and its 5×5
+        taps grouped by the channels decoded where they read; None if the pass is not a
+        product of channels and positions."""
+        key = (k, shape)
+        if key not in self._plans:
+            masks = self.masks(shape)
+            out = masks[k]
+            chans = out.flatten(1).any(1)
+            where = out.any(0)
+            if not bool((out == (chans[:, None, None] & where[None])).all()):
+                self._plans[key] = None
+                return None
+            w = shape[2]
+            seen_p = F.pad(torch.stack(masks[:k]).any(0), (2, 2, 2, 2)).flatten(1)
+            pi, pj = torch.nonzero(where, as_tuple=True)
+            taps: dict[bytes, list[tuple[int, int, torch.Tensor]]] = {}
+            live_of: dict[bytes, torch.Tensor] = {}
+            for dy in range(5):
+                for dx in range(5):
+                    at = (pi + dy) * (w + 4) + (pj + dx)  # the cells this tap reads (padded grid)
+                    live = seen_p[:, at].any(1)
+                    if bool(live.any()):
+                        key_l = live.numpy().tobytes()
+                        taps.setdefault(key_l, []).append((dy, dx, at))
+                        live_of[key_l] = live
+            groups = [(torch.cat([live_of[kl]] * 2), torch.tensor([t[0] for t in ts]),
+                       torch.tensor([t[1] for t in ts]), torch.cat([t[2] for t in ts]))
+                      for kl, ts in taps.items()]
+            self._plans[key] = (chans, pi, pj, groups)
+        return self._plans[key]
 
     def pass_params_at(self, k: int, y_hat: torch.Tensor, sym: torch.Tensor, mean: torch.Tensor,
                        scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -114,35 +148,21 @@ class LatentContext(nn.Module):
         (the scale indices are chosen robustly to that, :func:`topoae.codec.tables.scale_indices`).
         """
         m_, h, w = (int(v) for v in sym.shape[1:])
-        masks = self.masks((m_, h, w))
-        out = masks[k]
-        chans = out.flatten(1).any(1)
-        where = out.any(0)
-        if not bool((out == (chans[:, None, None] & where[None])).all()):  # not channels × positions
+        plan = self._sparse_plan(k, (m_, h, w))
+        if plan is None:  # a pass that is not channels × positions: the dense function
+            out = self.masks((m_, h, w))[k]
             mk, sk = self.pass_params(k, y_hat, sym, mean, scale)
             return mk[0][out], sk[0][out]
-        seen = torch.stack(masks[:k]).any(0)
+        chans, pi, pj, groups = plan
         net = cast(_PassNet, self.nets[k - 1])
-        pi, pj = torch.nonzero(where, as_tuple=True)
         x = F.pad(torch.cat([y_hat[0], sym[0]]), (2, 2, 2, 2)).flatten(1)
-        seen_p = F.pad(seen, (2, 2, 2, 2)).flatten(1)
         weight: torch.Tensor = net.ctx.weight
         bias = net.ctx.bias
         hidden = (torch.zeros((int(weight.shape[0]), pi.numel()), dtype=x.dtype) if bias is None
                   else bias[:, None].expand(-1, pi.numel()).clone())
-        groups: dict[bytes, list[tuple[int, int, torch.Tensor]]] = {}
-        for dy in range(5):
-            for dx in range(5):
-                at = (pi + dy) * (w + 4) + (pj + dx)  # the cells this tap reads (padded grid)
-                live = seen_p[:, at].any(1)
-                if bool(live.any()):
-                    groups.setdefault(live.numpy().tobytes(), []).append((dy, dx, at))
-        for taps in groups.values():  # taps reading the same channels: one product
-            both = torch.cat([seen_p[:, taps[0][2]].any(1)] * 2)
-            dys = torch.tensor([t[0] for t in taps])
-            dxs = torch.tensor([t[1] for t in taps])
+        for both, dys, dxs, at in groups:  # taps reading the same channels: one product
             wt = weight[:, both][:, :, dys, dxs].reshape(weight.shape[0], -1)  # (C, chan · tap)
-            hidden += wt @ x[both][:, torch.cat([t[2] for t in taps])].reshape(wt.shape[1], -1)
+            hidden += wt @ x[both][:, at].reshape(wt.shape[1], -1)
         feats = torch.cat([hidden, mean[0][:, pi, pj], torch.log(scale[0][:, pi, pj])])
         layers = [mod for mod in net.params if isinstance(mod, nn.Conv2d)]
         biases = [conv.bias for conv in layers]
