@@ -23,6 +23,7 @@ import xarray as xr
 
 from topoae.codec import learned
 from topoae.errors import ConfigError
+from topoae.models.hyperprior import split_level
 
 #: the ensemble size τ is calibrated for, and the default of ``topoae sample`` on a ``.tae``
 MEMBERS = 16
@@ -35,10 +36,11 @@ def tau_for(model: Any, level: float) -> float:
     taus = extra.get("sample_tau")
     if taus is None:
         return 1.0
-    if float(level).is_integer():
-        return float(np.asarray(taus)[int(level)])
+    lo, f = split_level(level)
+    if f == 0:
+        return float(np.asarray(taus)[lo])
     t = np.log(np.asarray(taus, dtype=np.float64))
-    return float(np.exp(np.interp(float(level), np.arange(t.size), t)))
+    return float(np.exp((1.0 - f) * t[lo] + f * t[lo + 1]))
 
 
 def member(header: dict[str, Any], streams: dict[str, bytes], model: Any, *, seed: int, index: int,

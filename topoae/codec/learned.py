@@ -1035,8 +1035,8 @@ def encode_to_ratio(grid: xr.DataArray, model: Any, ratio: float, **kw: Any
     """The best quality whose whole file reaches at least ``ratio`` on this region.
 
     Returns ``(header, streams, reached)``; if no quality reaches it, the smallest file
-    tried (level 0's, unless ``max_error`` made another smaller) and ``reached=False``. Binary search over the trained levels (ratio falls as level
-    rises), then over the 1/:data:`LEVEL_STEPS` steps between the level found and the next
+    tried (level 0's, unless ``max_error`` made another smaller) and ``reached=False``.
+    Binary search over the trained levels (ratio falls as level rises), then over the 1/:data:`LEVEL_STEPS` steps between the level found and the next
     (gains interpolated), each candidate sized by its real bytes: 6–7 encodes, and a file
     within a step (~6 % in ratio) of ``ratio`` instead of within a level (~1.7×). With
     ``refine``, the search runs on plain encodes (each refined encode costs ~60 plain ones);

@@ -118,19 +118,16 @@ class LatentContext(nn.Module):
             w = shape[2]
             seen_p = F.pad(torch.stack(masks[:k]).any(0), (2, 2, 2, 2)).flatten(1)
             pi, pj = torch.nonzero(where, as_tuple=True)
-            taps: dict[bytes, list[tuple[int, int, torch.Tensor]]] = {}
-            live_of: dict[bytes, torch.Tensor] = {}
+            taps: dict[bytes, tuple[torch.Tensor, list[tuple[int, int, torch.Tensor]]]] = {}
             for dy in range(5):
                 for dx in range(5):
                     at = (pi + dy) * (w + 4) + (pj + dx)  # the cells this tap reads (padded grid)
                     live = seen_p[:, at].any(1)
                     if bool(live.any()):
-                        key_l = live.numpy().tobytes()
-                        taps.setdefault(key_l, []).append((dy, dx, at))
-                        live_of[key_l] = live
-            groups = [(torch.cat([live_of[kl]] * 2), torch.tensor([t[0] for t in ts]),
+                        taps.setdefault(live.numpy().tobytes(), (live, []))[1].append((dy, dx, at))
+            groups = [(torch.cat([live, live]), torch.tensor([t[0] for t in ts]),
                        torch.tensor([t[1] for t in ts]), torch.cat([t[2] for t in ts]))
-                      for kl, ts in taps.items()]
+                      for live, ts in taps.values()]
             self._plans[key] = (chans, pi, pj, groups)
         return self._plans[key]
 

@@ -117,6 +117,13 @@ def _deconv(cin: int, cout: int, k: int = 5, stride: int = 2) -> nn.ConvTranspos
     )
 
 
+def split_level(level: float) -> tuple[int, float]:
+    """A coding level as the trained level at or below it and the fraction of the way to the
+    next (0 for a trained level): what the gains, λ and the ensemble's τ interpolate between."""
+    lo = int(math.floor(float(level)))
+    return lo, float(level) - lo
+
+
 class HyperpriorModel(nn.Module):
     """Mean–scale hyperprior with gain units; see the module docstring."""
 
@@ -159,18 +166,14 @@ class HyperpriorModel(nn.Module):
         with continuous rate adaptation")."""
         if isinstance(level, torch.Tensor):
             g = torch.exp(self.gain[level])
-        elif not float(level).is_integer():
-            lo = int(math.floor(float(level)))
-            f = float(level) - lo
-            g = torch.exp((1.0 - f) * self.gain[lo] + f * self.gain[lo + 1])
         else:
-            g = torch.exp(self.gain[int(level)])
+            lo, f = split_level(level)
+            g = torch.exp(self.gain[lo] if f == 0 else (1.0 - f) * self.gain[lo] + f * self.gain[lo + 1])
         return g.reshape(-1, g.shape[-1], 1, 1)
 
     def level_lambda(self, level: float) -> float:
         """λ of a level; between two trained levels, interpolated in log λ like the gains."""
-        lo = min(int(math.floor(level)), self.config.levels - 1)
-        f = level - lo
+        lo, f = split_level(level)
         lam = float(self.lambdas[lo])
         return lam if f == 0 else math.exp((1.0 - f) * math.log(lam) + f * math.log(float(self.lambdas[lo + 1])))
 
