@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from topoae.models.hyperprior import HyperpriorConfig, HyperpriorModel
-from topoae.models.inference import InferenceTransforms, SubPixel
+from topoae.models.inference import InferenceTransforms, SubPixel, mirror_edges
 from topoae.training.rd import map_gains
 
 
@@ -96,3 +96,16 @@ def test_train_warm_start_with_a_new_ladder(tmp_path):
     assert g.shape == (3, 8)
     # two Adam steps at lr 1e-4 move a gain by far less than the 1.0 between levels
     np.testing.assert_allclose(g.mean(1).numpy(), [-1.0, 0.0, 1.0], atol=0.01)
+
+
+@pytest.mark.parametrize("pads", [(0, 0, 0, 0), (2, 2, 2, 2), (1, 0, 0, 3), (0, 7, 5, 0)])
+def test_mirror_edges_is_numpy_symmetric_padding_with_gradients(pads):
+    y = torch.randn(1, 3, 4, 5, requires_grad=True)
+    got = mirror_edges(y, pads)
+    t, b, l_, r = pads
+    want = np.pad(y.detach().numpy(), ((0, 0), (0, 0), (t, b), (l_, r)), mode="symmetric")
+    np.testing.assert_array_equal(got.detach().numpy(), want)
+    got.sum().backward()  # each latent's gradient: how many times it is copied
+    idx = np.pad(np.arange(20).reshape(4, 5), ((t, b), (l_, r)), mode="symmetric")
+    expect = np.bincount(idx.ravel(), minlength=20).reshape(4, 5)
+    np.testing.assert_array_equal(y.grad[0, 0].numpy(), expect)

@@ -130,10 +130,14 @@ def _old_geometry(h, w, tile):
     return padded, tiles, span, cells
 
 
-def _old_reflect(idx, n):
-    period = 2 * n
+def _mirror_about_edge_cell(idx, n):
+    """numpy.pad(mode="reflect") indices, written out: the analysis context past the grid
+    (before format 5 the codec repeated the edge cell; the encoder alone reads them)."""
+    if n == 1:
+        return np.zeros_like(idx)
+    period = 2 * n - 2
     m = np.mod(idx, period)
-    return np.where(m < n, m, period - 1 - m)
+    return np.where(m < n, m, period - m)
 
 
 @pytest.mark.parametrize("h,w", [(16, 16), (64, 64), (65, 200), (256, 256), (300, 513), (1030, 77)])
@@ -151,5 +155,5 @@ def test_learned_codec_tiles_match_the_former_geometry(h, w, tile):
             assert geo.cells(i, axis) == cells(i, axis)
             a, b = span(i, axis)
             np.testing.assert_array_equal(
-                geo.indices(i, i + 1, axis), _old_reflect(np.arange(a - 64, b + 64), n)
+                geo.indices(i, i + 1, axis), _mirror_about_edge_cell(np.arange(a - 64, b + 64), n)
             )

@@ -86,7 +86,7 @@ def test_damaged_or_missing_streams_are_errors(rd, grid, tmp_path):
         learned.decode(header, streams, rd)
 
 
-def test_header_dictionaries_are_frozen_and_version_1_to_3_files_still_read(rd, grid):
+def test_header_dictionaries_are_frozen_and_version_1_to_4_files_still_read(rd, grid, monkeypatch):
     import hashlib
     import json
     import zlib
@@ -96,9 +96,10 @@ def test_header_dictionaries_are_frozen_and_version_1_to_3_files_still_read(rd, 
     # the header dictionaries are part of the format: changing one breaks every file of its version
     assert hashlib.sha256(container.HEADER_DICT).hexdigest()[:16] == "b3b642099883d109"
     assert hashlib.sha256(container.HEADER_DICT_V3).hexdigest()[:16] == "c9d5937c5c392a56"
+    assert hashlib.sha256(container.HEADER_DICT_V5).hexdigest()[:16] == "32fbdf65e37dec9e"
     h, s = learned.encode(grid, rd, level=1)
     data = learned.to_bytes(h, s)
-    assert data[3] == container.VERSION == 4
+    assert data[3] == container.VERSION == 5
     header, streams = container.unpack(data)
     plain = residual.compress(json.dumps(header, separators=(",", ":"), sort_keys=True).encode(), 19)
     with_dict = container._compress_header(header)
@@ -118,6 +119,11 @@ def test_header_dictionaries_are_frozen_and_version_1_to_3_files_still_read(rd, 
             old += p
         h_old, s_old = container.unpack(bytes(old))
         assert h_old == header and s_old == streams
+    # version 4: version 5's layout, version 3's dictionary
+    monkeypatch.setattr(container, "VERSION", 4)
+    v4 = learned.to_bytes(h, s)
+    assert v4[3] == 4 and v4 != data
+    assert container.unpack(v4) == (header, streams)
     with pytest.raises(StoreError, match="format version 9"):
         container.unpack(bytes(data[:3]) + bytes([9]) + bytes(data[4:]))
 

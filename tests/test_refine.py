@@ -107,9 +107,11 @@ def test_refinement_sees_the_decoded_neighbours_above_and_left(rd, monkeypatch):
     seen = {}
     real = refine.refine
 
-    def spy(net, window, inner, x, mask, level, steps, code, *, seed=0):
+    def spy(net, window, inner, x, mask, level, steps, code, *, seed=0, edges=(0, 0, 0, 0)):
         seen[divmod(seed, 65536)] = (window.copy(), inner)
-        return real(net, window, inner, x, mask, level, steps, code, seed=seed)
+        i, j = divmod(seed, 65536)  # the region's edges: mirrored latents, as the decoder sees
+        assert edges == (2 * (i == 0), 2 * (i == 2), 2 * (j == 0), 2 * (j == 3))
+        return real(net, window, inner, x, mask, level, steps, code, seed=seed, edges=edges)
 
     monkeypatch.setattr(refine, "refine", spy)
     h, s = learned.encode(grid, rd, level=2, tile=64, refine=2)

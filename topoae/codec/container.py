@@ -1,6 +1,6 @@
 """The ``.tae`` container: one compact file per region.
 
-Layout (little-endian), format version 4::
+Layout (little-endian), format versions 4 and 5::
 
     magic     b"TAE"  + format version (1 byte)
     count     uvarint: number of streams
@@ -22,7 +22,9 @@ files read unchanged. Version 4 trims the fixed cost of a file, which decides sm
 windows and high ratios (~400 bytes of a 512² GEBCO tile were not terrain): one CRC for
 the file instead of one per stream (16 bytes on a typical tile), the header's zstd frame
 without its 4-byte magic number, and Exp-Golomb frames for short integer streams such
-as the offset field (:mod:`topoae.codec.golomb`, ~45 bytes). The other streams are
+as the offset field (:mod:`topoae.codec.golomb`, ~45 bytes). Version 5 has version 4's
+layout; its dictionary (:data:`HEADER_DICT_V5`) holds the learned codec's synthesis edge
+setting, which its files add (mirrored latents past the region's edges). The other streams are
 named in the header (``streams``: list of roles such as ``"offset"``, ``"mask"``,
 ``"tile:r,c"``, ``"residual:b"``). A missing, truncated or damaged stream is a
 :class:`~topoae.errors.StoreError` (naming the stream, or from version 4, where one CRC
@@ -44,8 +46,8 @@ from topoae.codec.entropy import _get_uvarint, _put_uvarint
 from topoae.errors import StoreError
 
 MAGIC = b"TAE"
-VERSION = 4
-READABLE = (1, 2, 3, 4)
+VERSION = 5
+READABLE = (1, 2, 3, 4, 5)
 
 # The header dictionary of format version 2: a typical header's keys, common values and
 # attribute strings. Frozen: any change is a new format version (tests pin its digest).
@@ -88,8 +90,15 @@ _WORDS_V3 = (_WORDS + ',"step","div","index","origin_div","origin":-90.0,"origin
 HEADER_DICT_V3 = (_WORDS_V3 + json.dumps(_TEMPLATE_V3, separators=(",", ":"), sort_keys=True)).encode()
 
 
+# Format version 5's dictionary: version 3's with the synthesis edge of new learned-codec
+# files in the codec settings.
+_TEMPLATE_V5: dict[str, Any] = json.loads(json.dumps(_TEMPLATE_V3))
+_TEMPLATE_V5["codec"]["edge"] = "mirror"
+HEADER_DICT_V5 = (_WORDS_V3 + json.dumps(_TEMPLATE_V5, separators=(",", ":"), sort_keys=True)).encode()
+
+
 def _dictionary(version: int) -> bytes | None:
-    return {1: None, 2: HEADER_DICT}.get(version, HEADER_DICT_V3)
+    return {1: None, 2: HEADER_DICT, 3: HEADER_DICT_V3, 4: HEADER_DICT_V3}.get(version, HEADER_DICT_V5)
 
 
 def _compress_header(header: dict[str, Any]) -> bytes:
@@ -127,7 +136,7 @@ def unpack(data: bytes, *, name: str = "file") -> tuple[dict[str, Any], dict[str
     if data[3] not in READABLE:
         raise StoreError(f"{name} has .tae format version {data[3]}, this topoae reads "
                          + " and ".join(str(v) for v in READABLE))
-    per_stream = data[3] < 4  # versions 1-3: a CRC per stream; 4: one for the file
+    per_stream = data[3] < 4  # versions 1-3: a CRC per stream; from 4: one for the file
     try:
         n, pos = _get_uvarint(data, 4)
         table = []

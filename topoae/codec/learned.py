@@ -50,9 +50,13 @@ from topoae.io.grid import DESCENDING, add_history, data_attrs, descending_dims,
 from topoae.layout import PatchLayout
 from topoae.models.context import SCHEDULES, LatentContext, pass_masks
 from topoae.models.hyperprior import HyperpriorModel
-from topoae.models.inference import InferenceTransforms
+from topoae.models.inference import InferenceTransforms, mirror_edges
 
 FORMAT = "topoae-rd"
+#: the synthesis' handling of the region's edges (:attr:`RDCodecConfig.edge`): all it knows,
+#: and what new files use
+EDGES = ("zero", "mirror")
+EDGE = "mirror"
 
 
 #: quality levels between the trained ones: steps of 1/LEVEL_STEPS of a level (the gains
@@ -101,6 +105,11 @@ class RDCodecConfig:
     margin: int = 32
     #: synthesis margin in latents: a block's cells see one latent before and two after
     synth_margin: int = 2
+    #: what the synthesis sees past the region's edges: "mirror", ``synth_margin`` latents
+    #: mirrored (:func:`~topoae.models.inference.mirror_edges`; new files), or "zero", the
+    #: convolutions' zero padding (files before format 5: 3–13× the interior's squared error
+    #: on the outermost 4 cells)
+    edge: str = "zero"
     max_error: float | None = None
     keep_attrs: bool = True
     outliers: bool = True  # sparse corrections of the cells the model misses (spikes)
@@ -138,6 +147,8 @@ class RDCodecConfig:
                 raise ConfigError(f"--floor must be a positive number of metres, got {self.floor}")
         if self.context and self.context not in SCHEDULES:
             raise ConfigError(f"unknown latent context {self.context!r}")
+        if self.edge not in EDGES:
+            raise ConfigError(f"unknown synthesis edge {self.edge!r}; one of {', '.join(EDGES)}")
         if self.coastline not in (None, "exact"):
             raise ConfigError(f"--coastline must be exact or off, got {self.coastline!r}")
         if self.max_error is not None and not (math.isfinite(self.max_error) and self.max_error > 0):
@@ -248,8 +259,11 @@ def tile_layout(height: int, width: int, tile: int, context: int = 64) -> PatchL
     """The codec's tiles: ``tile`` × ``tile`` cells side by side from the first cell, on the
     grid padded to a multiple of 64 cells (the analysis' total downsampling), the last row
     and column of tiles cut at that padding; each tile is analysed with ``context`` cells
-    around it (its neighbours', mirrored with the edge cell repeated past the grid)."""
-    return PatchLayout(height, width, tile, tile, edge="symmetric", margin=0, align=64,
+    around it (its neighbours', mirrored about the edge cell past the grid: with the
+    synthesis' mirrored latents (:attr:`RDCodecConfig.edge`) the outermost cells come out
+    closer than with the edge cell repeated, 3 % less squared error over a 512² tile; the
+    decoder never reads the grid, so this is the encoder's choice alone)."""
+    return PatchLayout(height, width, tile, tile, edge="reflect", margin=0, align=64,
                        context=context, ragged=True)
 
 
@@ -457,11 +471,21 @@ def synth_margins(geo: PatchLayout, i: int, j: int, k: int) -> tuple[int, int, i
     return (k if i > 0 else 0, k if i < nti - 1 else 0, k if j > 0 else 0, k if j < ntj - 1 else 0)
 
 
+def edge_pads(margins: tuple[int, int, int, int], k: int, edge: str) -> tuple[int, int, int, int]:
+    """Latents mirrored past the region's edges (top, bottom, left, right) for a tile whose
+    neighbour margins are ``margins``: ``k`` on each side without a neighbour when ``edge`` is
+    "mirror", none with "zero"."""
+    if edge == "zero":
+        return (0, 0, 0, 0)
+    t, b, l_, r = margins
+    return (0 if t else k, 0 if b else k, 0 if l_ else k, 0 if r else k)
+
+
 class _Synth:
     """Synthesis of tiles from a latent source with a margin of neighbouring latents."""
 
-    def __init__(self, rd: RDModel, geo: PatchLayout, level: float, margin: int, latents) -> None:
-        self.rd, self.geo, self.level, self.margin = rd, geo, level, margin
+    def __init__(self, rd: RDModel, geo: PatchLayout, cfg: RDCodecConfig, latents) -> None:
+        self.rd, self.geo, self.level, self.margin, self.edge = rd, geo, cfg.level, cfg.synth_margin, cfg.edge
         self.latents = latents  # callable (i, j) -> ŷ of tile (i, j)
 
     def tile(self, i: int, j: int) -> np.ndarray:
@@ -483,8 +507,10 @@ class _Synth:
         h = self.latents(i, j).shape[1]
         w = self.latents(i, j).shape[2]
         win = big[:, r0:r0 + top + h + bottom, c0:c0 + left + w + right]
-        x = self.rd.fast.synthesise(torch.from_numpy(np.ascontiguousarray(win))[None],
-                                    self.level)[0, 0].numpy()
+        pads = edge_pads((top, bottom, left, right), k, self.edge)
+        top, left = top + pads[0], left + pads[2]
+        y = mirror_edges(torch.from_numpy(np.ascontiguousarray(win))[None], pads)
+        x = self.rd.fast.synthesise(y, self.level)[0, 0].numpy()
         return x[top * 16:(top + h) * 16, left * 16:(left + w) * 16]
 
 
@@ -539,7 +565,7 @@ def encode(grid: xr.DataArray, model: Any, *, level: float | None = None, max_er
     cfg = RDCodecConfig(level=lev, tile=tile, max_error=max_error, keep_attrs=keep_attrs,
                         outliers=outliers, outlier_bits=OUTLIER_BITS, coastline=coastline,
                         relative_error=relative_error, floor=floor, scale_exp=scale_exp,
-                        context=rd.net.config.context)
+                        edge=EDGE, context=rd.net.config.context)
     streams: dict[str, bytes] = {"offset": _res.encode_residual(nodes)}
     nti, ntj = geo.counts
     yhat: dict[tuple[int, int], np.ndarray] = {}
@@ -616,7 +642,8 @@ def _refined(rd: RDModel, grid: xr.DataArray, nodes: np.ndarray, geo: PatchLayou
             win[:, rs:re, cs:ce] = got[:, rs - n0:re - n0, cs - m0:ce - m0]
     inner = (slice(top, top + h), slice(left, left + w))
     y = _refine.refine(rd.net, win, inner, x, mask, cfg.level, steps,
-                       lambda yb: _code_tile(rd, yb, cfg.level, cfg.context), seed=i * 65536 + j)
+                       lambda yb: _code_tile(rd, yb, cfg.level, cfg.context), seed=i * 65536 + j,
+                       edges=edge_pads((top, bottom, left, right), k, cfg.edge))
     return y_pad[:, kc:kc + h, kc:kc + w] if y is None else y
 
 
@@ -680,7 +707,7 @@ def _residual_row(rd, grid, nodes, geo, cfg, i, yhat, streams, integer) -> None:
     encoder needs no reconstruction, and the synthesis is skipped."""
     if cfg.max_error is None and not cfg.outliers and cfg.coastline is None:
         return
-    synth = _Synth(rd, geo, cfg.level, cfg.synth_margin, lambda a, b: yhat[(a, b)])
+    synth = _Synth(rd, geo, cfg, lambda a, b: yhat[(a, b)])
     for j in range(geo.n_cols):
         base = _metres(rd, synth.tile(i, j), nodes, geo, cfg, i, j)
         a0, a1 = geo.cells(i, 0)
@@ -857,6 +884,9 @@ def _open(header: dict[str, Any], streams: dict[str, bytes], model: Any, force: 
     except (TypeError, KeyError, ValueError):
         raise StoreError("the file's header is incomplete or from another topoae") from None
     file_level(header, rd.levels)
+    if cfg.edge not in EDGES:
+        raise StoreError(f"the file's synthesis edge {cfg.edge!r} is not one this topoae knows "
+                         f"({', '.join(EDGES)}): a newer topoae wrote it")
     cfg.check(rd.levels)
     mc = rd.net.config
     nh, nw = offset_field.node_shape((geo.height, geo.width), mc.offset_stride)
@@ -917,7 +947,7 @@ class _Tiles:
         self._cache: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
         self._keep = 4 * geo.counts[1] + 4  # rows i-1..i+2: two rows computed at once
         self._lock = threading.Lock()
-        self._synth = _Synth(rd, geo, cfg.level, cfg.synth_margin, self.latents)
+        self._synth = _Synth(rd, geo, cfg, self.latents)
 
     def latents(self, i: int, j: int) -> np.ndarray:
         with self._lock:

@@ -37,6 +37,7 @@ import torch
 
 from topoae.models.entropy import gaussian_likelihood
 from topoae.models.hyperprior import HyperpriorModel
+from topoae.models.inference import mirror_edges
 
 #: Adam step size at the first step, at most :data:`LR` and :data:`LR_PER_GAIN` times the
 #: level's mean gain (the latents scale with it). Measured with 60 steps: at level 4 of a
@@ -57,7 +58,8 @@ Coder = Callable[[np.ndarray], tuple[bytes, np.ndarray]]
 
 
 def refine(net: HyperpriorModel, window: np.ndarray, inner: tuple[slice, slice], x: np.ndarray,
-           mask: np.ndarray, level: float, steps: int, code: Coder, *, seed: int = 0) -> np.ndarray | None:
+           mask: np.ndarray, level: float, steps: int, code: Coder, *, seed: int = 0,
+           edges: tuple[int, int, int, int] = (0, 0, 0, 0)) -> np.ndarray | None:
     """The tile's ungained latents after ``steps`` refinement steps (float32 ``(M, h, w)``),
     or ``None`` when none of the iterates costs less than the analysis's latents.
 
@@ -65,16 +67,19 @@ def refine(net: HyperpriorModel, window: np.ndarray, inner: tuple[slice, slice],
     (slices of rows and columns); ``x``: the tile's normalised residual on its ``16h × 16w``
     cells, ``mask``: 1 on its real cells, 0 elsewhere; ``code``: the real coder of the tile.
     Works under ``torch.no_grad()`` / ``inference_mode()`` too, and leaves the network's
-    parameters as they are (gradients are taken for the latents only).
+    parameters as they are (gradients are taken for the latents only). ``edges``: latents
+    mirrored past the window's (top, bottom, left, right) sides before the synthesis, as the
+    decoder does at the region's edges (:func:`~topoae.models.inference.mirror_edges`).
     """
     if steps <= 0:
         return None
     with torch.inference_mode(False), torch.enable_grad():
-        return _descend(net, window, inner, x, mask, level, steps, code, seed)
+        return _descend(net, window, inner, x, mask, level, steps, code, seed, edges)
 
 
 def _descend(net: HyperpriorModel, window: np.ndarray, inner: tuple[slice, slice], x: np.ndarray,
-             mask: np.ndarray, level: float, steps: int, code: Coder, seed: int) -> np.ndarray | None:
+             mask: np.ndarray, level: float, steps: int, code: Coder, seed: int,
+             edges: tuple[int, int, int, int]) -> np.ndarray | None:
     g = net.gains(level).detach()
     lam = net.level_lambda(level)
     ri, ci = inner
@@ -89,7 +94,8 @@ def _descend(net: HyperpriorModel, window: np.ndarray, inner: tuple[slice, slice
     def synth(y: torch.Tensor) -> torch.Tensor:
         win = torch.cat([fixed[:, :, :top], torch.cat(
             [fixed[:, :, ri, :left], y, fixed[:, :, ri, ci.stop:]], dim=3), fixed[:, :, ri.stop:]], dim=2)
-        return net.synthesise(win, level)[:, :, top * 16:(top + h) * 16, left * 16:(left + w) * 16]
+        t, l_ = top + edges[0], left + edges[2]
+        return net.synthesise(mirror_edges(win, edges), level)[:, :, t * 16:(t + h) * 16, l_ * 16:(l_ + w) * 16]
 
     def real_cost(y: torch.Tensor) -> float:
         blob, yh = code((y / g)[0].numpy())

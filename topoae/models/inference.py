@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from topoae.layout import symmetric_index
 from topoae.models.hyperprior import HyperpriorModel
 
 # ConvTranspose2d(kernel 5, stride 2, padding 2) sends input i through tap k to output
@@ -59,6 +60,21 @@ def _channels_last(module: nn.Module) -> nn.Module:
         if p.dim() == 4:
             p.data = p.data.contiguous(memory_format=torch.channels_last)
     return module
+
+
+def mirror_edges(y: torch.Tensor, pads: tuple[int, int, int, int]) -> torch.Tensor:
+    """Latents ``(B, M, h, w)`` widened by ``pads`` = (top, bottom, left, right) latents
+    mirrored past their edges, the edge latent repeated (``numpy.pad(mode="symmetric")``;
+    any width). The synthesis of a region's edge tiles sees these instead of the zeros of
+    its convolutions' padding: the analysis saw the grid mirrored the same way past its
+    edges, so the mirrored latents are close to what it would give there. Differentiable."""
+    top, bottom, left, right = pads
+    if not any(pads):
+        return y
+    h, w = int(y.shape[2]), int(y.shape[3])
+    rows = torch.from_numpy(symmetric_index(-top, h + bottom, h))
+    cols = torch.from_numpy(symmetric_index(-left, w + right, w))
+    return y.index_select(2, rows).index_select(3, cols)
 
 
 class InferenceTransforms:
