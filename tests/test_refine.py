@@ -45,6 +45,23 @@ def test_refinement_lowers_the_real_cost_and_is_deterministic(rd, tile):
     assert j1 < j0 * 0.999, (j0, j1)
 
 
+def test_refinement_with_outliers_costs_no_more_than_the_analysis(rd):
+    """With the outlier stream on, a refined tile is kept only if its latents plus outlier
+    corrections cost less (bits + λ·squared error) than the analysis's: one tile, so the
+    whole file's cost is the tile's."""
+    grid = synthetic_grid(128, 128, seed=9)
+    x = grid.values.astype(np.float64)
+    for level in (1, 4):
+        costs = []
+        for steps in (0, 8):
+            h, s = learned.encode(grid, rd, level=level, refine=steps)
+            out = learned.decode(h, s, rd).values.astype(np.float64)
+            scale = TINY.unit * learned.RDCodecConfig(**h["codec"]).scale
+            bits = 8 * sum(len(v) for k, v in s.items() if k.startswith(("tile:", "out:"))) / x.size
+            costs.append(bits + float(rd.net.level_lambda(level)) * float(np.mean(((out - x) / scale) ** 2)))
+        assert costs[1] <= costs[0] * 1.001, (level, costs)
+
+
 def test_refined_bounded_files_keep_the_bound_and_are_never_larger(rd):
     grid = synthetic_grid(100, 140, seed=7)
     h, s = learned.encode(grid, rd, max_error=3.0, level=2, refine=4, tile=64)
@@ -107,11 +124,12 @@ def test_refinement_sees_the_decoded_neighbours_above_and_left(rd, monkeypatch):
     seen = {}
     real = refine.refine
 
-    def spy(net, window, inner, x, mask, level, steps, code, *, seed=0, edges=(0, 0, 0, 0)):
+    def spy(net, window, inner, x, mask, level, steps, code, *, seed=0, edges=(0, 0, 0, 0), correct=None):
         seen[divmod(seed, 65536)] = (window.copy(), inner)
         i, j = divmod(seed, 65536)  # the region's edges: mirrored latents, as the decoder sees
         assert edges == (2 * (i == 0), 2 * (i == 2), 2 * (j == 0), 2 * (j == 3))
-        return real(net, window, inner, x, mask, level, steps, code, seed=seed, edges=edges)
+        assert correct is not None  # the outlier stream counts in the refined tile's cost
+        return real(net, window, inner, x, mask, level, steps, code, seed=seed, edges=edges, correct=correct)
 
     monkeypatch.setattr(refine, "refine", spy)
     h, s = learned.encode(grid, rd, level=2, tile=64, refine=2)

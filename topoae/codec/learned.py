@@ -641,9 +641,20 @@ def _refined(rd: RDModel, grid: xr.DataArray, nodes: np.ndarray, geo: PatchLayou
         if re > rs and ce > cs:
             win[:, rs:re, cs:ce] = got[:, rs - n0:re - n0, cs - m0:ce - m0]
     inner = (slice(top, top + h), slice(left, left + w))
+    correct = None
+    if cfg.outliers and cfg.max_error is None and cfg.coastline is None:  # the outlier stream
+        unit = rd.net.config.unit * cfg.scale
+        step = outlier_step(rd, cfg)
+        real = mask > 0
+
+        def correct(xh: np.ndarray) -> tuple[int, float]:
+            e = np.where(real, (x - xh) * unit, 0.0)
+            q = np.where(np.abs(e) > step, np.rint(e / step), 0).astype(np.int64)
+            left_ = (e - q * step)[real] / unit
+            return (len(_res.encode_residual(q)) if q.any() else 0), float(np.sum(left_ ** 2))
     y = _refine.refine(rd.net, win, inner, x, mask, cfg.level, steps,
                        lambda yb: _code_tile(rd, yb, cfg.level, cfg.context), seed=i * 65536 + j,
-                       edges=edge_pads((top, bottom, left, right), k, cfg.edge))
+                       edges=edge_pads((top, bottom, left, right), k, cfg.edge), correct=correct)
     return y_pad[:, kc:kc + h, kc:kc + w] if y is None else y
 
 

@@ -55,11 +55,15 @@ STEPS = 60
 
 #: what :func:`refine` needs from the coder: ungained latents -> (stream, decoded gained latents)
 Coder = Callable[[np.ndarray], tuple[bytes, np.ndarray]]
+#: the corrections the file adds to a reconstruction: the tile's synthesis (normalised, its
+#: ``16h × 16w`` cells) -> (their bytes, the squared error left on the real cells, normalised)
+Corrector = Callable[[np.ndarray], tuple[int, float]]
 
 
 def refine(net: HyperpriorModel, window: np.ndarray, inner: tuple[slice, slice], x: np.ndarray,
            mask: np.ndarray, level: float, steps: int, code: Coder, *, seed: int = 0,
-           edges: tuple[int, int, int, int] = (0, 0, 0, 0)) -> np.ndarray | None:
+           edges: tuple[int, int, int, int] = (0, 0, 0, 0),
+           correct: Corrector | None = None) -> np.ndarray | None:
     """The tile's ungained latents after ``steps`` refinement steps (float32 ``(M, h, w)``),
     or ``None`` when none of the iterates costs less than the analysis's latents.
 
@@ -70,16 +74,20 @@ def refine(net: HyperpriorModel, window: np.ndarray, inner: tuple[slice, slice],
     parameters as they are (gradients are taken for the latents only). ``edges``: latents
     mirrored past the window's (top, bottom, left, right) sides before the synthesis, as the
     decoder does at the region's edges (:func:`~topoae.models.inference.mirror_edges`).
+    ``correct``: the corrections the file will add (the codec's outlier stream); with it an
+    iterate is kept only if the tile's latents plus corrections cost less than the
+    analysis's, so refinement cannot make the file worse for this tile. Without it the cost
+    is the latents' bytes and the synthesis' error.
     """
     if steps <= 0:
         return None
     with torch.inference_mode(False), torch.enable_grad():
-        return _descend(net, window, inner, x, mask, level, steps, code, seed, edges)
+        return _descend(net, window, inner, x, mask, level, steps, code, seed, edges, correct)
 
 
 def _descend(net: HyperpriorModel, window: np.ndarray, inner: tuple[slice, slice], x: np.ndarray,
              mask: np.ndarray, level: float, steps: int, code: Coder, seed: int,
-             edges: tuple[int, int, int, int]) -> np.ndarray | None:
+             edges: tuple[int, int, int, int], correct: Corrector | None) -> np.ndarray | None:
     g = net.gains(level).detach()
     lam = net.level_lambda(level)
     ri, ci = inner
@@ -100,8 +108,12 @@ def _descend(net: HyperpriorModel, window: np.ndarray, inner: tuple[slice, slice
     def real_cost(y: torch.Tensor) -> float:
         blob, yh = code((y / g)[0].numpy())
         with torch.no_grad():
-            err = (synth(torch.from_numpy(yh)[None]) - xt) * mt
-        return 8.0 * len(blob) / cells + lam * float((err ** 2).sum()) / cells
+            xh = synth(torch.from_numpy(yh)[None])
+        if correct is not None:
+            extra, sse = correct(xh[0, 0].numpy())
+        else:
+            extra, sse = 0, float((((xh - xt) * mt) ** 2).sum())
+        return 8.0 * (len(blob) + extra) / cells + lam * sse / cells
 
     best_y, best_j = None, real_cost(y0)
     checks = {max(1, steps // 3), max(1, 2 * steps // 3), steps}
