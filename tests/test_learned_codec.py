@@ -86,7 +86,7 @@ def test_damaged_or_missing_streams_are_errors(rd, grid, tmp_path):
         learned.decode(header, streams, rd)
 
 
-def test_header_dictionaries_are_frozen_and_version_1_to_4_files_still_read(rd, grid, monkeypatch):
+def test_header_dictionaries_are_frozen_and_version_1_to_4_files_still_read(rd, grid):
     import hashlib
     import json
     import zlib
@@ -119,11 +119,22 @@ def test_header_dictionaries_are_frozen_and_version_1_to_4_files_still_read(rd, 
             old += p
         h_old, s_old = container.unpack(bytes(old))
         assert h_old == header and s_old == streams
-    # version 4: version 5's layout, version 3's dictionary
-    monkeypatch.setattr(container, "VERSION", 4)
-    v4 = learned.to_bytes(h, s)
-    assert v4[3] == 4 and v4 != data
-    assert container.unpack(v4) == (header, streams)
+    # version 4: version 5's layout (one CRC for the file), the header frame without zstd's
+    # magic against version 3's dictionary, and no synthesis edge in the codec settings
+    old_header = {**header, "codec": {k: v for k, v in header["codec"].items() if k != "edge"}}
+    old_text = json.dumps(old_header, separators=(",", ":"), sort_keys=True).encode()
+    parts = [residual.compress(old_text, 19, dictionary=container.HEADER_DICT_V3, magicless=True),
+             *(streams[r] for r in header["streams"])]
+    v4 = bytearray(container.MAGIC + bytes([4]))
+    container._put_uvarint(v4, len(parts))
+    for p in parts:
+        container._put_uvarint(v4, len(p))
+    crc = zlib.crc32(bytes(v4))
+    for p in parts:
+        crc = zlib.crc32(p, crc)
+    v4 += crc.to_bytes(4, "little") + b"".join(parts)
+    assert container.unpack(bytes(v4)) == (old_header, streams)
+    assert learned.RDCodecConfig(**old_header["codec"]).edge == "zero"
     with pytest.raises(StoreError, match="format version 9"):
         container.unpack(bytes(data[:3]) + bytes([9]) + bytes(data[4:]))
 

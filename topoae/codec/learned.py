@@ -566,6 +566,7 @@ def encode(grid: xr.DataArray, model: Any, *, level: float | None = None, max_er
                         outliers=outliers, outlier_bits=OUTLIER_BITS, coastline=coastline,
                         relative_error=relative_error, floor=floor, scale_exp=scale_exp,
                         edge=EDGE, context=rd.net.config.context)
+    cfg.check(rd.levels)
     streams: dict[str, bytes] = {"offset": _res.encode_residual(nodes)}
     nti, ntj = geo.counts
     yhat: dict[tuple[int, int], np.ndarray] = {}
@@ -642,15 +643,16 @@ def _refined(rd: RDModel, grid: xr.DataArray, nodes: np.ndarray, geo: PatchLayou
             win[:, rs:re, cs:ce] = got[:, rs - n0:re - n0, cs - m0:ce - m0]
     inner = (slice(top, top + h), slice(left, left + w))
     correct = None
-    if cfg.outliers and cfg.max_error is None and cfg.coastline is None:  # the outlier stream
+    if cfg.outliers and cfg.max_error is None:  # the outlier stream (coastline ones not counted)
         unit = rd.net.config.unit * cfg.scale
         step = outlier_step(rd, cfg)
         real = mask > 0
+        cut = (slice(0, a1 - a0), slice(0, b1 - b0))  # the tile's cells on the grid, as coded
 
         def correct(xh: np.ndarray) -> tuple[int, float]:
             e = np.where(real, (x - xh) * unit, 0.0)
-            q = np.where(np.abs(e) > step, np.rint(e / step), 0).astype(np.int64)
-            left_ = (e - q * step)[real] / unit
+            q = np.where(np.abs(e) > step, np.rint(e / step), 0).astype(np.int64)[cut]
+            left_ = (e[cut] - q * step)[real[cut]] / unit
             return (len(_res.encode_residual(q)) if q.any() else 0), float(np.sum(left_ ** 2))
     y = _refine.refine(rd.net, win, inner, x, mask, cfg.level, steps,
                        lambda yb: _code_tile(rd, yb, cfg.level, cfg.context), seed=i * 65536 + j,
