@@ -135,7 +135,7 @@ def test_context_files_round_trip_and_differ_from_plain(models, grid, schedule):
     assert np.array_equal(out1.values, out2.values)
     assert out1.shape == grid.shape
     # what the decoder rebuilds is what the encoder coded: its ŷ
-    geo = learned.tile_layout(*grid.shape, 512, 32)
+    geo = learned.tile_layout(*grid.shape, 512, 32, learned.ALIGN)
     cfg = learned.RDCodecConfig(**h["codec"], context=schedule)
     nodes = learned._scan(grid, 64, 1.0)[0]
     y0 = learned._analyse_tile(rd_ctx.fast, grid, nodes, geo, cfg, 0, 0)
@@ -150,7 +150,7 @@ def test_context_decoding_does_not_depend_on_threads(models, grid):
     probability path), and the same grid up to the float32 synthesis' rounding."""
     _, rd_ctx = models
     old = torch.get_num_threads()
-    geo = learned.tile_layout(*grid.shape, 512, 32)
+    geo = learned.tile_layout(*grid.shape, 512, 32, learned.ALIGN)
     shape = tuple(-(-n // 16) for n in (geo.span(0, 0)[1] - geo.span(0, 0)[0], geo.span(0, 1)[1] - geo.span(0, 1)[0]))
     try:
         torch.set_num_threads(1)

@@ -133,7 +133,7 @@ def test_refinement_sees_the_decoded_neighbours_above_and_left(rd, monkeypatch):
 
     monkeypatch.setattr(refine, "refine", spy)
     h, s = learned.encode(grid, rd, level=2, tile=64, refine=2)
-    geo = learned.tile_layout(150, 200, 64, h["codec"]["margin"])
+    geo = learned.tile_layout(150, 200, 64, h["codec"]["margin"], h["codec"]["align"])
     assert len(seen) == 12
 
     def decoded(i, j):

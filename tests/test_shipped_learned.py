@@ -148,3 +148,29 @@ def test_format_4_files_decode_bit_for_bit_with_their_zero_edges():
     np.testing.assert_array_equal(learned.decode(h, s, rd).values, want)
     mirrored = learned.decode({**h, "codec": {**h["codec"], "edge": "mirror"}}, s, rd).values
     assert not np.array_equal(mirrored, want)
+
+
+def test_ragged_regions_pad_to_whole_latents_not_hyper_latents(monkeypatch):
+    """Format 5 pads a region to a multiple of 16 cells (one latent), not 64 (one hyper-latent):
+    the demo region's 202×201 cells are coded as 208×208 instead of 256×256, so its file
+    shrinks by a fifth or more at the same quality; files padded to 64 still decode."""
+    from topoae.checkpoint import load_checkpoint
+    from topoae.codec import learned
+    from topoae.errors import StoreError
+    from topoae.io import open_grid
+
+    rd = learned.as_rd_model(load_checkpoint(zoo.default_model_path()))
+    grid = open_grid(zoo.DEMO_REGION).load()
+    x = np.asarray(grid.values, np.float64)
+    got = {}
+    for align in (16, 64):
+        monkeypatch.setattr(learned, "ALIGN", align)
+        h, s = learned.encode(grid, rd, level=3)
+        assert h["codec"]["align"] == align
+        rec = learned.decode(h, s, rd).values.astype(np.float64)
+        got[align] = (len(learned.to_bytes(h, s)), float(np.sqrt(np.mean((rec - x) ** 2))))
+    assert got[16][0] < 0.85 * got[64][0]  # measured: 1,401 against 1,851 bytes
+    assert got[16][1] < 1.05 * got[64][1]
+    for bad in (32, 0, "16", None):
+        with pytest.raises(StoreError, match="alignment"):
+            learned.decode({**h, "codec": {**h["codec"], "align": bad}}, s, rd)

@@ -27,8 +27,9 @@ The three uses, one object:
   :mod:`topoae.codec.blending`, reflect padding, centred margin;
 - the tiling: ``PatchLayout(h, w, 96, 96, edge="valid")``;
 - the learned codec (:func:`topoae.codec.learned.tile_layout`):
-  ``PatchLayout(h, w, T, T, edge="reflect", margin=0, align=64, ragged=True, context=64)``,
-  T×T tiles side by side on the grid padded to a multiple of 64 cells, each analysed
+  ``PatchLayout(h, w, T, T, edge="reflect", margin=0, align=16, ragged=True, context=64)``,
+  T×T tiles side by side on the grid padded to a multiple of 16 cells (64 in files before
+  format 5), each analysed
   with 64 mirrored or neighbouring cells around it.
 """
 

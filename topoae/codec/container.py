@@ -23,8 +23,9 @@ windows and high ratios (~400 bytes of a 512² GEBCO tile were not terrain): one
 the file instead of one per stream (16 bytes on a typical tile), the header's zstd frame
 without its 4-byte magic number, and Exp-Golomb frames for short integer streams such
 as the offset field (:mod:`topoae.codec.golomb`, ~45 bytes). Version 5 has version 4's
-layout; its dictionary (:data:`HEADER_DICT_V5`) holds the learned codec's synthesis edge
-setting, which its files add (mirrored latents past the region's edges). The other streams are
+layout; its dictionary (:data:`HEADER_DICT_V5`) holds the learned codec's settings that its
+files add: the synthesis' edge (mirrored latents past the region's edges) and the grid's
+alignment (padded to 16 cells instead of 64). The other streams are
 named in the header (``streams``: list of roles such as ``"offset"``, ``"mask"``,
 ``"tile:r,c"``, ``"residual:b"``). A missing, truncated or damaged stream is a
 :class:`~topoae.errors.StoreError` (naming the stream, or from version 4, where one CRC
@@ -90,10 +91,11 @@ _WORDS_V3 = (_WORDS + ',"step","div","index","origin_div","origin":-90.0,"origin
 HEADER_DICT_V3 = (_WORDS_V3 + json.dumps(_TEMPLATE_V3, separators=(",", ":"), sort_keys=True)).encode()
 
 
-# Format version 5's dictionary: version 3's with the synthesis edge of new learned-codec
-# files in the codec settings.
+# Format version 5's dictionary: version 3's with the synthesis edge and the grid alignment
+# of new learned-codec files in the codec settings.
 _TEMPLATE_V5: dict[str, Any] = json.loads(json.dumps(_TEMPLATE_V3))
 _TEMPLATE_V5["codec"]["edge"] = "mirror"
+_TEMPLATE_V5["codec"]["align"] = 16
 HEADER_DICT_V5 = (_WORDS_V3 + json.dumps(_TEMPLATE_V5, separators=(",", ":"), sort_keys=True)).encode()
 
 

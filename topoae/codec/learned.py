@@ -57,6 +57,10 @@ FORMAT = "topoae-rd"
 #: and what new files use
 EDGES = ("zero", "mirror")
 EDGE = "mirror"
+#: cells the coded grid is padded to a multiple of (:attr:`RDCodecConfig.align`): what they
+#: may be, and what new files use
+ALIGNS = (16, 64)
+ALIGN = 16
 
 
 #: quality levels between the trained ones: steps of 1/LEVEL_STEPS of a level (the gains
@@ -110,6 +114,10 @@ class RDCodecConfig:
     #: convolutions' zero padding (files before format 5: 3–13× the interior's squared error
     #: on the outermost 4 cells)
     edge: str = "zero"
+    #: the coded grid is the region padded (mirrored) to a multiple of this many cells: 16,
+    #: one latent (new files), or 64, one hyper-latent (files before format 5: a 202×201
+    #: region coded 256×256 cells, 60 % more latents than 208×208)
+    align: int = 64
     max_error: float | None = None
     keep_attrs: bool = True
     outliers: bool = True  # sparse corrections of the cells the model misses (spikes)
@@ -149,6 +157,9 @@ class RDCodecConfig:
             raise ConfigError(f"unknown latent context {self.context!r}")
         if self.edge not in EDGES:
             raise ConfigError(f"unknown synthesis edge {self.edge!r}; one of {', '.join(EDGES)}")
+        if self.align not in ALIGNS or self.tile % self.align:
+            raise ConfigError(f"the coded grid's alignment must be one of {ALIGNS} and divide the tile, "
+                              f"got {self.align!r}")
         if self.coastline not in (None, "exact"):
             raise ConfigError(f"--coastline must be exact or off, got {self.coastline!r}")
         if self.max_error is not None and not (math.isfinite(self.max_error) and self.max_error > 0):
@@ -255,15 +266,16 @@ def _weights_id(net: torch.nn.Module) -> str:
 
 
 # -- geometry ------------------------------------------------------------------------
-def tile_layout(height: int, width: int, tile: int, context: int = 64) -> PatchLayout:
+def tile_layout(height: int, width: int, tile: int, context: int = 64, align: int = 64) -> PatchLayout:
     """The codec's tiles: ``tile`` × ``tile`` cells side by side from the first cell, on the
-    grid padded to a multiple of 64 cells (the analysis' total downsampling), the last row
-    and column of tiles cut at that padding; each tile is analysed with ``context`` cells
+    grid padded to a multiple of ``align`` cells (16: one latent, new files; 64: one
+    hyper-latent, files before format 5), the last row and column of tiles cut at that
+    padding; each tile is analysed with ``context`` cells
     around it (its neighbours', mirrored about the edge cell past the grid: with the
     synthesis' mirrored latents (:attr:`RDCodecConfig.edge`) the outermost cells come out
     closer than with the edge cell repeated, 3 % less squared error over a 512² tile; the
     decoder never reads the grid, so this is the encoder's choice alone)."""
-    return PatchLayout(height, width, tile, tile, edge="reflect", margin=0, align=64,
+    return PatchLayout(height, width, tile, tile, edge="reflect", margin=0, align=align,
                        context=context, ragged=True)
 
 
@@ -375,7 +387,8 @@ class _Passes:
     def __init__(self, rd: RDModel, z_hat: np.ndarray, shape: tuple[int, int, int], context: str) -> None:
         _check_context(rd, context)
         self.rd = rd
-        self.hyper = _h_s64(rd, z_hat)
+        mean, scale = _h_s64(rd, z_hat)  # on 4 × the hyper-latents: cut to the latents
+        self.hyper = mean[:, :shape[1], :shape[2]], scale[:, :shape[1], :shape[2]]
         self.masks = ([m.numpy() for m in pass_masks(context, shape)] if context
                       else [np.ones(shape, dtype=bool)])
         self.mean = np.zeros(shape)
@@ -453,7 +466,8 @@ def decode_symbols(rd: RDModel, blob: bytes, shape: tuple[int, int], level: floa
         idx[passes.mask] = got
         return got
 
-    z, _ = entropy.decode_tile(blob, (hz, th // 4, tw // 4), rd.tables.for_level(table_level(level)), plan)
+    z, _ = entropy.decode_tile(blob, (hz, -(-th // 4), -(-tw // 4)), rd.tables.for_level(table_level(level)),
+                               plan)
     passes = state["passes"]
     return z, passes.sym, passes.mean, idx
 
@@ -560,12 +574,12 @@ def encode(grid: xr.DataArray, model: Any, *, level: float | None = None, max_er
                         coastline=coastline, relative_error=relative_error, floor=floor)
     cfg.check(rd.levels)
     mc = rd.net.config
-    geo = tile_layout(int(grid.shape[0]), int(grid.shape[1]), cfg.tile, cfg.margin)
+    geo = tile_layout(int(grid.shape[0]), int(grid.shape[1]), cfg.tile, cfg.margin, ALIGN)
     nodes, integer, scale_exp = _scan(grid, mc.offset_stride, mc.offset_step)
     cfg = RDCodecConfig(level=lev, tile=tile, max_error=max_error, keep_attrs=keep_attrs,
                         outliers=outliers, outlier_bits=OUTLIER_BITS, coastline=coastline,
                         relative_error=relative_error, floor=floor, scale_exp=scale_exp,
-                        edge=EDGE, context=rd.net.config.context)
+                        edge=EDGE, align=ALIGN, context=rd.net.config.context)
     cfg.check(rd.levels)
     streams: dict[str, bytes] = {"offset": _res.encode_residual(nodes)}
     nti, ntj = geo.counts
@@ -893,13 +907,19 @@ def _open(header: dict[str, Any], streams: dict[str, bytes], model: Any, force: 
     try:
         cfg = replace(RDCodecConfig(**header["codec"]), context=rd.file_context(str(header.get("model"))))
         g = header["grid"]
-        geo = tile_layout(int(g["shape"][0]), int(g["shape"][1]), cfg.tile, cfg.margin)
     except (TypeError, KeyError, ValueError):
         raise StoreError("the file's header is incomplete or from another topoae") from None
-    file_level(header, rd.levels)
     if cfg.edge not in EDGES:
         raise StoreError(f"the file's synthesis edge {cfg.edge!r} is not one this topoae knows "
                          f"({', '.join(EDGES)}): a newer topoae wrote it")
+    if cfg.align not in ALIGNS:
+        raise StoreError(f"the file's grid alignment {cfg.align!r} is not one this topoae knows "
+                         f"({', '.join(map(str, ALIGNS))}): a newer topoae wrote it")
+    try:
+        geo = tile_layout(int(g["shape"][0]), int(g["shape"][1]), cfg.tile, cfg.margin, cfg.align)
+    except (TypeError, KeyError, ValueError):
+        raise StoreError("the file's header is incomplete or from another topoae") from None
+    file_level(header, rd.levels)
     cfg.check(rd.levels)
     mc = rd.net.config
     nh, nw = offset_field.node_shape((geo.height, geo.width), mc.offset_stride)

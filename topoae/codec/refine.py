@@ -127,7 +127,8 @@ def _descend(net: HyperpriorModel, window: np.ndarray, inner: tuple[slice, slice
         z = net.hyper_analyse(y)
         z_hat = z + (torch.round(z) - z).detach()
         zb = -torch.log2(net.z_density.likelihood(z + _noise(z, gen))).sum()
-        mean, scale = net.conditional(y, *net.hyper_params(z_hat))  # the coder's μ, σ
+        # the coder's μ, σ (the hyper-synthesis covers 4 × the hyper-latents: cut to the tile's)
+        mean, scale = net.conditional(y, *(t[:, :, :h, :w] for t in net.hyper_params(z_hat)))
         r = y - mean
         y_lik = gaussian_likelihood(r + _noise(r, gen), scale)
         y_hat = mean + r + (torch.round(r) - r).detach()

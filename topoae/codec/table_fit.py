@@ -45,7 +45,7 @@ def collect(rd: learned.RDModel, grids: Iterable[xr.DataArray]
         for level in range(rd.levels):
             header, streams = learned.encode(grid, rd, level=level, outliers=False)
             geo = learned.tile_layout(int(grid.shape[0]), int(grid.shape[1]), header["codec"]["tile"],
-                                      header["codec"]["margin"])
+                                      header["codec"]["margin"], header["codec"].get("align", 64))
             for i in range(geo.counts[0]):
                 for j in range(geo.counts[1]):
                     a0, a1 = geo.span(i, 0)
