@@ -230,7 +230,9 @@ def test_regular_axes_written_by_common_formulas_need_no_stream(descending):
     s = -1.0 if descending else 1.0
     axes = [-180.0 + (np.rint((131.0 + 180.0) * 240) + 0.5 + s * i) * (1 / 240),
             (33.0 * 240 + 0.5 + s * i) / 240,
-            (131.0 - s / 480) + (i + 0.5) * (s / 240)]
+            (131.0 - s / 480) + (i + 0.5) * (s / 240),
+            # a north-up raster's rows (top − (row + ½)·res) read bottom first: counted from the end
+            (34.75 + s / 480) - ((511 - i) + 0.5) * (s / 240)]
     for v in axes:
         linspace_entry, linspace_stream = codec_io.pack_coord(v)
         entry, stream = codec_io.pack_coord(v, regular=True)

@@ -92,10 +92,12 @@ HEADER_DICT_V3 = (_WORDS_V3 + json.dumps(_TEMPLATE_V3, separators=(",", ":"), so
 
 
 # Format version 5's dictionary: version 3's with the synthesis edge and the grid alignment
-# of new learned-codec files in the codec settings.
+# of new learned-codec files in the codec settings, and a latitude axis counted from its
+# last cell (``files.LINE_FORMS``' ``edge_end``, new in version 5).
 _TEMPLATE_V5: dict[str, Any] = json.loads(json.dumps(_TEMPLATE_V3))
 _TEMPLATE_V5["codec"]["edge"] = "mirror"
 _TEMPLATE_V5["codec"]["align"] = 16
+_TEMPLATE_V5["grid"]["coords"]["lat"] = {"kind": "edge_end", "start": -1.0, "n": 512, "per": 240, "sign": 1}
 HEADER_DICT_V5 = (_WORDS_V3 + json.dumps(_TEMPLATE_V5, separators=(",", ":"), sort_keys=True)).encode()
 
 

