@@ -270,9 +270,8 @@ def tile_layout(height: int, width: int, tile: int, context: int = 64, align: in
     """The codec's tiles: ``tile`` × ``tile`` cells side by side from the first cell, on the
     grid padded to a multiple of ``align`` cells (16: one latent, new files; 64: one
     hyper-latent, files before format 5), the last row and column of tiles cut at that
-    padding; each tile is analysed with ``context`` cells
-    around it (its neighbours', mirrored about the edge cell past the grid: with the
-    synthesis' mirrored latents (:attr:`RDCodecConfig.edge`) the outermost cells come out
+    padding; each tile is analysed with ``context`` cells around it (its neighbours',
+    mirrored about the edge cell past the grid: with the synthesis' mirrored latents (:attr:`RDCodecConfig.edge`) the outermost cells come out
     closer than with the edge cell repeated, 3 % less squared error over a 512² tile; the
     decoder never reads the grid, so this is the encoder's choice alone)."""
     return PatchLayout(height, width, tile, tile, edge="reflect", margin=0, align=align,
@@ -664,9 +663,9 @@ def _refined(rd: RDModel, grid: xr.DataArray, nodes: np.ndarray, geo: PatchLayou
         cut = (slice(0, a1 - a0), slice(0, b1 - b0))  # the tile's cells on the grid, as coded
 
         def correct(xh: np.ndarray) -> tuple[int, float]:
-            e = np.where(real, (x - xh) * unit, 0.0)
-            q = np.where(np.abs(e) > step, np.rint(e / step), 0).astype(np.int64)[cut]
-            left_ = (e[cut] - q * step)[real[cut]] / unit
+            e = np.where(real, (x - xh) * unit, 0.0)[cut]
+            q = _outlier_symbols(e, step)
+            left_ = (e - q * step)[real[cut]] / unit
             return (len(_res.encode_residual(q)) if q.any() else 0), float(np.sum(left_ ** 2))
     y = _refine.refine(rd.net, win, inner, x, mask, cfg.level, steps,
                        lambda yb: _code_tile(rd, yb, cfg.level, cfg.context), seed=i * 65536 + j,
@@ -790,10 +789,15 @@ def outlier_step(rd: RDModel, cfg: RDCodecConfig) -> float:
     return float(rd.net.config.unit * cfg.scale * math.sqrt(cfg.outlier_bits / lam))
 
 
+def _outlier_symbols(e: np.ndarray, step: float) -> np.ndarray:
+    """The outlier rule: ``round(e / step)`` where the error exceeds ``step``, else 0."""
+    return np.where(np.abs(e) > step, np.rint(e / step), 0).astype(np.int64)
+
+
 def _encode_outliers(z: np.ndarray, base: np.ndarray, step: float) -> bytes | None:
     """Sparse corrections ``q·step`` on cells whose error exceeds ``step`` (None when none do)."""
     e = np.where(np.isfinite(z), z - base.astype(np.float32).astype(np.float64), 0.0)
-    q = np.where(np.abs(e) > step, np.rint(e / step), 0).astype(np.int64)
+    q = _outlier_symbols(e, step)
     if not q.any():
         return None
     return _res.encode_residual(q)
@@ -907,15 +911,12 @@ def _open(header: dict[str, Any], streams: dict[str, bytes], model: Any, force: 
     try:
         cfg = replace(RDCodecConfig(**header["codec"]), context=rd.file_context(str(header.get("model"))))
         g = header["grid"]
-    except (TypeError, KeyError, ValueError):
-        raise StoreError("the file's header is incomplete or from another topoae") from None
-    if cfg.edge not in EDGES:
-        raise StoreError(f"the file's synthesis edge {cfg.edge!r} is not one this topoae knows "
-                         f"({', '.join(EDGES)}): a newer topoae wrote it")
-    if cfg.align not in ALIGNS:
-        raise StoreError(f"the file's grid alignment {cfg.align!r} is not one this topoae knows "
-                         f"({', '.join(map(str, ALIGNS))}): a newer topoae wrote it")
-    try:
+        if cfg.edge not in EDGES:  # (a StoreError passes the except below)
+            raise StoreError(f"the file's synthesis edge {cfg.edge!r} is not one this topoae knows "
+                             f"({', '.join(EDGES)}): a newer topoae wrote it")
+        if cfg.align not in ALIGNS:
+            raise StoreError(f"the file's grid alignment {cfg.align!r} is not one this topoae knows "
+                             f"({', '.join(map(str, ALIGNS))}): a newer topoae wrote it")
         geo = tile_layout(int(g["shape"][0]), int(g["shape"][1]), cfg.tile, cfg.margin, cfg.align)
     except (TypeError, KeyError, ValueError):
         raise StoreError("the file's header is incomplete or from another topoae") from None
