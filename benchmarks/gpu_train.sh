@@ -21,6 +21,9 @@ RUN="${RUN:-rd}"
 MINUTES="${MINUTES:-6.5}"
 STEPS="${STEPS:-60000}"  # the cosine schedule's length; a resumed run continues towards it
 DEVICE="${DEVICE:-cuda}"
+# the tiles (.npz); DATA=data_cache/gpu/gebco15_tiles.npz: the same, np.savez_compressed (50 MB,
+# under the 64 MiB a device call carries)
+DATA="${DATA:-data_cache/gebco15_tiles.npz}"
 fresh=()  # the network of a fresh run (a resumed one keeps its own)
 [ -n "${CHANNELS:-}" ] && fresh+=(--channels "$CHANNELS")
 [ -n "${LATENT:-}" ] && fresh+=(--latent-channels "$LATENT")
@@ -32,7 +35,7 @@ if [ -f "runs/$RUN/last.pt" ]; then cp "runs/$RUN/last.pt" "runs/$RUN/config.jso
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
 # bf16 autocast on CUDA (GDN and likelihoods stay float32); a larger batch and crop suit an H100.
 PYTHONPATH=. python -m topoae.training.rd --out "$OUT/$RUN" --device "$DEVICE" --minutes "$MINUTES" \
-    --data data_cache/gebco15_tiles.npz --split benchmarks/rd_split.json \
+    --data "$DATA" --split benchmarks/rd_split.json \
     --batch 64 --crop 256 --val-every 250 --steps "$STEPS" \
     $( [ -f "$OUT/$RUN/last.pt" ] && echo --resume ) ${fresh[@]+"${fresh[@]}"} \
     2>&1 | tee "$OUT/$RUN/gpu_train.log"

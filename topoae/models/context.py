@@ -98,7 +98,7 @@ class LatentContext(nn.Module):
         (``y_hat`` and ``sym`` zero where not yet decoded) and the hyperprior's ``mean``, ``scale``
         (all ``(B, M, h, w)``, one dtype: float32 in training, float64 when coding)."""
         shape = (int(sym.shape[1]), int(sym.shape[2]), int(sym.shape[3]))
-        used = torch.stack(self.masks(shape)[:k]).flatten(2).any(2).any(0)  # channels decoded so far
+        used = torch.stack(self.masks(shape)[:k]).flatten(2).any(2).any(0).to(sym.device)  # channels decoded so far
         return self.nets[k - 1](y_hat, sym, mean, scale, None if bool(used.all()) else used)
 
     def _sparse_plan(self, k: int, shape: tuple[int, int, int]):
@@ -178,7 +178,7 @@ class LatentContext(nn.Module):
         """Training: the mean and scale each latent is coded with, passes run in order on
         the rounded latents (as the coder will see them; no gradient through the rounding)."""
         shape = (int(y.shape[1]), int(y.shape[2]), int(y.shape[3]))
-        masks = [m_[None].to(y.dtype) for m_ in self.masks(shape)]
+        masks = [m_[None].to(device=y.device, dtype=y.dtype) for m_ in self.masks(shape)]
         mu, sc = mean, scale
         sym = torch.zeros_like(y)
         y_hat = torch.zeros_like(y)
