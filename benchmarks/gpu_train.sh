@@ -9,7 +9,11 @@
 # as the `topoae tile --split-by-file` store a CPU run may have used; --data switches a resumed
 # run to it. The device copies the tree, not this machine's venv: the trainer needs only torch
 # and numpy. Checkpoints, metrics and the log go to $OUT/rd (fetch them back, then resume here
-# with --resume).
+# with --resume). The checkpoints themselves are too large to come back (a device returns at most
+# 8 files of 16 MiB; a wide network with its optimiser state is 100+ MB): the weights alone come
+# back as $OUT/$RUN/weights_part*.pt + weights.json (benchmarks/split_weights.py; join them here
+# with `python benchmarks/split_weights.py join DIR DIR/weights.pt`, then warm-start with --init),
+# and the checkpoints are deleted from $OUT (only last.pt's weights: 8 files, 64 MiB come back).
 #
 # RUN=rd_wide CHANNELS=128 LATENT=192 CONTEXT=checkerboard-channels4 trains a wider network with
 # the latent context jointly, from scratch (or resumes runs/$RUN): a GPU's minutes are worth
@@ -39,3 +43,6 @@ PYTHONPATH=. python -m topoae.training.rd --out "$OUT/$RUN" --device "$DEVICE" -
     --batch 64 --crop 256 --val-every 250 --steps "$STEPS" \
     $( [ -f "$OUT/$RUN/last.pt" ] && echo --resume ) ${fresh[@]+"${fresh[@]}"} \
     2>&1 | tee "$OUT/$RUN/gpu_train.log"
+# the weights alone, in parts that come back; the checkpoints stay behind
+PYTHONPATH=. python benchmarks/split_weights.py split "$OUT/$RUN/last.pt" "$OUT/$RUN" --max-mib 15
+rm -f "$OUT/$RUN/last.pt" "$OUT/$RUN/best.pt"

@@ -237,6 +237,62 @@ def add_context(weights: Path, ckpt: Path) -> None:
     print(f"wrote {weights} ({len(data):,} bytes, id {card['model_id'][:16]}) and its card")
 
 
+def replace_synthesis(weights: Path, ckpt: Path, out: Path) -> None:
+    """New weights at ``out``: the shipped network (``weights``) with the synthesis of a
+    ``python -m topoae.training.synth`` checkpoint, everything else the shipped one's bit for
+    bit. The latents and their bytes do not change; what a file decodes to does, so the new
+    release keeps the replaced synthesis (``extra["earlier_synthesis"]``) to decode the files of
+    the release it replaces and of every release that one decoded. Level ratios and τ are
+    measured again (the outlier corrections follow the synthesis)."""
+    from topoae.checkpoint import load_checkpoint, save_checkpoint
+
+    torch.set_num_threads(2)
+    extra, old_id, cfg, old_net = load_network(weights)
+    lm = load_checkpoint(ckpt)
+    net = lm.model
+    if net.config != old_net.config:
+        raise SystemExit(f"Error: {ckpt} is not the shipped network")
+    own = old_net.state_dict()
+    for k, v in net.state_dict().items():
+        if not k.startswith("g_s.") and not torch.equal(v, own[k]):
+            raise SystemExit(f"Error: {ckpt} changed {k}: only the synthesis may differ")
+    record = {k: extra[k] for k in ("same_coding_as", "without_context", "tables_fitted",
+                                    "earlier_synthesis") if k in extra}
+    extra = {k: v for k, v in extra.items() if k not in ("same_coding_as", "without_context",
+                                                          "earlier_synthesis")}
+    if "tables_fitted" in extra:  # the tables' history stays; their first release is the old one's
+        extra["tables_fitted"] = {k: v for k, v in extra["tables_fitted"].items() if k != "network_of"}
+    extra["earlier_synthesis"] = {"model_id": old_id,
+                                  "g_s": {k: v.clone() for k, v in old_net.g_s.state_dict().items()},
+                                  "extra": record}
+    synth = lm.train_config.get("synthesis", {})
+    extra["synthesis_training"] = {"checkpoint": lm.model_id, "step": lm.extra.get("step"), "config": synth}
+    rd = shipped_model(extra, old_id, net)
+    val = tile_grids(cfg, "val")
+    extra["level_ratios"] = level_ratios(rd, val)
+    print("level ratios on validation tiles:", [round(r, 1) for r in extra["level_ratios"]], flush=True)
+    extra["sample_tau"], extra["sample_coverage_val"] = calibrate_tau(rd, val)
+    save_checkpoint(out, net, cfg, normalise={"mode": "offset-field"}, extra=extra)
+    data = out.read_bytes()
+    src_card = weights.parent / f"{weights.stem}.card.json"
+    card = json.loads(src_card.read_text())
+    card.update(model_id=hashlib.sha256(data).hexdigest(), bytes=len(data), date=dt.date.today().isoformat(),
+                level_ratios_val=extra["level_ratios"], sample_tau=extra["sample_tau"],
+                sample_coverage_val=extra["sample_coverage_val"])
+    for k in ("same_coding_as", "without_context"):
+        card.pop(k, None)
+    card["earlier_synthesis"] = old_id
+    card["synthesis"] = {
+        "trained": extra["synthesis_training"],
+        "recipe": "python -m topoae.training.synth --init <the shipped weights>: the synthesis alone "
+                  "fine-tuned on the latents the frozen analysis and entropy model give, rounded as "
+                  "the coder rounds them, on blocks coded as a region's tiles (each side a region's "
+                  "edge with probability edge_prob, mirrored as the decoder mirrors it)"}
+    card["demo_region"] = demo_region(out)
+    (out.parent / f"{out.stem}.card.json").write_text(json.dumps(card, indent=1) + "\n")
+    print(f"wrote {out} ({len(data):,} bytes, id {card['model_id'][:16]}) and its card")
+
+
 def main() -> None:
     from topoae.checkpoint import save_checkpoint
     from topoae.codec import learned, tables
@@ -261,7 +317,15 @@ def main() -> None:
     ap.add_argument("--add-context", type=Path, default=None, metavar="CKPT",
                     help="add the latent context of a topoae.training.context checkpoint to the already "
                          "shipped weights (--out), re-measure the level ratios and τ, write new weights")
+    ap.add_argument("--synthesis", type=Path, default=None, metavar="CKPT",
+                    help="replace the synthesis of the already shipped weights (--out) with that of a "
+                         "topoae.training.synth checkpoint (written to --to, default --out), re-measure "
+                         "the level ratios and τ, write new weights that still decode the old files")
+    ap.add_argument("--to", type=Path, default=None, help="where --synthesis writes (default --out)")
     a = ap.parse_args()
+    if a.synthesis:
+        replace_synthesis(a.out, a.synthesis, a.to or a.out)
+        return
     if a.add_context:
         add_context(a.out, a.add_context)
         return

@@ -413,6 +413,38 @@ def test_a_recalibrated_model_decodes_the_files_of_the_release_it_replaces(rd, g
         learned.decode(h, s, replace(rd, model_id="f" * 64, same_coding_as=("a" * 64,)))
 
 
+def test_a_new_synthesis_decodes_the_files_of_the_releases_before_it(rd, grid, tmp_path):
+    """A release whose synthesis alone was retrained (same latents, same bytes) keeps the old
+    synthesis in its checkpoint: the old release's files (and those of the release the old one
+    replaced) decode bit for bit as before, its own files with the new synthesis; the old
+    release refuses the new files."""
+    net = _tiny()
+    with torch.no_grad():
+        for p in net.g_s.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    old_extra = {"same_coding_as": ["a" * 64]}
+    extra = {"earlier_synthesis": {"model_id": rd.model_id,
+                                   "g_s": {k: v.clone() for k, v in rd.net.g_s.state_dict().items()},
+                                   "extra": old_extra}}
+    path = tmp_path / "new.pt"
+    save_checkpoint(path, net, RDTrainConfig(model=TINY), normalise={"mode": "offset-field"}, extra=extra)
+    new = learned.as_rd_model(load_checkpoint(path))
+    assert new.model_id != rd.model_id
+    h, s = learned.encode(grid, rd, level=2)
+    before = learned.decode(h, s, rd).values
+    np.testing.assert_array_equal(learned.decode(h, s, new).values, before)
+    assert new.for_file("a" * 16) is new.for_file(rd.model_id[:16]) is new.earlier_synthesis
+    assert new.for_file("b" * 16) is None
+    h2, s2 = learned.encode(grid, new, level=2)
+    assert h2["model"] == new.model_id[:16]
+    latents = {k: v for k, v in s.items() if not k.startswith("out:")}  # not the outlier stream
+    assert {k: v for k, v in s2.items() if k in latents} == latents  # the same latents, same bytes
+    after = learned.decode(h2, s2, new).values
+    assert not np.array_equal(after, before)
+    with pytest.raises(ModelMismatchError):
+        learned.decode(h2, s2, rd)
+
+
 def test_default_level_is_the_best_that_reaches_100x_on_validation(rd):
     from dataclasses import replace
 

@@ -189,6 +189,10 @@ class RDModel:
     #: ids of earlier releases whose files code their latents without the spatial context this
     #: network has (it was added later; :meth:`file_context`)
     without_context: tuple[str, ...] = ()
+    #: the release this one's synthesis replaced (:func:`as_rd_model` reads it from the
+    #: checkpoint's ``extra["earlier_synthesis"]``): same analysis, entropy model and tables,
+    #: only ``g_s`` differs, so its files (and those of the releases it decoded) decode with it
+    earlier_synthesis: RDModel | None = None
     h_s64: torch.nn.Module = field(init=False, repr=False)
     #: float64 copy of the latent context (None without one): it decides scale indices too
     ctx64: LatentContext | None = field(init=False, repr=False, default=None)
@@ -214,6 +218,10 @@ class RDModel:
         before the tables were refitted (same network, original tables), or None."""
         if file_model == self.model_id[:16] or file_model in {m[:16] for m in self.same_coding_as}:
             return self
+        if self.earlier_synthesis is not None:
+            before = self.earlier_synthesis.for_file(file_model)
+            if before is not None:
+                return before
         if self.network_of and file_model == self.network_of[:16]:
             if self._earlier is None:
                 self._earlier = RDModel(net=self.net, tables=tables.freeze(self.net.z_density),
@@ -249,12 +257,25 @@ def as_rd_model(model: Any) -> RDModel:
     else:
         t = tables.freeze(net.z_density)
     mid = getattr(model, "model_id", None) or _weights_id(net)
-    ratios = tuple(float(v) for v in extra.get("level_ratios", ()))
+    return _release(net.eval(), t, mid, extra, tuple(float(v) for v in extra.get("level_ratios", ())))
+
+
+def _release(net: HyperpriorModel, t: tables.Tables, mid: str, extra: dict[str, Any],
+             ratios: tuple[float, ...]) -> RDModel:
+    """The coding model of a release whose record is ``extra``, with the release its synthesis
+    replaced (``extra["earlier_synthesis"]``: that release's id, its ``g_s`` weights and its own
+    record; nested for a chain of them) built on a copy of ``net`` with that ``g_s``."""
+    before = None
+    rec = extra.get("earlier_synthesis")
+    if rec:
+        old = copy.deepcopy(net)
+        old.g_s.load_state_dict({k: torch.as_tensor(v) for k, v in rec["g_s"].items()})
+        before = _release(old.eval(), t, str(rec["model_id"]), dict(rec.get("extra", {})), ratios)
     earlier = str((extra.get("tables_fitted") or {}).get("network_of", ""))
     same = tuple(str(m) for m in extra.get("same_coding_as", ()))
     plain = tuple(str(m) for m in extra.get("without_context", ()))
-    return RDModel(net=net.eval(), tables=t, model_id=mid, level_ratios=ratios, network_of=earlier,
-                   same_coding_as=same, without_context=plain)
+    return RDModel(net=net, tables=t, model_id=mid, level_ratios=ratios, network_of=earlier,
+                   same_coding_as=same, without_context=plain, earlier_synthesis=before)
 
 
 def _weights_id(net: torch.nn.Module) -> str:
