@@ -263,7 +263,7 @@ def replace_synthesis(weights: Path, ckpt: Path, out: Path) -> None:
     if "tables_fitted" in extra:  # the tables' history stays; their first release is the old one's
         extra["tables_fitted"] = {k: v for k, v in extra["tables_fitted"].items() if k != "network_of"}
     extra["earlier_synthesis"] = {"model_id": old_id,
-                                  "g_s": {k: v.clone() for k, v in old_net.g_s.state_dict().items()},
+                                  "synthesis": {k: v.clone() for k, v in own.items() if k.startswith("g_s.")},
                                   "extra": record}
     synth = lm.train_config.get("synthesis", {})
     extra["synthesis_training"] = {"checkpoint": lm.model_id, "step": lm.extra.get("step"), "config": synth}

@@ -423,9 +423,9 @@ def test_a_new_synthesis_decodes_the_files_of_the_releases_before_it(rd, grid, t
         for p in net.g_s.parameters():
             p.add_(0.05 * torch.randn_like(p))
     old_extra = {"same_coding_as": ["a" * 64]}
-    extra = {"earlier_synthesis": {"model_id": rd.model_id,
-                                   "g_s": {k: v.clone() for k, v in rd.net.g_s.state_dict().items()},
-                                   "extra": old_extra}}
+    extra = {"earlier_synthesis": {"model_id": rd.model_id, "extra": old_extra,
+                                   "synthesis": {k: v.clone() for k, v in rd.net.state_dict().items()
+                                                 if k.startswith("g_s.")}}}
     path = tmp_path / "new.pt"
     save_checkpoint(path, net, RDTrainConfig(model=TINY), normalise={"mode": "offset-field"}, extra=extra)
     new = learned.as_rd_model(load_checkpoint(path))

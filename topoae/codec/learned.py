@@ -191,7 +191,7 @@ class RDModel:
     without_context: tuple[str, ...] = ()
     #: the release this one's synthesis replaced (:func:`as_rd_model` reads it from the
     #: checkpoint's ``extra["earlier_synthesis"]``): same analysis, entropy model and tables,
-    #: only ``g_s`` differs, so its files (and those of the releases it decoded) decode with it
+    #: only the synthesis differs, so its files (and those of the releases it decoded) decode with it
     earlier_synthesis: RDModel | None = None
     h_s64: torch.nn.Module = field(init=False, repr=False)
     #: float64 copy of the latent context (None without one): it decides scale indices too
@@ -263,13 +263,16 @@ def as_rd_model(model: Any) -> RDModel:
 def _release(net: HyperpriorModel, t: tables.Tables, mid: str, extra: dict[str, Any],
              ratios: tuple[float, ...]) -> RDModel:
     """The coding model of a release whose record is ``extra``, with the release its synthesis
-    replaced (``extra["earlier_synthesis"]``: that release's id, its ``g_s`` weights and its own
-    record; nested for a chain of them) built on a copy of ``net`` with that ``g_s``."""
+    replaced (``extra["earlier_synthesis"]``: that release's id, its synthesis weights
+    (``g_s.*``) and its own record; nested for a chain of them), built from a copy of ``net``
+    with that synthesis."""
     before = None
     rec = extra.get("earlier_synthesis")
     if rec:
         old = copy.deepcopy(net)
-        old.g_s.load_state_dict({k: torch.as_tensor(v) for k, v in rec["g_s"].items()})
+        state = old.state_dict()
+        state.update({k: torch.as_tensor(v) for k, v in rec["synthesis"].items()})
+        old.load_state_dict(state)
         before = _release(old.eval(), t, str(rec["model_id"]), dict(rec.get("extra", {})), ratios)
     earlier = str((extra.get("tables_fitted") or {}).get("network_of", ""))
     same = tuple(str(m) for m in extra.get("same_coding_as", ()))

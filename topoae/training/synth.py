@@ -25,7 +25,7 @@ metres, and the mean λ-weighted MSE.
         --out runs/synth --minutes 90 [--resume]
 
 Checkpoints (``last.pt`` every ``checkpoint_minutes``, ``best.pt`` on validation) hold the
-whole network, only ``g_s`` changed.
+whole network, only the synthesis ``g_s`` changed.
 """
 
 from __future__ import annotations
