@@ -38,11 +38,17 @@ mkdir -p "$OUT/$RUN"
 if [ -f "runs/$RUN/last.pt" ]; then cp "runs/$RUN/last.pt" "runs/$RUN/config.json" "runs/$RUN/metrics.csv" "$OUT/$RUN/" 2>/dev/null || true; fi
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
 # bf16 autocast on CUDA (GDN and likelihoods stay float32); a larger batch and crop suit an H100.
+status=0
 PYTHONPATH=. python -m topoae.training.rd --out "$OUT/$RUN" --device "$DEVICE" --minutes "$MINUTES" \
     --data "$DATA" --split benchmarks/rd_split.json \
     --batch 64 --crop 256 --val-every 250 --steps "$STEPS" \
     $( [ -f "$OUT/$RUN/last.pt" ] && echo --resume ) ${fresh[@]+"${fresh[@]}"} \
-    2>&1 | tee "$OUT/$RUN/gpu_train.log"
-# the weights alone, in parts that come back; the checkpoints stay behind
-PYTHONPATH=. python benchmarks/split_weights.py split "$OUT/$RUN/last.pt" "$OUT/$RUN" --max-mib 15
+    2>&1 | tee "$OUT/$RUN/gpu_train.log" || status=$?
+# the weights alone, in parts that come back (also after a failed run, if it saved any); the
+# checkpoints stay behind. config.json, metrics.csv, gpu_train.log and weights.json leave room
+# for 4 parts of the 8 files a device returns.
+if [ -f "$OUT/$RUN/last.pt" ]; then
+    PYTHONPATH=. python benchmarks/split_weights.py split "$OUT/$RUN/last.pt" "$OUT/$RUN" --max-mib 15 --max-parts 4
+fi
 rm -f "$OUT/$RUN/last.pt" "$OUT/$RUN/best.pt"
+exit "$status"

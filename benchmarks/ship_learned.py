@@ -164,6 +164,8 @@ def refit_tables(weights: Path, n: int) -> None:
 
     torch.set_num_threads(2)
     extra, old_id, cfg, net = load_network(weights)
+    if "earlier_synthesis" in extra:  # its releases decode with these tables
+        raise SystemExit("Error: these weights keep an earlier synthesis whose files need their tables")
     rd = shipped_model(extra, old_id, net)
     y_hist, z_hist = table_fit.collect(rd, tile_grids(cfg, "train", n))
     fitted = table_fit.fit(rd.tables, y_hist, z_hist)
@@ -199,6 +201,8 @@ def add_context(weights: Path, ckpt: Path) -> None:
 
     torch.set_num_threads(2)
     extra, old_id, cfg, old_net = load_network(weights)
+    if "earlier_synthesis" in extra:  # its releases decode with this network's context
+        raise SystemExit("Error: these weights keep an earlier synthesis whose files need their context")
     lm = load_checkpoint(ckpt)
     net = lm.model
     if replace(net.config, context="", context_channels=old_net.config.context_channels) != old_net.config:

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 PREFIX = "weights_part"
 
 
-def split(ckpt: Path, out: Path, max_mib: float) -> list[Path]:
+def split(ckpt: Path, out: Path, max_mib: float, max_parts: int | None = None) -> list[Path]:
     from topoae.checkpoint import read_checkpoint
 
     payload, model_id = read_checkpoint(ckpt)
@@ -43,6 +43,9 @@ def split(ckpt: Path, out: Path, max_mib: float) -> list[Path]:
             size = 0
         parts[-1][k] = v.contiguous().clone()
         size += n
+    if max_parts is not None and len(parts) > max_parts:
+        raise SystemExit(f"Error: the weights need {len(parts)} parts of {max_mib} MiB, more than "
+                         f"--max-parts {max_parts} (a device returns 8 files of 16 MiB)")
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     for i, part in enumerate(parts):
@@ -80,12 +83,13 @@ def main() -> None:
     s.add_argument("ckpt", type=Path)
     s.add_argument("out", type=Path)
     s.add_argument("--max-mib", type=float, default=15.0)
+    s.add_argument("--max-parts", type=int, default=None)
     j = sub.add_parser("join")
     j.add_argument("folder", type=Path)
     j.add_argument("out", type=Path)
     a = ap.parse_args()
     if a.cmd == "split":
-        split(a.ckpt, a.out, a.max_mib)
+        split(a.ckpt, a.out, a.max_mib, a.max_parts)
     else:
         join(a.folder, a.out)
 

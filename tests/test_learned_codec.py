@@ -443,6 +443,14 @@ def test_a_new_synthesis_decodes_the_files_of_the_releases_before_it(rd, grid, t
     assert not np.array_equal(after, before)
     with pytest.raises(ModelMismatchError):
         learned.decode(h2, s2, rd)
+    # a record that does not fit the network is refused, not half-loaded
+    partial = {**extra["earlier_synthesis"]}
+    partial["synthesis"] = dict(list(partial["synthesis"].items())[1:])
+    bad = tmp_path / "bad.pt"
+    save_checkpoint(bad, net, RDTrainConfig(model=TINY), normalise={"mode": "offset-field"},
+                    extra={"earlier_synthesis": partial})
+    with pytest.raises(ModelMismatchError, match="earlier synthesis"):
+        learned.as_rd_model(load_checkpoint(bad))
 
 
 def test_default_level_is_the_best_that_reaches_100x_on_validation(rd):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import pytest
 import torch
 
 from topoae.checkpoint import read_checkpoint, save_checkpoint
@@ -36,6 +37,9 @@ def test_parts_stay_under_the_limit_and_join_bit_for_bit(tmp_path):
     for p in paths:
         part = torch.load(p, weights_only=True)
         assert sum(v.numel() * v.element_size() for v in part.values()) <= limit_mib * 2**20
+    with pytest.raises(SystemExit, match="max-parts"):
+        mod.split(ckpt, tmp_path / "few", limit_mib, max_parts=len(paths) - 1)
+    assert not (tmp_path / "few").exists()
     mod.join(tmp_path / "out", tmp_path / "joined.pt")
     a, _ = read_checkpoint(ckpt)
     b, _ = read_checkpoint(tmp_path / "joined.pt")

@@ -68,3 +68,29 @@ def test_fine_tuning_changes_the_synthesis_alone_and_lowers_its_error(tmp_path):
     h0, s0 = learned.encode(g, learned.as_rd_model(load_checkpoint(init)), level=2)
     h1, s1 = learned.encode(g, learned.as_rd_model(lm), level=2)
     assert s1["tile:0,0"] == s0["tile:0,0"]
+
+
+def test_the_context_latents_see_what_the_neighbouring_tiles_analysis_sees():
+    """The window reads ``BORDER`` cells around a block: the latents of the block and of the
+    ``SYNTH_MARGIN`` latents around it come out as from an analysis of the whole grid (as the
+    codec's neighbouring tiles give them), not truncated by the window's edge."""
+    torch.manual_seed(0)
+    net = HyperpriorModel(TINY).eval()
+    crop, extra = 64, 64
+    n, k0 = crop // synth.STRIDE, synth.BORDER // synth.STRIDE
+    big = torch.randn(1, 1, crop + 2 * (synth.BORDER + extra), crop + 2 * (synth.BORDER + extra))
+    win = big[..., extra:-extra, extra:-extra]
+    with torch.no_grad():
+        y_win = net.g_a(win)
+        y_big = net.g_a(big)
+    e = extra // synth.STRIDE
+    sel = slice(k0 - synth.SYNTH_MARGIN, k0 + n + synth.SYNTH_MARGIN)
+    big_sel = slice(e + k0 - synth.SYNTH_MARGIN, e + k0 + n + synth.SYNTH_MARGIN)
+    torch.testing.assert_close(y_win[..., sel, sel], y_big[..., big_sel, big_sel], atol=1e-5, rtol=1e-5)
+    # with only the analysis margin around the block the outer context latents differ
+    short = big[..., extra + synth.BORDER - synth.MARGIN:-(extra + synth.BORDER - synth.MARGIN),
+                extra + synth.BORDER - synth.MARGIN:-(extra + synth.BORDER - synth.MARGIN)]
+    with torch.no_grad():
+        y_short = net.g_a(short)
+    k = synth.MARGIN // synth.STRIDE
+    assert not torch.allclose(y_short[..., k - 2, k:k + n], y_big[..., e + k0 - 2, e + k0:e + k0 + n], atol=1e-3)

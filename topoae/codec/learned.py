@@ -271,7 +271,12 @@ def _release(net: HyperpriorModel, t: tables.Tables, mid: str, extra: dict[str, 
     if rec:
         old = copy.deepcopy(net)
         state = old.state_dict()
-        state.update({k: torch.as_tensor(v) for k, v in rec["synthesis"].items()})
+        want = {k for k in state if k.startswith("g_s.")}
+        got = dict(rec.get("synthesis") or {})
+        if set(got) != want or any(tuple(torch.as_tensor(v).shape) != tuple(state[k].shape)
+                                   for k, v in got.items()):
+            raise ModelMismatchError("the weights' earlier synthesis does not fit their network")
+        state.update({k: torch.as_tensor(v) for k, v in got.items()})
         old.load_state_dict(state)
         before = _release(old.eval(), t, str(rec["model_id"]), dict(rec.get("extra", {})), ratios)
     earlier = str((extra.get("tables_fitted") or {}).get("network_of", ""))

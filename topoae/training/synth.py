@@ -1,13 +1,16 @@
 """Fine-tune the synthesis of a trained hyperprior model on the codec's own latents and edges.
 
 The synthesis is the only part of a model the latents' bytes do not depend on: retraining it
-alone changes what a file decodes to, never its size. Here it learns from exactly what the
-codec gives it, which joint training only approximates:
+alone changes what a file decodes to, never its size. Here it learns from what the codec gives
+it, which joint training only approximates:
 
 * the latents are rounded as the coder rounds them (``μ + round(y − μ)``, μ from the
-  hyperprior and the spatial context), the analysis and entropy model frozen;
-* each window is a ``crop``-cell block coded as the codec codes a region's tile: the analysis
-  reads ``MARGIN`` cells of context on each side, the synthesis ``synth_margin`` latents;
+  hyperprior and the spatial context), the analysis and entropy model frozen; μ is computed
+  over the window's latents, where the coder computes it over a whole 512-cell tile's, so a few
+  percent of the latents land in the neighbouring bin;
+* each window is a ``crop``-cell block decoded as the codec decodes a region's tile: the
+  synthesis sees ``SYNTH_MARGIN`` latents of the neighbouring blocks on each side, each analysed
+  with its own ``MARGIN`` cells of context (the window reads ``BORDER`` cells around the block);
 * a side of the block is, with probability ``edge_prob``, a region's edge: the analysis then
   sees the block mirrored about its edge cell (``reflect``) and the synthesis the edge latents
   repeated (:func:`topoae.models.inference.mirror_edges`), as the decoder of a format-5 file
@@ -17,9 +20,13 @@ codec gives it, which joint training only approximates:
 Loss: MSE on the network's scale divided by the level's MSE before fine-tuning (on the
 validation windows coded as interior tiles), a random quality level per window: the rate being
 fixed, each level only has to lose error, and every level weighs alike (λ_level · MSE, the
-distortion term of the rate–distortion loss, lets the top level's few windows drive every step). Validation: the four corner windows
-of each validation tile coded as whole regions (all four sides edges), per level RMSE in
-metres, and the mean λ-weighted MSE.
+distortion term of the rate–distortion loss, lets the top level's few windows drive every
+step). Validation: the four corner windows of each validation tile coded as whole regions (all
+four sides edges) and as interior tiles, per level RMSE in metres, and the mean λ-weighted MSE.
+
+(The synthesis shipped in session 12, model ``6c195abf``, was trained before ``BORDER``: its
+context latents came from a 32-cell window border, so those on sides that were not edges were
+analysed with a truncated context.)
 
     python -m topoae.training.synth --init topoae/weights/topoae-hyperprior-gebco15.pt \\
         --out runs/synth --minutes 90 [--resume]
@@ -34,7 +41,7 @@ import argparse
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +49,7 @@ import numpy as np
 import torch
 
 from topoae.checkpoint import read_checkpoint, save_checkpoint
-from topoae.errors import TopoAEError
+from topoae.errors import ConfigError, TopoAEError
 from topoae.layout import symmetric_index
 from topoae.models.hyperprior import HyperpriorConfig, HyperpriorModel
 from topoae.training.rd import (
@@ -61,6 +68,9 @@ MARGIN = 32
 SYNTH_MARGIN = 2
 #: cells per latent
 STRIDE = 16
+#: cells of real surroundings read around a block: the synthesis' context latents are the
+#: neighbouring tiles' own, each analysed with ``MARGIN`` cells of context beyond it
+BORDER = SYNTH_MARGIN * STRIDE + MARGIN
 
 
 @dataclass(frozen=True)
@@ -80,6 +90,19 @@ class SynthTrainConfig:
     seed: int = 0
     val_every: int = 250
     checkpoint_minutes: float = 4.0
+
+    def __post_init__(self) -> None:
+        if self.crop < STRIDE or self.crop % STRIDE:
+            raise ConfigError(f"crop must be a positive multiple of {STRIDE}, got {self.crop}")
+        for name in ("batch", "total_steps", "val_every"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("lr", "lr_final", "checkpoint_minutes"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v > 0):
+                raise ConfigError(f"{name} must be a positive number, got {v}")
+        if not 0.0 <= self.edge_prob <= 1.0:
+            raise ConfigError(f"edge_prob must be within 0..1, got {self.edge_prob}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -112,19 +135,19 @@ def code_windows(net: HyperpriorModel, x: torch.Tensor, level: torch.Tensor,
                  edges: np.ndarray) -> torch.Tensor:
     """Decode blocks as the codec does, gradients through the synthesis only.
 
-    ``x`` ``(B, 1, crop + 2·MARGIN, crop + 2·MARGIN)``: each block with its real surroundings;
+    ``x`` ``(B, 1, crop + 2·BORDER, crop + 2·BORDER)``: each block with its real surroundings;
     ``edges`` bool ``(B, 4)`` (top, bottom, left, right): which sides are a region's edge.
     Returns the synthesis of each block, ``(B, 1, crop, crop)``.
     """
     b, size = x.shape[0], x.shape[-1]
-    crop = size - 2 * MARGIN
+    crop = size - 2 * BORDER
     n = crop // STRIDE
-    k0 = MARGIN // STRIDE
+    k0 = BORDER // STRIDE
     inputs = []
     for s in range(b):  # the analysis sees the block mirrored past its edges
         t, bo, le, ri = (bool(v) for v in edges[s])
-        rows = torch.from_numpy(reflect_index(-MARGIN, crop + MARGIN, crop, t, bo) + MARGIN)
-        cols = torch.from_numpy(reflect_index(-MARGIN, crop + MARGIN, crop, le, ri) + MARGIN)
+        rows = torch.from_numpy(reflect_index(-BORDER, crop + BORDER, crop, t, bo) + BORDER)
+        cols = torch.from_numpy(reflect_index(-BORDER, crop + BORDER, crop, le, ri) + BORDER)
         inputs.append(x[s].index_select(1, rows).index_select(2, cols))
     with torch.no_grad():
         y = net.analyse(torch.stack(inputs), level)
@@ -145,8 +168,13 @@ def code_windows(net: HyperpriorModel, x: torch.Tensor, level: torch.Tensor,
 
 def val_windows(tiles: np.ndarray, crop: int) -> tuple[np.ndarray, np.ndarray]:
     """The four corner blocks of every validation tile with their surroundings (metres) and
-    the tile's scale; blocks start ``MARGIN`` cells in, so every block has real surroundings."""
-    size = crop + 2 * MARGIN
+    the tile's scale; blocks start ``BORDER`` cells in, so every block has real surroundings."""
+    size = crop + 2 * BORDER
+    if len(tiles) == 0:
+        raise ConfigError("no validation tiles in the data")
+    if min(tiles.shape[1:]) < size:
+        raise ConfigError(f"the validation tiles ({tiles.shape[1]}x{tiles.shape[2]}) are smaller than a "
+                          f"block with its surroundings ({size})")
     wins, scales = [], []
     for a, sc in zip(tiles, tile_scales(tiles), strict=True):
         for r in (0, a.shape[0] - size):
@@ -161,7 +189,7 @@ def validate(net: HyperpriorModel, x: torch.Tensor, scales: np.ndarray, region: 
     """Per level RMSE (m) of the blocks, coded as whole regions (``region``) or as interior
     tiles, and the mean λ-weighted MSE (``val_loss``)."""
     net.eval()
-    crop = x.shape[-1] - 2 * MARGIN
+    crop = x.shape[-1] - 2 * BORDER
     res: dict[str, float] = {}
     loss = []
     unit = net.config.unit
@@ -172,7 +200,7 @@ def validate(net: HyperpriorModel, x: torch.Tensor, scales: np.ndarray, region: 
             level = torch.full((xb.shape[0],), lev, dtype=torch.long)
             edges = np.full((xb.shape[0], 4), region)
             xh = code_windows(net, xb, level, edges)
-            tgt = xb[..., MARGIN:MARGIN + crop, MARGIN:MARGIN + crop]
+            tgt = xb[..., BORDER:BORDER + crop, BORDER:BORDER + crop]
             per = ((xh - tgt) ** 2).reshape(xb.shape[0], -1).mean(1).numpy()
             mse_n.extend(per.tolist())
             mse_m.extend((per * (unit * scales[i:i + 4]) ** 2).tolist())
@@ -199,7 +227,7 @@ def train(cfg: SynthTrainConfig, out: Path, *, minutes: float, resume: bool, thr
     for p in net.g_s.parameters():
         p.requires_grad_(True)
     opt = torch.optim.Adam(net.g_s.parameters(), lr=cfg.lr)
-    size = cfg.crop + 2 * MARGIN
+    size = cfg.crop + 2 * BORDER
     sampler = CropSampler(load_tiles(cfg.data, cfg.split, "train"), size, cfg.seed)
     vw, vs = val_windows(load_tiles(cfg.data, cfg.split, "val"), cfg.crop)
     val_x = torch.from_numpy(prepare(vw, vs, mcfg))
@@ -250,7 +278,7 @@ def train(cfg: SynthTrainConfig, out: Path, *, minutes: float, resume: bool, thr
         level = torch.from_numpy(sampler.rng.integers(levels, size=cfg.batch))
         edges = sampler.rng.random((cfg.batch, 4)) < cfg.edge_prob
         xh = code_windows(net, x, level, edges)
-        tgt = x[..., MARGIN:MARGIN + cfg.crop, MARGIN:MARGIN + cfg.crop]
+        tgt = x[..., BORDER:BORDER + cfg.crop, BORDER:BORDER + cfg.crop]
         mse = ((xh - tgt) ** 2).reshape(cfg.batch, -1).mean(1)
         loss = (mse / ref[level]).mean()
         opt.zero_grad(set_to_none=True)
@@ -284,32 +312,39 @@ def train(cfg: SynthTrainConfig, out: Path, *, minutes: float, resume: bool, thr
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description="Fine-tune a hyperprior model's synthesis on the codec's latents.")
-    ap.add_argument("--init", default=SynthTrainConfig.init, help="the trained model")
-    ap.add_argument("--data", default=SynthTrainConfig.data)
-    ap.add_argument("--split", default=SynthTrainConfig.split)
+    ap.add_argument("--init", default=None, help=f"the trained model [{SynthTrainConfig.init}]")
+    ap.add_argument("--data", default=None, help=f"[{SynthTrainConfig.data}]")
+    ap.add_argument("--split", default=None, help=f"[{SynthTrainConfig.split}]")
     ap.add_argument("--out", required=True)
     ap.add_argument("--minutes", type=float, default=60.0)
-    ap.add_argument("--steps", type=int, default=SynthTrainConfig.total_steps)
-    ap.add_argument("--batch", type=int, default=SynthTrainConfig.batch)
-    ap.add_argument("--lr", type=float, default=SynthTrainConfig.lr)
-    ap.add_argument("--edge-prob", type=float, default=SynthTrainConfig.edge_prob)
-    ap.add_argument("--val-every", type=int, default=SynthTrainConfig.val_every)
+    # these default to the config's (a fresh run) or the run's (--resume) unless given
+    ap.add_argument("--steps", type=int, default=None, help=f"[{SynthTrainConfig.total_steps}]")
+    ap.add_argument("--batch", type=int, default=None, help=f"[{SynthTrainConfig.batch}]")
+    ap.add_argument("--lr", type=float, default=None, help=f"[{SynthTrainConfig.lr}]")
+    ap.add_argument("--edge-prob", type=float, default=None, help=f"[{SynthTrainConfig.edge_prob}]")
+    ap.add_argument("--val-every", type=int, default=None, help=f"[{SynthTrainConfig.val_every}]")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--resume", action="store_true")
     a = ap.parse_args(argv)
     out = Path(a.out)
-    if a.resume and (out / "config.json").exists():
-        cfg = SynthTrainConfig(**json.loads((out / "config.json").read_text()))
-    else:
-        if not 0.0 <= a.edge_prob <= 1.0:
-            ap.error("--edge-prob must be within 0..1")
-        cfg = SynthTrainConfig(init=a.init, data=a.data, split=a.split, total_steps=a.steps,
-                               batch=a.batch, lr=a.lr, edge_prob=a.edge_prob, val_every=a.val_every)
-    cfg = replace(cfg)
+    if not (math.isfinite(a.minutes) and a.minutes > 0):
+        ap.error(f"--minutes must be a positive number, got {a.minutes}")
+    given = {k: v for k, v in (("init", a.init), ("data", a.data), ("split", a.split),
+                               ("total_steps", a.steps), ("batch", a.batch), ("lr", a.lr),
+                               ("edge_prob", a.edge_prob), ("val_every", a.val_every)) if v is not None}
     try:
+        if a.resume and (out / "config.json").exists():
+            saved = json.loads((out / "config.json").read_text())
+            if any(k in given and given[k] != saved.get(k) for k in ("init", "lr", "edge_prob")):
+                raise ConfigError("--init, --lr and --edge-prob cannot change a run being resumed")
+            cfg = SynthTrainConfig(**{**saved, **given})  # e.g. --steps extends it
+        else:
+            cfg = SynthTrainConfig(**given)
         train(cfg, out, minutes=a.minutes, resume=a.resume, threads=a.threads)
     except TopoAEError as exc:
         raise SystemExit(f"Error: {exc}") from None
+    except OSError as exc:
+        raise SystemExit(f"Error: {exc.strerror or exc}: {exc.filename or ''}") from None
 
 
 if __name__ == "__main__":
