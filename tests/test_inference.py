@@ -96,6 +96,16 @@ def test_train_warm_start_with_a_new_ladder(tmp_path):
     assert g.shape == (3, 8)
     # two Adam steps at lr 1e-4 move a gain by far less than the 1.0 between levels
     np.testing.assert_allclose(g.mean(1).numpy(), [-1.0, 0.0, 1.0], atol=0.01)
+    # --resume continues the run from its step, optimiser and generators (run_state / resume_run)
+    more = [c for c in cmd if c not in ("--init", str(src))]
+    more[more.index("--steps") + 1] = "3"
+    done = subprocess.run([*more[:more.index("--lambdas")], *more[more.index("--lambdas") + 2:], "--resume"],
+                          capture_output=True, text=True, timeout=300)
+    if done.returncode:
+        pytest.fail(done.stderr[-2000:])
+    assert "resumed at step 2" in done.stdout
+    state = read_checkpoint(out / "last.pt")[0]["state"]
+    assert state["step"] == 3 and {"optimizer", "best", "wall", "sampler", "torch_rng"} <= set(state)
 
 
 @pytest.mark.parametrize("pads", [(0, 0, 0, 0), (2, 2, 2, 2), (1, 0, 0, 3), (0, 7, 5, 0)])

@@ -40,7 +40,16 @@ from topoae.errors import ConfigError, TopoAEError
 from topoae.models.context import SCHEDULES
 from topoae.models.entropy import gaussian_likelihood
 from topoae.models.hyperprior import HyperpriorConfig, HyperpriorModel
-from topoae.training.rd import _metres, cosine_lr, load_tiles, metrics_writer, prepare, tile_scales
+from topoae.training.rd import (
+    _metres,
+    cosine_lr,
+    load_tiles,
+    metrics_writer,
+    prepare,
+    resume_run,
+    run_state,
+    tile_scales,
+)
 
 #: cells of mirrored margin around a tile, as the codec analyses it (``RDCodecConfig.margin``)
 MARGIN = 32
@@ -182,14 +191,8 @@ def train(cfg: ContextTrainConfig, out: Path, *, minutes: float, resume: bool,
     step, best, wall = 0, float("inf"), 0.0
     last = out / "last.pt"
     if resume and last.exists():
-        saved, _ = read_checkpoint(last)
-        net.load_state_dict(saved["model"])
-        st = saved["state"]
-        opt.load_state_dict(st["optimizer"])
-        step, best, wall = int(st["step"]), float(st["best"]), float(st["wall"])
+        step, best, wall, st = resume_run(last, net, opt)
         rng.bit_generator.state = json.loads(st["rng"])
-        torch.set_rng_state(st["torch_rng"])
-        print(f"resumed at step {step} ({wall / 60:.1f} min trained)", flush=True)
     (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
     levels = cfg.model.levels
     fh, writer = metrics_writer(out, ["step", "wall_s", "train_ratio", "val_score"]
@@ -199,9 +202,7 @@ def train(cfg: ContextTrainConfig, out: Path, *, minutes: float, resume: bool,
     run: list[float] = []
 
     def save(path: Path, record: dict[str, Any]) -> None:
-        state = {"optimizer": opt.state_dict(), "step": step, "best": best,
-                 "wall": time.time() - t_start, "rng": json.dumps(rng.bit_generator.state),
-                 "torch_rng": torch.get_rng_state()}
+        state = run_state(opt, step, best, time.time() - t_start, rng.bit_generator.state, "rng")
         save_checkpoint(path, net, cfg, normalise={"mode": "offset-field"}, state=state, extra=record)
 
     while step < cfg.total_steps and time.time() < deadline:

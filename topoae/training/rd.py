@@ -27,6 +27,7 @@ import csv
 import json
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -128,6 +129,28 @@ def metrics_writer(out: Path, header: list[str]):
     if new_file:
         writer.writerow(header)
     return fh, writer
+
+
+def run_state(opt: torch.optim.Optimizer, step: int, best: float, wall: float, rng_state: Mapping[str, Any],
+              rng_key: str = "sampler", **more: Any) -> dict[str, Any]:
+    """What a checkpoint keeps to resume a run: the optimiser, step, best validation loss, wall
+    seconds trained, the numpy generator's state (under ``rng_key``), torch's, and ``more``."""
+    return {"optimizer": opt.state_dict(), "step": step, "best": best, "wall": wall,
+            rng_key: json.dumps(rng_state), "torch_rng": torch.get_rng_state(), **more}
+
+
+def resume_run(path: Path, net: torch.nn.Module, opt: torch.optim.Optimizer
+               ) -> tuple[int, float, float, dict[str, Any]]:
+    """Load a run's checkpoint (:func:`run_state`) into ``net`` and ``opt`` and restore torch's
+    generator: ``(step, best, wall, state)``; the caller restores its numpy generator."""
+    payload, _ = read_checkpoint(path)
+    net.load_state_dict(payload["model"])
+    st = payload["state"]
+    opt.load_state_dict(st["optimizer"])
+    torch.set_rng_state(st["torch_rng"])
+    step, best, wall = int(st["step"]), float(st["best"]), float(st["wall"])
+    print(f"resumed at step {step} ({wall / 60:.1f} min trained)", flush=True)
+    return step, best, wall, st
 
 
 def _metres(a: np.ndarray) -> np.ndarray:
@@ -323,14 +346,8 @@ def train(cfg: RDTrainConfig, out: Path, *, minutes: float, resume: bool, device
         model.load_state_dict(warm, strict=False)
         print(f"warm start from {init}: {len(warm)} of {len(own)} tensors", flush=True)
     if resume and last.exists():
-        payload, _ = read_checkpoint(last)
-        model.load_state_dict(payload["model"])
-        st = payload["state"]
-        opt.load_state_dict(st["optimizer"])
-        step, best, wall = int(st["step"]), float(st["best"]), float(st["wall"])
+        step, best, wall, st = resume_run(last, model, opt)
         sampler.set_state(json.loads(st["sampler"]))
-        torch.set_rng_state(st["torch_rng"])
-        print(f"resumed at step {step} ({wall / 60:.1f} min trained)", flush=True)
     (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
     levels = cfg.model.levels
     fh, writer = metrics_writer(out, ["step", "wall_s", "train_loss", "val_loss"]
@@ -341,9 +358,7 @@ def train(cfg: RDTrainConfig, out: Path, *, minutes: float, resume: bool, device
     run_loss: list[float] = []
 
     def save(path: Path, extra: dict[str, Any]) -> None:
-        state = {"optimizer": opt.state_dict(), "step": step, "best": best,
-                 "wall": time.time() - t_start, "sampler": json.dumps(sampler.state()),
-                 "torch_rng": torch.get_rng_state()}
+        state = run_state(opt, step, best, time.time() - t_start, sampler.state())
         save_checkpoint(path, model, cfg, normalise={"mode": "offset-field"}, state=state,
                         extra=extra)
 

@@ -52,6 +52,7 @@ from topoae.checkpoint import read_checkpoint, save_checkpoint
 from topoae.errors import ConfigError, TopoAEError
 from topoae.layout import symmetric_index
 from topoae.models.hyperprior import HyperpriorConfig, HyperpriorModel
+from topoae.training.context import MARGIN  # cells of analysis context (RDCodecConfig.margin)
 from topoae.training.rd import (
     CropSampler,
     _metres,
@@ -59,15 +60,15 @@ from topoae.training.rd import (
     load_tiles,
     metrics_writer,
     prepare,
+    resume_run,
+    run_state,
     tile_scales,
 )
 
-#: cells of analysis context around a block (``RDCodecConfig.margin``)
-MARGIN = 32
 #: latents of synthesis context around a block (``RDCodecConfig.synth_margin``)
 SYNTH_MARGIN = 2
 #: cells per latent
-STRIDE = 16
+STRIDE = HyperpriorModel.downsample
 #: cells of real surroundings read around a block: the synthesis' context latents are the
 #: neighbouring tiles' own, each analysed with ``MARGIN`` cells of context beyond it
 BORDER = SYNTH_MARGIN * STRIDE + MARGIN
@@ -235,15 +236,9 @@ def train(cfg: SynthTrainConfig, out: Path, *, minutes: float, resume: bool, thr
     last = out / "last.pt"
     saved_ref: list[float] = []
     if resume and last.exists():
-        p2, _ = read_checkpoint(last)
-        net.load_state_dict(p2["model"])
-        st = p2["state"]
-        opt.load_state_dict(st["optimizer"])
-        step, best, wall = int(st["step"]), float(st["best"]), float(st["wall"])
+        step, best, wall, st = resume_run(last, net, opt)
         sampler.set_state(json.loads(st["sampler"]))
-        torch.set_rng_state(st["torch_rng"])
         saved_ref = [float(v) for v in st["ref"]]
-        print(f"resumed at step {step} ({wall / 60:.1f} min trained)", flush=True)
     (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
     levels = mcfg.levels
     fh, writer = metrics_writer(out, ["step", "wall_s", "train_loss", "val_loss", "val_interior"]
@@ -263,9 +258,7 @@ def train(cfg: SynthTrainConfig, out: Path, *, minutes: float, resume: bool, thr
     run_loss: list[float] = []
 
     def save(path: Path, extra: dict[str, Any]) -> None:
-        state = {"optimizer": opt.state_dict(), "step": step, "best": best,
-                 "wall": time.time() - t_start, "sampler": json.dumps(sampler.state()),
-                 "torch_rng": torch.get_rng_state(), "ref": ref.tolist()}
+        state = run_state(opt, step, best, time.time() - t_start, sampler.state(), ref=ref.tolist())
         save_checkpoint(path, net, {**base_cfg, "synthesis": cfg.to_dict()},
                         normalise={"mode": "offset-field"}, state=state, extra=extra)
 
