@@ -12,6 +12,11 @@ networks, not of refitted tables. Per
 region: the candidate's RMSE over the reference's, each interpolated in log–log at 50, 100,
 200 and 400× between its levels (the ratios of whole ``.tae`` files); then the geometric
 mean over the regions. Below 1: the candidate is better.
+
+``--refit-tables N`` compares what ``ship_learned.py --synthesis CANDIDATE --refit-tables N``
+would ship against the shipped weights: the reference codes with its stored tables, the
+candidate (a ``topoae.training.synth`` checkpoint: its analysis changed, its entropy model the
+reference's) with the reference's tables fitted again to its own symbols on N training tiles.
 """
 
 from __future__ import annotations
@@ -40,6 +45,22 @@ def _frozen(path: Path, stored: bool = False):
     return learned.RDModel(net=net, tables=tables.freeze(net.z_density), model_id=lm.model_id)
 
 
+def _refitted(path: Path, against: Path, n: int):
+    """The candidate's network with the reference's stored tables fitted to its symbols on
+    ``n`` training tiles (:mod:`topoae.codec.table_fit`)."""
+    from ship_learned import load_network, tile_grids
+
+    from topoae.checkpoint import load_checkpoint
+    from topoae.codec import learned, table_fit
+
+    ref = _frozen(against, True)
+    _, _, cfg, _ = load_network(against)
+    lm = load_checkpoint(path)
+    rd = learned.RDModel(net=lm.model.eval(), tables=ref.tables, model_id=lm.model_id)
+    y_hist, z_hist = table_fit.collect(rd, tile_grids(cfg, "train", n))
+    return learned.RDModel(net=rd.net, tables=table_fit.fit(ref.tables, y_hist, z_hist), model_id=lm.model_id)
+
+
 def _curve(grid, rd) -> list[tuple[float, float]]:
     from topoae import metrics
     from topoae.codec import learned
@@ -62,13 +83,19 @@ def main() -> None:
     ap.add_argument("--stored-tables", action="store_true",
                     help="code with the tables stored in each file (both shipped weights, e.g. a "
                          "release that adds a latent context against the one before)")
+    ap.add_argument("--refit-tables", type=int, default=0, metavar="N",
+                    help="the reference with its stored tables, the candidate with those tables fitted "
+                         "to its symbols on N training tiles (a synthesis/analysis fine-tune, as shipped)")
     a = ap.parse_args()
     import torch
 
     from topoae.io import open_grid
 
     torch.set_num_threads(a.threads)
-    ref, cand = _frozen(a.against, a.stored_tables), _frozen(a.candidate, a.stored_tables)
+    if a.refit_tables:
+        ref, cand = _frozen(a.against, True), _refitted(a.candidate, a.against, a.refit_tables)
+    else:
+        ref, cand = _frozen(a.against, a.stored_tables), _frozen(a.candidate, a.stored_tables)
     paths = regions(False)
     logs: dict[int, list[float]] = {t: [] for t in TARGETS}
     for name in NAMES:

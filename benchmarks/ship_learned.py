@@ -30,6 +30,9 @@ import xarray as xr
 REPO = Path(__file__).resolve().parents[1]
 WEIGHTS = REPO / "topoae" / "weights"
 NAME = "topoae-hyperprior-gebco15"
+#: parts of the network only the encoder runs: a release may retrain them and still share its
+#: tables (and decode every earlier release's files)
+ENCODER_SIDE = ("g_a", "h_a")
 
 
 def tile_grids(cfg, split: str, n: int | None = None) -> list[xr.DataArray]:
@@ -241,14 +244,19 @@ def add_context(weights: Path, ckpt: Path) -> None:
     print(f"wrote {weights} ({len(data):,} bytes, id {card['model_id'][:16]}) and its card")
 
 
-def replace_synthesis(weights: Path, ckpt: Path, out: Path) -> None:
+def replace_synthesis(weights: Path, ckpt: Path, out: Path, refit: int = 0) -> None:
     """New weights at ``out``: the shipped network (``weights``) with the synthesis of a
-    ``python -m topoae.training.synth`` checkpoint, everything else the shipped one's bit for
-    bit. The latents and their bytes do not change; what a file decodes to does, so the new
+    ``python -m topoae.training.synth`` checkpoint (and its analysis and hyper-analysis when it
+    trained them, ``--analysis``: the encoder's side, which no decoder runs), the decoder's
+    entropy model (hyper-synthesis, densities, context, gains) the shipped one's bit for bit, so
+    every earlier file's bytes decode with the same tables. What a file decodes to does change, so the new
     release keeps the replaced synthesis (``extra["earlier_synthesis"]``) to decode the files of
-    the release it replaces and of every release that one decoded. Level ratios and τ are
-    measured again (the outlier corrections follow the synthesis)."""
+    the release it replaces and of every release that one decoded. With ``refit`` the tables
+    are fitted again to the symbols of the new analysis on that many training tiles (the
+    replaced release's tables go into its record). Level ratios and τ are measured again (the
+    outlier corrections follow the synthesis)."""
     from topoae.checkpoint import load_checkpoint, save_checkpoint
+    from topoae.codec import learned, table_fit
 
     torch.set_num_threads(2)
     extra, old_id, cfg, old_net = load_network(weights)
@@ -257,9 +265,10 @@ def replace_synthesis(weights: Path, ckpt: Path, out: Path) -> None:
     if net.config != old_net.config:
         raise SystemExit(f"Error: {ckpt} is not the shipped network")
     own = old_net.state_dict()
-    for k, v in net.state_dict().items():
-        if not k.startswith("g_s.") and not torch.equal(v, own[k]):
-            raise SystemExit(f"Error: {ckpt} changed {k}: only the synthesis may differ")
+    changed = sorted({k.split(".")[0] for k, v in net.state_dict().items() if not torch.equal(v, own[k])})
+    if set(changed) - set(ENCODER_SIDE) - {"g_s"}:
+        raise SystemExit(f"Error: {ckpt} changed {', '.join(changed)}: only the synthesis and the "
+                         "encoder's side (" + ", ".join(ENCODER_SIDE) + ") may differ")
     record = {k: extra[k] for k in ("same_coding_as", "without_context", "tables_fitted",
                                     "earlier_synthesis") if k in extra}
     extra = {k: v for k, v in extra.items() if k not in ("same_coding_as", "without_context",
@@ -270,8 +279,18 @@ def replace_synthesis(weights: Path, ckpt: Path, out: Path) -> None:
                                   "synthesis": {k: v.clone() for k, v in own.items() if k.startswith("g_s.")},
                                   "extra": record}
     synth = lm.train_config.get("synthesis", {})
-    extra["synthesis_training"] = {"checkpoint": lm.model_id, "step": lm.extra.get("step"), "config": synth}
+    extra["synthesis_training"] = {"checkpoint": lm.model_id, "step": lm.extra.get("step"), "config": synth,
+                                   "changed": changed}
     rd = shipped_model(extra, old_id, net)
+    if refit:
+        if not set(changed) & set(ENCODER_SIDE):
+            print("note: the analysis is unchanged; the tables are fitted again all the same", flush=True)
+        y_hist, z_hist = table_fit.collect(rd, tile_grids(cfg, "train", refit))
+        fitted = table_fit.fit(rd.tables, y_hist, z_hist)
+        extra["earlier_synthesis"]["tables"] = extra["tables"]
+        extra["tables"] = {k: torch.from_numpy(v) for k, v in fitted.to_arrays().items()}
+        extra["tables_fitted"] = {"training_tiles": refit, "prior_symbols": table_fit.PRIOR_SYMBOLS}
+        rd = learned.RDModel(net=net, tables=fitted, model_id=old_id)
     val = tile_grids(cfg, "val")
     extra["level_ratios"] = level_ratios(rd, val)
     print("level ratios on validation tiles:", [round(r, 1) for r in extra["level_ratios"]], flush=True)
@@ -286,11 +305,16 @@ def replace_synthesis(weights: Path, ckpt: Path, out: Path) -> None:
     for k in ("same_coding_as", "without_context"):
         card.pop(k, None)
     card["earlier_synthesis"] = old_id
+    if refit:
+        card["tables"] = (f"fitted to the symbols of {refit} training tiles at every level "
+                          f"(topoae.codec.table_fit, prior weight {table_fit.PRIOR_SYMBOLS:g} symbols) with "
+                          f"this release's analysis; model {old_id[:16]}'s files decode with its own tables")
     card["synthesis"] = {
         "trained": extra["synthesis_training"],
-        "recipe": "python -m topoae.training.synth --init <the shipped weights>: the synthesis alone "
-                  "fine-tuned on the latents the frozen analysis and entropy model give, rounded as "
-                  "the coder rounds them, on blocks coded as a region's tiles (each side a region's "
+        "recipe": "python -m topoae.training.synth --init <the shipped weights> [--analysis]: the "
+                  "synthesis (with --analysis also the analysis and hyper-analysis, on rate + λ · "
+                  "distortion) fine-tuned with the decoder's entropy model frozen, on latents rounded "
+                  "as the coder rounds them, on blocks coded as a region's tiles (each side a region's "
                   "edge with probability edge_prob, mirrored as the decoder mirrors it)"}
     card["demo_region"] = demo_region(out)
     (out.parent / f"{out.stem}.card.json").write_text(json.dumps(card, indent=1) + "\n")
@@ -310,6 +334,7 @@ def main() -> None:
                          "for the card")
     ap.add_argument("--refit-tables", type=int, default=0, metavar="N",
                     help="refit the probability tables of the already shipped weights (--out) on N "
+                         "(with --synthesis: of the new weights, keeping the old tables for the old files) "
                          "training tiles (topoae.codec.table_fit), re-measure the level ratios, and "
                          "write new weights (a new model id) and card")
     ap.add_argument("--recalibrate", action="store_true",
@@ -328,7 +353,7 @@ def main() -> None:
     ap.add_argument("--to", type=Path, default=None, help="where --synthesis writes (default --out)")
     a = ap.parse_args()
     if a.synthesis:
-        replace_synthesis(a.out, a.synthesis, a.to or a.out)
+        replace_synthesis(a.out, a.synthesis, a.to or a.out, a.refit_tables)
         return
     if a.add_context:
         add_context(a.out, a.add_context)

@@ -453,6 +453,41 @@ def test_a_new_synthesis_decodes_the_files_of_the_releases_before_it(rd, grid, t
         learned.as_rd_model(load_checkpoint(bad))
 
 
+def test_a_release_with_a_new_analysis_and_tables_keeps_the_tables_of_the_release_before(rd, grid, tmp_path):
+    """A release that retrained the analysis and synthesis and fitted its tables again keeps
+    the replaced release's synthesis and tables in its record: that release's files decode bit
+    for bit as before (with its tables, not the new ones), the new files with the new tables."""
+    from topoae.codec import table_fit
+
+    net = _tiny()
+    with torch.no_grad():
+        for p in [*net.g_s.parameters(), *net.g_a.parameters(), *net.h_a.parameters()]:
+            p.add_(0.05 * torch.randn_like(p))
+    y_hist, z_hist = table_fit.collect(learned.RDModel(net=net, tables=rd.tables, model_id="c" * 64),
+                                       [synthetic_grid(128, 128, seed=5)])
+    fitted = table_fit.fit(rd.tables, y_hist, z_hist)
+    assert fitted.z_levels and not rd.tables.z_levels  # per-level hyper-latent tables now
+    extra = {"tables": {k: torch.from_numpy(v) for k, v in fitted.to_arrays().items()},
+             "earlier_synthesis": {"model_id": rd.model_id, "extra": {},
+                                   "tables": {k: torch.from_numpy(v) for k, v in rd.tables.to_arrays().items()},
+                                   "synthesis": {k: v.clone() for k, v in rd.net.state_dict().items()
+                                                 if k.startswith("g_s.")}}}
+    path = tmp_path / "new.pt"
+    save_checkpoint(path, net, RDTrainConfig(model=TINY), normalise={"mode": "offset-field"}, extra=extra)
+    new = learned.as_rd_model(load_checkpoint(path))
+    h, s = learned.encode(grid, rd, level=2)
+    np.testing.assert_array_equal(learned.decode(h, s, new).values, learned.decode(h, s, rd).values)
+    assert new.earlier_synthesis is not None and not new.earlier_synthesis.tables.z_levels
+    assert new.tables.z_levels
+    # the new release codes with the fitted tables: the same network with the old ones gives
+    # other bytes, and its files decode as what the encoder saw (the outliers bound them)
+    h2, s2 = learned.encode(grid, new, level=2)
+    old_tables = learned.RDModel(net=net, tables=rd.tables, model_id=new.model_id)
+    h3, s3 = learned.encode(grid, old_tables, level=2)
+    assert s2["tile:0,0"] != s3["tile:0,0"]
+    np.testing.assert_array_equal(learned.decode(h2, s2, new).values, learned.decode(h3, s3, old_tables).values)
+
+
 def test_default_level_is_the_best_that_reaches_100x_on_validation(rd):
     from dataclasses import replace
 

@@ -70,6 +70,24 @@ def test_files_of_the_release_before_decode_bit_for_bit():
     np.testing.assert_array_equal(got, want)
 
 
+def test_files_of_the_release_whose_synthesis_and_tables_were_replaced_decode_bit_for_bit():
+    """A file of release 6c195abf (format 5, level 4, a 128×160 corner of the demo region)
+    decodes with the shipped model exactly as 6c195abf decoded it: a later release that
+    retrained the synthesis and the analysis and fitted its tables again keeps 6c195abf's
+    synthesis and tables for its files."""
+    from pathlib import Path
+
+    from topoae.checkpoint import load_checkpoint
+    from topoae.codec import learned
+
+    data = Path(__file__).parent / "data"
+    rd = learned.as_rd_model(load_checkpoint(zoo.default_model_path()))
+    h, s = learned.read(data / "release_6c195abf.tae")
+    assert h["model"] == "6c195abf3f8c180e"
+    got = learned.decode(h, s, rd).values
+    np.testing.assert_array_equal(got, np.load(data / "release_6c195abf_decoded.npy"))
+
+
 def test_format_3_files_with_the_context_decode_bit_for_bit():
     """A format-3 file of this release (latent context, error-bounded, made before format 4 and
     before the coder's sparse context pass, from a 128×160 corner of the demo region at level

@@ -10,6 +10,7 @@ import torch
 
 from topoae.checkpoint import load_checkpoint, save_checkpoint
 from topoae.codec import learned
+from topoae.errors import ConfigError
 from topoae.io.synthetic import synthetic_grid
 from topoae.models.hyperprior import HyperpriorConfig, HyperpriorModel
 from topoae.models.inference import mirror_edges
@@ -94,3 +95,52 @@ def test_the_context_latents_see_what_the_neighbouring_tiles_analysis_sees():
         y_short = net.g_a(short)
     k = synth.MARGIN // synth.STRIDE
     assert not torch.allclose(y_short[..., k - 2, k:k + n], y_big[..., e + k0 - 2, e + k0:e + k0 + n], atol=1e-3)
+
+
+def test_the_encoder_side_learns_with_the_synthesis_and_the_entropy_model_stays(tmp_path):
+    """``analysis=True``: the analysis and hyper-analysis train with the synthesis on rate +
+    λ · distortion; the decoder's entropy model (hyper-synthesis, densities, context, gains)
+    stays bit for bit, the rate–distortion score falls, and the file's tiles are still coded
+    with the tables every release shares (the decoder decodes them without the new analysis)."""
+    torch.manual_seed(0)
+    base = HyperpriorModel(TINY).eval()
+    init = tmp_path / "init.pt"
+    save_checkpoint(init, base, RDTrainConfig(model=TINY), normalise={"mode": "offset-field"})
+    tiles = np.stack([np.rint(synthetic_grid(224, 224, seed=s).values).astype(np.int16) for s in range(4)])
+    names = np.array([f"t{k}" for k in range(4)])
+    np.savez(tmp_path / "tiles.npz", names=names, tiles=tiles)
+    (tmp_path / "split.json").write_text(json.dumps({"train": list(names[:3]), "val": [names[3]], "test": []}))
+    with pytest.raises(ConfigError, match="multiple of 64"):
+        synth.SynthTrainConfig(crop=96, analysis=True)
+    cfg = synth.SynthTrainConfig(init=str(init), data=str(tmp_path / "tiles.npz"),
+                                 split=str(tmp_path / "split.json"), crop=64, batch=4, lr=2e-3,
+                                 lr_final=1e-3, total_steps=60, val_every=30, edge_prob=0.5, analysis=True)
+    synth.train(cfg, tmp_path / "run", minutes=5, resume=False, threads=1)
+    rows = [r.split(",") for r in (tmp_path / "run" / "metrics.csv").read_text().splitlines()[1:]]
+    assert float(rows[0][3]) == 1.0 and float(rows[0][4]) == 1.0  # scores relative to the start
+    assert float(rows[-1][3]) < 1.0 and float(rows[-1][4]) < 1.0
+    lm = load_checkpoint(tmp_path / "run" / "last.pt")
+    changed = {k.split(".")[0] for k, v in lm.model.state_dict().items() if not torch.equal(v, base.state_dict()[k])}
+    assert changed == {"g_s", "g_a", "h_a"}
+    # a file of the new encoder decodes with a network that has only its synthesis and the old rest
+    g = synthetic_grid(96, 112, seed=9)
+    new = learned.as_rd_model(lm)
+    head, streams = learned.encode(g, new, level=2)
+    dec_net = HyperpriorModel(TINY)
+    dec_net.load_state_dict({k: (v if k.startswith("g_s.") else base.state_dict()[k])
+                             for k, v in lm.model.state_dict().items()})
+    dec = learned.RDModel(net=dec_net.eval(), tables=new.tables, model_id=new.model_id, name=new.name,
+                          level_ratios=new.level_ratios)
+    np.testing.assert_array_equal(learned.decode(head, streams, dec).values,
+                                  learned.decode(head, streams, new).values)
+
+
+def test_the_distortion_counts_a_cell_at_most_what_its_outlier_correction_costs():
+    err2 = torch.tensor([[0.0, 0.01, 4.0, 100.0], [1.0, 1.0, 1.0, 1.0]])
+    lam = torch.tensor([2.0, 0.5])
+    torch.testing.assert_close(synth.distortion(err2, lam, 0.0), err2.mean(1))  # plain MSE
+    got = synth.distortion(err2, lam, 6.0)  # caps: 6 / 2 = 3 and 6 / 0.5 = 12
+    torch.testing.assert_close(got, torch.tensor([(0.0 + 0.01 + 3.0 + 3.0) / 4, 1.0]))
+    assert bool((lam * got <= 6.0).all())  # λ · distortion: at most the correction's bits per cell
+    with pytest.raises(ConfigError, match="outlier_bits"):
+        synth.SynthTrainConfig(outlier_bits=-1.0)

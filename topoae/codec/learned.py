@@ -190,8 +190,9 @@ class RDModel:
     #: network has (it was added later; :meth:`file_context`)
     without_context: tuple[str, ...] = ()
     #: the release this one's synthesis replaced (:func:`as_rd_model` reads it from the
-    #: checkpoint's ``extra["earlier_synthesis"]``): same analysis, entropy model and tables,
-    #: only the synthesis differs, so its files (and those of the releases it decoded) decode with it
+    #: checkpoint's ``extra["earlier_synthesis"]``): same entropy model, the synthesis differs
+    #: (and maybe the analysis, which no decoder runs, and the fitted tables, which the record
+    #: keeps), so its files (and those of the releases it decoded) decode with it
     earlier_synthesis: RDModel | None = None
     h_s64: torch.nn.Module = field(init=False, repr=False)
     #: float64 copy of the latent context (None without one): it decides scale indices too
@@ -264,8 +265,9 @@ def _release(net: HyperpriorModel, t: tables.Tables, mid: str, extra: dict[str, 
              ratios: tuple[float, ...]) -> RDModel:
     """The coding model of a release whose record is ``extra``, with the release its synthesis
     replaced (``extra["earlier_synthesis"]``: that release's id, its synthesis weights
-    (``g_s.*``) and its own record; nested for a chain of them), built from a copy of ``net``
-    with that synthesis."""
+    (``g_s.*``), its probability tables where they differ from this release's (``tables``;
+    absent: the same) and its own record; nested for a chain of them), built from a copy of
+    ``net`` with that synthesis."""
     before = None
     rec = extra.get("earlier_synthesis")
     if rec:
@@ -278,7 +280,10 @@ def _release(net: HyperpriorModel, t: tables.Tables, mid: str, extra: dict[str, 
             raise ModelMismatchError("the weights' earlier synthesis does not fit their network")
         state.update({k: torch.as_tensor(v) for k, v in got.items()})
         old.load_state_dict(state)
-        before = _release(old.eval(), t, str(rec["model_id"]), dict(rec.get("extra", {})), ratios)
+        t_old = t
+        if rec.get("tables") is not None:
+            t_old = tables.Tables.from_arrays({k: np.asarray(v) for k, v in rec["tables"].items()})
+        before = _release(old.eval(), t_old, str(rec["model_id"]), dict(rec.get("extra", {})), ratios)
     earlier = str((extra.get("tables_fitted") or {}).get("network_of", ""))
     same = tuple(str(m) for m in extra.get("same_coding_as", ()))
     plain = tuple(str(m) for m in extra.get("without_context", ()))

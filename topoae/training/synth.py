@@ -1,8 +1,12 @@
 """Fine-tune the synthesis of a trained hyperprior model on the codec's own latents and edges.
 
 The synthesis is the only part of a model the latents' bytes do not depend on: retraining it
-alone changes what a file decodes to, never its size. Here it learns from what the codec gives
-it, which joint training only approximates:
+alone changes what a file decodes to, never its size. With ``--analysis`` the encoder's side
+(analysis and hyper-analysis, which no decoder runs) trains with it on rate + λ · distortion;
+the decoder's entropy model (hyper-synthesis, densities, context, gains) stays frozen either
+way, so a release made from the result (``benchmarks/ship_learned.py --synthesis``) keeps
+decoding every earlier release's files with their own synthesis and tables. Here the
+network learns from what the codec gives it, which joint training only approximates:
 
 * the latents are rounded as the coder rounds them (``μ + round(y − μ)``, μ from the
   hyperprior and the spatial context), the analysis and entropy model frozen; μ is computed
@@ -21,18 +25,25 @@ Loss: MSE on the network's scale divided by the level's MSE before fine-tuning (
 validation windows coded as interior tiles), a random quality level per window: the rate being
 fixed, each level only has to lose error, and every level weighs alike (λ_level · MSE, the
 distortion term of the rate–distortion loss, lets the top level's few windows drive every
-step). Validation: the four corner windows of each validation tile coded as whole regions (all
-four sides edges) and as interior tiles, per level RMSE in metres, and the mean λ-weighted MSE.
+step). With ``--analysis``: the level's rate–distortion loss ``bpc + λ · MSE`` (bits of noisy
+latents and hyper-latents under the frozen densities, the block's own only) divided by its value
+before fine-tuning. Validation: the four corner windows of each validation tile coded as whole
+regions (all four sides edges) and as interior tiles, per level RMSE in metres and estimated
+bits per cell (of the rounded symbols), and the mean λ-weighted MSE (with ``--analysis``: the
+mean over levels of the rate–distortion loss relative to its value before fine-tuning).
 
 (The synthesis shipped in session 12, model ``6c195abf``, was trained before ``BORDER``: its
 context latents came from a 32-cell window border, so those on sides that were not edges were
 analysed with a truncated context.)
 
     python -m topoae.training.synth --init topoae/weights/topoae-hyperprior-gebco15.pt \\
-        --out runs/synth --minutes 90 [--resume]
+        --out runs/synth --minutes 90 [--analysis] [--resume]
 
 Checkpoints (``last.pt`` every ``checkpoint_minutes``, ``best.pt`` on validation) hold the
-whole network, only the synthesis ``g_s`` changed.
+whole network, only the synthesis ``g_s`` changed (with ``--analysis`` also ``g_a``, ``h_a``).
+The estimated bits are for training only: the real coder uses the release's fitted tables,
+so a release refits them to the new analysis (``ship_learned.py --synthesis CKPT
+--refit-tables N``).
 """
 
 from __future__ import annotations
@@ -51,6 +62,7 @@ import torch
 from topoae.checkpoint import read_checkpoint, save_checkpoint
 from topoae.errors import ConfigError, TopoAEError
 from topoae.layout import symmetric_index
+from topoae.models.entropy import gaussian_likelihood
 from topoae.models.hyperprior import HyperpriorConfig, HyperpriorModel
 from topoae.training.context import MARGIN  # cells of analysis context (RDCodecConfig.margin)
 from topoae.training.rd import (
@@ -67,8 +79,9 @@ from topoae.training.rd import (
 
 #: latents of synthesis context around a block (``RDCodecConfig.synth_margin``)
 SYNTH_MARGIN = 2
-#: cells per latent
+#: cells per latent and per hyper-latent
 STRIDE = HyperpriorModel.downsample
+HYPER_STRIDE = HyperpriorModel.hyper_downsample
 #: cells of real surroundings read around a block: the synthesis' context latents are the
 #: neighbouring tiles' own, each analysed with ``MARGIN`` cells of context beyond it
 BORDER = SYNTH_MARGIN * STRIDE + MARGIN
@@ -91,10 +104,20 @@ class SynthTrainConfig:
     seed: int = 0
     val_every: int = 250
     checkpoint_minutes: float = 4.0
+    #: also train the encoder side (analysis and hyper-analysis) on rate + λ · distortion;
+    #: the decoder's entropy model (hyper-synthesis, densities, context, gains) stays frozen,
+    #: so a file's bytes are still decoded with the tables every release shares
+    analysis: bool = False
+    #: bits a sparse outlier correction costs the codec (its ``OUTLIER_BITS``), or 0: with it,
+    #: a cell's squared error counts at most ``outlier_bits / λ`` (λ on the network scale),
+    #: what the codec pays for that cell once the outlier stream corrects it, so the network
+    #: does not spend latents on the spikes the corrections take
+    outlier_bits: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.crop < STRIDE or self.crop % STRIDE:
-            raise ConfigError(f"crop must be a positive multiple of {STRIDE}, got {self.crop}")
+        unit = HYPER_STRIDE if self.analysis else STRIDE
+        if self.crop < unit or self.crop % unit:
+            raise ConfigError(f"crop must be a positive multiple of {unit}, got {self.crop}")
         for name in ("batch", "total_steps", "val_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -102,6 +125,8 @@ class SynthTrainConfig:
             v = getattr(self, name)
             if not (math.isfinite(v) and v > 0):
                 raise ConfigError(f"{name} must be a positive number, got {v}")
+        if not (math.isfinite(self.outlier_bits) and self.outlier_bits >= 0):
+            raise ConfigError(f"outlier_bits must be a number >= 0, got {self.outlier_bits}")
         if not 0.0 <= self.edge_prob <= 1.0:
             raise ConfigError(f"edge_prob must be within 0..1, got {self.edge_prob}")
 
@@ -133,12 +158,16 @@ def latent_index(k: int, n: int, low_edge: bool, high_edge: bool) -> np.ndarray:
 
 
 def code_windows(net: HyperpriorModel, x: torch.Tensor, level: torch.Tensor,
-                 edges: np.ndarray) -> torch.Tensor:
-    """Decode blocks as the codec does, gradients through the synthesis only.
+                 edges: np.ndarray, *, analysis: bool = False, noise: bool = False
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Decode blocks as the codec does.
 
     ``x`` ``(B, 1, crop + 2·BORDER, crop + 2·BORDER)``: each block with its real surroundings;
     ``edges`` bool ``(B, 4)`` (top, bottom, left, right): which sides are a region's edge.
-    Returns the synthesis of each block, ``(B, 1, crop, crop)``.
+    Returns the synthesis of each block ``(B, 1, crop, crop)`` and the block's estimated bits
+    per cell ``(B,)`` (its latents and hyper-latents; the bits of the rounded symbols, or of
+    noisy latents with ``noise``, the training proxy). Gradients reach the synthesis, and with
+    ``analysis`` the analysis and hyper-analysis too (rounding passed straight through).
     """
     b, size = x.shape[0], x.shape[-1]
     crop = size - 2 * BORDER
@@ -150,11 +179,23 @@ def code_windows(net: HyperpriorModel, x: torch.Tensor, level: torch.Tensor,
         rows = torch.from_numpy(reflect_index(-BORDER, crop + BORDER, crop, t, bo) + BORDER)
         cols = torch.from_numpy(reflect_index(-BORDER, crop + BORDER, crop, le, ri) + BORDER)
         inputs.append(x[s].index_select(1, rows).index_select(2, cols))
-    with torch.no_grad():
+    with torch.set_grad_enabled(analysis and torch.is_grad_enabled()):
         y = net.analyse(torch.stack(inputs), level)
-        z_hat = torch.round(net.hyper_analyse(y))
-        mean, _ = net.conditional(y, *net.hyper_params(z_hat))
-        y_hat = torch.round(y - mean) + mean
+        z = net.hyper_analyse(y)
+        z_hat = z + (torch.round(z) - z).detach()
+        mean, scale = net.conditional(y, *net.hyper_params(z_hat))
+        q = y - mean
+        y_hat = mean + q + (torch.round(q) - q).detach()  # μ + round(y − μ), straight through
+        yb = slice(k0, k0 + n)
+        zb = slice(BORDER // HYPER_STRIDE, (BORDER + crop) // HYPER_STRIDE)
+        if noise:
+            qv = q + torch.empty_like(q).uniform_(-0.5, 0.5)
+            zv = z + torch.empty_like(z).uniform_(-0.5, 0.5)
+        else:
+            qv, zv = torch.round(q), torch.round(z)
+        y_bits = -torch.log2(gaussian_likelihood(qv[..., yb, yb], scale[..., yb, yb]))
+        z_bits = -torch.log2(net.z_density.likelihood(zv[..., zb, zb]))
+        bpc = (y_bits.reshape(b, -1).sum(1) + z_bits.reshape(b, -1).sum(1)) / crop ** 2
         wins = []
         for s in range(b):  # the synthesis sees the edge latents repeated past the edges
             t, bo, le, ri = (bool(v) for v in edges[s])
@@ -164,7 +205,16 @@ def code_windows(net: HyperpriorModel, x: torch.Tensor, level: torch.Tensor,
         y_in = torch.stack(wins)
     out = net.synthesise(y_in, level)
     m = SYNTH_MARGIN * STRIDE
-    return out[..., m:m + crop, m:m + crop]
+    return out[..., m:m + crop, m:m + crop], bpc
+
+
+def distortion(err2: torch.Tensor, lam: torch.Tensor, outlier_bits: float) -> torch.Tensor:
+    """Per-window MSE ``(B,)`` of squared errors ``(B, N)`` as the codec pays for it: with
+    ``outlier_bits`` > 0 a cell counts at most ``outlier_bits / λ`` (``lam`` ``(B,)``), the
+    cost of correcting it in the outlier stream (so ``λ · distortion`` is in bits per cell)."""
+    if outlier_bits <= 0:
+        return err2.mean(1)
+    return torch.minimum(err2, (outlier_bits / lam)[:, None]).mean(1)
 
 
 def val_windows(tiles: np.ndarray, crop: int) -> tuple[np.ndarray, np.ndarray]:
@@ -186,31 +236,41 @@ def val_windows(tiles: np.ndarray, crop: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @torch.no_grad()
-def validate(net: HyperpriorModel, x: torch.Tensor, scales: np.ndarray, region: bool) -> dict[str, float]:
-    """Per level RMSE (m) of the blocks, coded as whole regions (``region``) or as interior
-    tiles, and the mean λ-weighted MSE (``val_loss``)."""
+def validate(net: HyperpriorModel, x: torch.Tensor, scales: np.ndarray, region: bool,
+             outlier_bits: float = 0.0) -> dict[str, float]:
+    """Per level RMSE (m), MSE (network scale, as :func:`distortion` counts it) and estimated
+    bits per cell of the blocks, coded as whole regions (``region``) or as interior tiles, and
+    the mean λ-weighted MSE (``val_loss``)."""
     net.eval()
     crop = x.shape[-1] - 2 * BORDER
     res: dict[str, float] = {}
     loss = []
     unit = net.config.unit
     for lev in range(net.config.levels):
-        mse_n, mse_m = [], []
+        mse_n, mse_m, bits = [], [], []
         for i in range(0, x.shape[0], 4):
             xb = x[i:i + 4]
             level = torch.full((xb.shape[0],), lev, dtype=torch.long)
             edges = np.full((xb.shape[0], 4), region)
-            xh = code_windows(net, xb, level, edges)
+            xh, bpc = code_windows(net, xb, level, edges)
             tgt = xb[..., BORDER:BORDER + crop, BORDER:BORDER + crop]
-            per = ((xh - tgt) ** 2).reshape(xb.shape[0], -1).mean(1).numpy()
-            mse_n.extend(per.tolist())
+            err2 = ((xh - tgt) ** 2).reshape(xb.shape[0], -1)
+            per = err2.mean(1).numpy()
+            mse_n.extend(distortion(err2, net.lambdas[level], outlier_bits).tolist())
             mse_m.extend((per * (unit * scales[i:i + 4]) ** 2).tolist())
+            bits.extend(bpc.tolist())
         res[f"rmse{lev}"] = math.sqrt(float(np.mean(mse_m)))
         res[f"mse{lev}"] = float(np.mean(mse_n))
+        res[f"bpc{lev}"] = float(np.mean(bits))
         loss.append(net.config.lambdas[lev] * float(np.mean(mse_n)))
     res["val_loss"] = float(np.mean(loss))
     net.train()
     return res
+
+
+def rd_ref(net: HyperpriorModel, v: dict[str, float]) -> list[float]:
+    """Each level's rate–distortion loss ``bpc + λ · MSE`` in a :func:`validate` result."""
+    return [v[f"bpc{k}"] + float(net.config.lambdas[k]) * v[f"mse{k}"] for k in range(net.config.levels)]
 
 
 def train(cfg: SynthTrainConfig, out: Path, *, minutes: float, resume: bool, threads: int | None) -> None:
@@ -225,40 +285,64 @@ def train(cfg: SynthTrainConfig, out: Path, *, minutes: float, resume: bool, thr
     net.load_state_dict(payload["model"])
     for p in net.parameters():
         p.requires_grad_(False)
-    for p in net.g_s.parameters():
+    trained = [net.g_s, net.g_a, net.h_a] if cfg.analysis else [net.g_s]
+    params = [p for m in trained for p in m.parameters()]
+    for p in params:
         p.requires_grad_(True)
-    opt = torch.optim.Adam(net.g_s.parameters(), lr=cfg.lr)
+    opt = torch.optim.Adam(params, lr=cfg.lr)
     size = cfg.crop + 2 * BORDER
     sampler = CropSampler(load_tiles(cfg.data, cfg.split, "train"), size, cfg.seed)
     vw, vs = val_windows(load_tiles(cfg.data, cfg.split, "val"), cfg.crop)
     val_x = torch.from_numpy(prepare(vw, vs, mcfg))
     step, best, wall = 0, float("inf"), 0.0
     last = out / "last.pt"
-    saved_ref: list[float] = []
+    saved: dict[str, Any] = {}
     if resume and last.exists():
         step, best, wall, st = resume_run(last, net, opt)
         sampler.set_state(json.loads(st["sampler"]))
-        saved_ref = [float(v) for v in st["ref"]]
+        saved = st
     (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
     levels = mcfg.levels
+    lambdas = net.lambdas.clone()
     fh, writer = metrics_writer(out, ["step", "wall_s", "train_loss", "val_loss", "val_interior"]
-                                + [f"rmse{k}" for k in range(levels)])
-    vi = validate(net, val_x, vs, False) if step == 0 else {}
-    ref = torch.tensor(saved_ref or [vi[f"mse{k}"] for k in range(levels)])
+                                + [f"rmse{k}" for k in range(levels)] + [f"bpc{k}" for k in range(levels)])
     if step == 0:
-        v0 = validate(net, val_x, vs, True)
-        writer.writerow([0, 0.0, "", round(v0["val_loss"], 5), round(vi["val_loss"], 5)]
-                        + [round(v0[f"rmse{k}"], 3) for k in range(levels)])
+        vi = validate(net, val_x, vs, False, cfg.outlier_bits)
+        v0 = validate(net, val_x, vs, True, cfg.outlier_bits)
+        # each level's loss before fine-tuning: every level weighs alike (the synthesis alone:
+        # its MSE; with the analysis: its rate–distortion loss, interior and region blocks)
+        ref = torch.tensor(rd_ref(net, vi) if cfg.analysis else [vi[f"mse{k}"] for k in range(levels)])
+        ref_region = torch.tensor(rd_ref(net, v0))
+    else:
+        ref = torch.tensor([float(v) for v in saved["ref"]])
+        ref_region = torch.tensor([float(v) for v in saved.get("ref_region", ref.tolist())])
+
+    def score(v: dict[str, float], r: torch.Tensor) -> float:
+        """What validation minimises: the λ-weighted MSE, or with the analysis, the mean over
+        levels of the rate–distortion loss relative to the level's before fine-tuning."""
+        if not cfg.analysis:
+            return v["val_loss"]
+        return float(np.mean([x / float(y) for x, y in zip(rd_ref(net, v), r, strict=True)]))
+
+    def log_row(v: dict[str, float], vi: dict[str, float], train_loss: str | float) -> tuple[float, float]:
+        sv, si = score(v, ref_region), score(vi, ref)
+        writer.writerow([step, round(time.time() - t_start, 1), train_loss, round(sv, 5), round(si, 5)]
+                        + [round(v[f"rmse{k}"], 3) for k in range(levels)]
+                        + [round(v[f"bpc{k}"], 5) for k in range(levels)])
         fh.flush()
-        print("step 0 (the initial synthesis) val", round(v0["val_loss"], 4), "interior",
-              round(vi["val_loss"], 4), flush=True)
+        return sv, si
+
     t_start = time.time() - wall
+    if step == 0:
+        sv, si = log_row(v0, vi, "")
+        print("step 0 (the initial model) val", round(sv, 4), "interior", round(si, 4), flush=True)
     t_ckpt = time.time()
     deadline = time.time() + minutes * 60
     run_loss: list[float] = []
 
     def save(path: Path, extra: dict[str, Any]) -> None:
-        state = run_state(opt, step, best, time.time() - t_start, sampler.state(), ref=ref.tolist())
+        state = run_state(opt, step, best, time.time() - t_start, sampler.state(), ref=ref.tolist(),
+                          ref_region=ref_region.tolist())
         save_checkpoint(path, net, {**base_cfg, "synthesis": cfg.to_dict()},
                         normalise={"mode": "offset-field"}, state=state, extra=extra)
 
@@ -270,30 +354,27 @@ def train(cfg: SynthTrainConfig, out: Path, *, minutes: float, resume: bool, thr
         x = torch.from_numpy(prepare(crops, scales, mcfg))
         level = torch.from_numpy(sampler.rng.integers(levels, size=cfg.batch))
         edges = sampler.rng.random((cfg.batch, 4)) < cfg.edge_prob
-        xh = code_windows(net, x, level, edges)
+        xh, bpc = code_windows(net, x, level, edges, analysis=cfg.analysis, noise=cfg.analysis)
         tgt = x[..., BORDER:BORDER + cfg.crop, BORDER:BORDER + cfg.crop]
-        mse = ((xh - tgt) ** 2).reshape(cfg.batch, -1).mean(1)
-        loss = (mse / ref[level]).mean()
+        mse = distortion(((xh - tgt) ** 2).reshape(cfg.batch, -1), lambdas[level], cfg.outlier_bits)
+        per = bpc + lambdas[level] * mse if cfg.analysis else mse
+        loss = (per / ref[level]).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.g_s.parameters(), cfg.clip_norm)
+        torch.nn.utils.clip_grad_norm_(params, cfg.clip_norm)
         opt.step()
         step += 1
         run_loss.append(float(loss.detach()))
         if step % cfg.val_every == 0:
-            v = validate(net, val_x, vs, True)
-            vi = validate(net, val_x, vs, False)
-            wall = time.time() - t_start
-            writer.writerow([step, round(wall, 1), round(float(np.mean(run_loss)), 5),
-                             round(v["val_loss"], 5), round(vi["val_loss"], 5)]
-                            + [round(v[f"rmse{k}"], 3) for k in range(levels)])
-            fh.flush()
-            print(f"step {step} {wall / 60:.1f} min loss {np.mean(run_loss):.4f} val {v['val_loss']:.4f} "
-                  f"interior {vi['val_loss']:.4f} "
-                  + " ".join(f"L{k}:{v[f'rmse{k}']:.2f}m" for k in range(levels)), flush=True)
+            v = validate(net, val_x, vs, True, cfg.outlier_bits)
+            vi = validate(net, val_x, vs, False, cfg.outlier_bits)
+            sv, si = log_row(v, vi, round(float(np.mean(run_loss)), 5))
+            print(f"step {step} {(time.time() - t_start) / 60:.1f} min loss {np.mean(run_loss):.4f} "
+                  f"val {sv:.4f} interior {si:.4f} "
+                  + " ".join(f"L{k}:{v[f'rmse{k}']:.2f}m/{v[f'bpc{k}']:.3f}" for k in range(levels)), flush=True)
             run_loss = []
-            if v["val_loss"] + vi["val_loss"] < best:
-                best = v["val_loss"] + vi["val_loss"]
+            if sv + si < best:
+                best = sv + si
                 save(out / "best.pt", {"step": step, **v})
         if time.time() - t_ckpt > cfg.checkpoint_minutes * 60:
             save(last, {"step": step})
@@ -316,6 +397,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--lr", type=float, default=None, help=f"[{SynthTrainConfig.lr}]")
     ap.add_argument("--edge-prob", type=float, default=None, help=f"[{SynthTrainConfig.edge_prob}]")
     ap.add_argument("--val-every", type=int, default=None, help=f"[{SynthTrainConfig.val_every}]")
+    ap.add_argument("--analysis", action="store_true",
+                    help="also train the analysis and hyper-analysis (rate + λ · distortion)")
+    ap.add_argument("--outlier-bits", type=float, default=None,
+                    help="count a cell's squared error at most this many bits / λ (the codec's outlier "
+                         f"corrections take it; 0: plain MSE) [{SynthTrainConfig.outlier_bits}]")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--resume", action="store_true")
     a = ap.parse_args(argv)
@@ -324,12 +410,15 @@ def main(argv: list[str] | None = None) -> None:
         ap.error(f"--minutes must be a positive number, got {a.minutes}")
     given = {k: v for k, v in (("init", a.init), ("data", a.data), ("split", a.split),
                                ("total_steps", a.steps), ("batch", a.batch), ("lr", a.lr),
-                               ("edge_prob", a.edge_prob), ("val_every", a.val_every)) if v is not None}
+                               ("edge_prob", a.edge_prob), ("val_every", a.val_every),
+                               ("analysis", True if a.analysis else None),
+                               ("outlier_bits", a.outlier_bits)) if v is not None}
     try:
         if a.resume and (out / "config.json").exists():
             saved = json.loads((out / "config.json").read_text())
-            if any(k in given and given[k] != saved.get(k) for k in ("init", "lr", "edge_prob")):
-                raise ConfigError("--init, --lr and --edge-prob cannot change a run being resumed")
+            if any(k in given and given[k] != saved.get(k) for k in ("init", "lr", "edge_prob", "analysis", "outlier_bits")):
+                raise ConfigError("--init, --lr, --edge-prob, --analysis and --outlier-bits cannot change "
+                                  "a run being resumed")
             cfg = SynthTrainConfig(**{**saved, **given})  # e.g. --steps extends it
         else:
             cfg = SynthTrainConfig(**given)
