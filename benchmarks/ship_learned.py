@@ -425,4 +425,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from topoae.errors import TopoAEError
+
+    try:
+        main()
+    except TopoAEError as exc:  # a missing or mismatched checkpoint: one line, not a traceback
+        raise SystemExit(f"Error: {exc}") from None

@@ -408,15 +408,16 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(a.out)
     if not (math.isfinite(a.minutes) and a.minutes > 0):
         ap.error(f"--minutes must be a positive number, got {a.minutes}")
-    given = {k: v for k, v in (("init", a.init), ("data", a.data), ("split", a.split),
-                               ("total_steps", a.steps), ("batch", a.batch), ("lr", a.lr),
-                               ("edge_prob", a.edge_prob), ("val_every", a.val_every),
-                               ("analysis", True if a.analysis else None),
-                               ("outlier_bits", a.outlier_bits)) if v is not None}
+    given: dict[str, Any] = {k: v for k, v in (("init", a.init), ("data", a.data), ("split", a.split),
+                                              ("total_steps", a.steps), ("batch", a.batch), ("lr", a.lr),
+                                              ("edge_prob", a.edge_prob), ("val_every", a.val_every),
+                                              ("analysis", True if a.analysis else None),
+                                              ("outlier_bits", a.outlier_bits)) if v is not None}
     try:
         if a.resume and (out / "config.json").exists():
             saved = json.loads((out / "config.json").read_text())
-            if any(k in given and given[k] != saved.get(k) for k in ("init", "lr", "edge_prob", "analysis", "outlier_bits")):
+            fixed = ("init", "lr", "edge_prob", "analysis", "outlier_bits")
+            if any(k in given and given[k] != saved.get(k) for k in fixed):
                 raise ConfigError("--init, --lr, --edge-prob, --analysis and --outlier-bits cannot change "
                                   "a run being resumed")
             cfg = SynthTrainConfig(**{**saved, **given})  # e.g. --steps extends it
