@@ -282,6 +282,9 @@ def replace_synthesis(weights: Path, ckpt: Path, out: Path, refit: int = 0) -> N
     extra["synthesis_training"] = {"checkpoint": lm.model_id, "step": lm.extra.get("step"), "config": synth,
                                    "changed": changed}
     rd = shipped_model(extra, old_id, net)
+    if set(changed) & set(ENCODER_SIDE) and not refit:
+        print("warning: the analysis changed and the tables are not fitted to its symbols "
+              "(--refit-tables N): the files will be larger than they need be", flush=True)
     if refit:
         if not set(changed) & set(ENCODER_SIDE):
             print("note: the analysis is unchanged; the tables are fitted again all the same", flush=True)
@@ -305,6 +308,8 @@ def replace_synthesis(weights: Path, ckpt: Path, out: Path, refit: int = 0) -> N
     for k in ("same_coding_as", "without_context"):
         card.pop(k, None)
     card["earlier_synthesis"] = old_id
+    if not refit and set(changed) & set(ENCODER_SIDE):
+        card["tables"] = f"model {old_id[:16]}'s, not fitted again to this release's analysis"
     if refit:
         card["tables"] = (f"fitted to the symbols of {refit} training tiles at every level "
                           f"(topoae.codec.table_fit, prior weight {table_fit.PRIOR_SYMBOLS:g} symbols) with "

@@ -144,3 +144,24 @@ def test_the_distortion_counts_a_cell_at_most_what_its_outlier_correction_costs(
     assert bool((lam * got <= 6.0).all())  # λ · distortion: at most the correction's bits per cell
     with pytest.raises(ConfigError, match="outlier_bits"):
         synth.SynthTrainConfig(outlier_bits=-1.0)
+
+
+def test_the_estimated_bits_are_the_blocks_own_latents_and_hyper_latents():
+    """``code_windows``' bits per cell (rounded symbols) are those of the block's 8×8 latents
+    (64 cells of border: latents 4..11) and 2×2 hyper-latents (1..2) of the window's analysis,
+    counted here from the geometry rather than the module's constants."""
+    torch.manual_seed(0)
+    net = HyperpriorModel(TINY).eval()
+    x = torch.randn(2, 1, 256, 256)
+    level = torch.tensor([1, 3])
+    with torch.no_grad():
+        _, bpc = synth.code_windows(net, x, level, np.zeros((2, 4), bool))
+        y = net.analyse(x, level)
+        z = torch.round(net.hyper_analyse(y))
+        mean, scale = net.conditional(y, *net.hyper_params(z))
+        from topoae.models.entropy import gaussian_likelihood
+        yb = -torch.log2(gaussian_likelihood(torch.round(y - mean), scale))[..., 4:12, 4:12]
+        zb = -torch.log2(net.z_density.likelihood(z))[..., 1:3, 1:3]
+        want = (yb.reshape(2, -1).sum(1) + zb.reshape(2, -1).sum(1)) / 128 ** 2
+    torch.testing.assert_close(bpc, want)
+    assert bool((bpc > 0).all())

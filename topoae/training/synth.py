@@ -29,8 +29,9 @@ step). With ``--analysis``: the level's rate–distortion loss ``bpc + λ · MSE
 latents and hyper-latents under the frozen densities, the block's own only) divided by its value
 before fine-tuning. Validation: the four corner windows of each validation tile coded as whole
 regions (all four sides edges) and as interior tiles, per level RMSE in metres and estimated
-bits per cell (of the rounded symbols), and the mean λ-weighted MSE (with ``--analysis``: the
-mean over levels of the rate–distortion loss relative to its value before fine-tuning).
+bits per cell (of the rounded symbols); ``best.pt`` minimises the sum over the two sets of the
+mean over levels of the training loss relative to its value before fine-tuning (1 at the
+start; the session-12 synthesis was picked on the λ-weighted MSE, which the top levels drive).
 
 (The synthesis shipped in session 12, model ``6c195abf``, was trained before ``BORDER``: its
 context latents came from a 32-cell window border, so those on sides that were not edges were
@@ -85,6 +86,8 @@ HYPER_STRIDE = HyperpriorModel.hyper_downsample
 #: cells of real surroundings read around a block: the synthesis' context latents are the
 #: neighbouring tiles' own, each analysed with ``MARGIN`` cells of context beyond it
 BORDER = SYNTH_MARGIN * STRIDE + MARGIN
+if BORDER % HYPER_STRIDE:  # the block's hyper-latents (and the context's checkerboard) align
+    raise ImportError(f"the window border ({BORDER} cells) must be whole hyper-latents ({HYPER_STRIDE} cells)")
 
 
 @dataclass(frozen=True)
@@ -115,9 +118,8 @@ class SynthTrainConfig:
     outlier_bits: float = 0.0
 
     def __post_init__(self) -> None:
-        unit = HYPER_STRIDE if self.analysis else STRIDE
-        if self.crop < unit or self.crop % unit:
-            raise ConfigError(f"crop must be a positive multiple of {unit}, got {self.crop}")
+        if self.crop < HYPER_STRIDE or self.crop % HYPER_STRIDE:  # whole hyper-latents: the rate
+            raise ConfigError(f"crop must be a positive multiple of {HYPER_STRIDE}, got {self.crop}")
         for name in ("batch", "total_steps", "val_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -306,23 +308,25 @@ def train(cfg: SynthTrainConfig, out: Path, *, minutes: float, resume: bool, thr
     lambdas = net.lambdas.clone()
     fh, writer = metrics_writer(out, ["step", "wall_s", "train_loss", "val_loss", "val_interior"]
                                 + [f"rmse{k}" for k in range(levels)] + [f"bpc{k}" for k in range(levels)])
+    def level_loss(v: dict[str, float]) -> list[float]:
+        """Per level, what the run minimises: the distortion (the synthesis alone) or the
+        rate–distortion loss (with the analysis)."""
+        return rd_ref(net, v) if cfg.analysis else [v[f"mse{k}"] for k in range(levels)]
+
     if step == 0:
         vi = validate(net, val_x, vs, False, cfg.outlier_bits)
         v0 = validate(net, val_x, vs, True, cfg.outlier_bits)
         # each level's loss before fine-tuning: every level weighs alike (the synthesis alone:
         # its MSE; with the analysis: its rate–distortion loss, interior and region blocks)
-        ref = torch.tensor(rd_ref(net, vi) if cfg.analysis else [vi[f"mse{k}"] for k in range(levels)])
-        ref_region = torch.tensor(rd_ref(net, v0))
+        ref, ref_region = torch.tensor(level_loss(vi)), torch.tensor(level_loss(v0))
     else:
         ref = torch.tensor([float(v) for v in saved["ref"]])
-        ref_region = torch.tensor([float(v) for v in saved.get("ref_region", ref.tolist())])
+        ref_region = torch.tensor([float(v) for v in saved["ref_region"]])
 
     def score(v: dict[str, float], r: torch.Tensor) -> float:
-        """What validation minimises: the λ-weighted MSE, or with the analysis, the mean over
-        levels of the rate–distortion loss relative to the level's before fine-tuning."""
-        if not cfg.analysis:
-            return v["val_loss"]
-        return float(np.mean([x / float(y) for x, y in zip(rd_ref(net, v), r, strict=True)]))
+        """What validation minimises: the mean over levels of each level's loss relative to
+        its value before fine-tuning (every level weighs alike, as in training)."""
+        return float(np.mean([x / float(y) for x, y in zip(level_loss(v), r, strict=True)]))
 
     def log_row(v: dict[str, float], vi: dict[str, float], train_loss: str | float) -> tuple[float, float]:
         sv, si = score(v, ref_region), score(vi, ref)
