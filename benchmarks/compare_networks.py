@@ -48,17 +48,16 @@ def _frozen(path: Path, stored: bool = False):
 def _refitted(path: Path, against: Path, n: int):
     """The candidate's network with the reference's stored tables fitted to its symbols on
     ``n`` training tiles (:mod:`topoae.codec.table_fit`)."""
-    from ship_learned import load_network, tile_grids
+    from ship_learned import fit_tables, load_network
 
     from topoae.checkpoint import load_checkpoint
-    from topoae.codec import learned, table_fit
+    from topoae.codec import learned
 
     ref = _frozen(against, True)
     _, _, cfg, _ = load_network(against)
     lm = load_checkpoint(path)
     rd = learned.RDModel(net=lm.model.eval(), tables=ref.tables, model_id=lm.model_id)
-    y_hist, z_hist = table_fit.collect(rd, tile_grids(cfg, "train", n))
-    return learned.RDModel(net=rd.net, tables=table_fit.fit(ref.tables, y_hist, z_hist), model_id=lm.model_id)
+    return learned.RDModel(net=rd.net, tables=fit_tables(rd, cfg, n), model_id=lm.model_id)
 
 
 def _curve(grid, rd) -> list[tuple[float, float]]:

@@ -160,6 +160,15 @@ def demo_region(weights: Path) -> dict:
             "max_abs_m": float(np.max(np.abs(rec - x)))}
 
 
+def fit_tables(rd, cfg, n: int):
+    """``rd``'s tables fitted to its network's symbols on ``n`` training tiles (the tables it
+    has are the prior, :mod:`topoae.codec.table_fit`)."""
+    from topoae.codec import table_fit
+
+    y_hist, z_hist = table_fit.collect(rd, tile_grids(cfg, "train", n))
+    return table_fit.fit(rd.tables, y_hist, z_hist)
+
+
 def refit_tables(weights: Path, n: int) -> None:
     """New weights: the shipped network with tables fitted on ``n`` training tiles."""
     from topoae.checkpoint import save_checkpoint
@@ -170,8 +179,7 @@ def refit_tables(weights: Path, n: int) -> None:
     if "earlier_synthesis" in extra:  # its releases decode with these tables
         raise SystemExit("Error: these weights keep an earlier synthesis whose files need their tables")
     rd = shipped_model(extra, old_id, net)
-    y_hist, z_hist = table_fit.collect(rd, tile_grids(cfg, "train", n))
-    fitted = table_fit.fit(rd.tables, y_hist, z_hist)
+    fitted = fit_tables(rd, cfg, n)
     rd = learned.RDModel(net=net, tables=fitted, model_id=old_id)
     ratios = level_ratios(rd, tile_grids(cfg, "val"))
     print("level ratios on validation tiles:", [round(r, 1) for r in ratios], flush=True)
@@ -282,14 +290,14 @@ def replace_synthesis(weights: Path, ckpt: Path, out: Path, refit: int = 0) -> N
     extra["synthesis_training"] = {"checkpoint": lm.model_id, "step": lm.extra.get("step"), "config": synth,
                                    "changed": changed}
     rd = shipped_model(extra, old_id, net)
-    if set(changed) & set(ENCODER_SIDE) and not refit:
+    encoder_changed = bool(set(changed) & set(ENCODER_SIDE))
+    if encoder_changed and not refit:
         print("warning: the analysis changed and the tables are not fitted to its symbols "
               "(--refit-tables N): the files will be larger than they need be", flush=True)
     if refit:
-        if not set(changed) & set(ENCODER_SIDE):
+        if not encoder_changed:
             print("note: the analysis is unchanged; the tables are fitted again all the same", flush=True)
-        y_hist, z_hist = table_fit.collect(rd, tile_grids(cfg, "train", refit))
-        fitted = table_fit.fit(rd.tables, y_hist, z_hist)
+        fitted = fit_tables(rd, cfg, refit)
         extra["earlier_synthesis"]["tables"] = extra["tables"]
         extra["tables"] = {k: torch.from_numpy(v) for k, v in fitted.to_arrays().items()}
         extra["tables_fitted"] = {"training_tiles": refit, "prior_symbols": table_fit.PRIOR_SYMBOLS}
@@ -308,9 +316,9 @@ def replace_synthesis(weights: Path, ckpt: Path, out: Path, refit: int = 0) -> N
     for k in ("same_coding_as", "without_context"):
         card.pop(k, None)
     card["earlier_synthesis"] = old_id
-    if not refit and set(changed) & set(ENCODER_SIDE):
+    if not refit and encoder_changed:
         card["tables"] = f"model {old_id[:16]}'s, not fitted again to this release's analysis"
-    if refit:
+    elif refit:
         card["tables"] = (f"fitted to the symbols of {refit} training tiles at every level "
                           f"(topoae.codec.table_fit, prior weight {table_fit.PRIOR_SYMBOLS:g} symbols) with "
                           f"this release's analysis; model {old_id[:16]}'s files decode with its own tables")

@@ -40,9 +40,9 @@ def test_the_edges_are_mirrored_as_the_codec_mirrors_them(low, high):
     np.testing.assert_array_equal(j[~edge], k[~edge])
 
 
-def test_fine_tuning_changes_the_synthesis_alone_and_lowers_its_error(tmp_path):
-    """A short run on synthetic tiles: every tensor but the synthesis' stays bit for bit, the
-    validation error falls, a run resumes, and the checkpoint codes the same latents."""
+def _tiny_run(tmp_path):
+    """A tiny model saved as ``init.pt`` and four synthetic int16 tiles (3 train, 1 val) as
+    ``tiles.npz`` and ``split.json`` in ``tmp_path``: ``(model, init path)``."""
     torch.manual_seed(0)
     base = HyperpriorModel(TINY).eval()
     init = tmp_path / "init.pt"
@@ -51,6 +51,13 @@ def test_fine_tuning_changes_the_synthesis_alone_and_lowers_its_error(tmp_path):
     names = np.array([f"t{k}" for k in range(4)])
     np.savez(tmp_path / "tiles.npz", names=names, tiles=tiles)
     (tmp_path / "split.json").write_text(json.dumps({"train": list(names[:3]), "val": [names[3]], "test": []}))
+    return base, init
+
+
+def test_fine_tuning_changes_the_synthesis_alone_and_lowers_its_error(tmp_path):
+    """A short run on synthetic tiles: every tensor but the synthesis' stays bit for bit, the
+    validation error falls, a run resumes, and the checkpoint codes the same latents."""
+    base, init = _tiny_run(tmp_path)
     cfg = synth.SynthTrainConfig(init=str(init), data=str(tmp_path / "tiles.npz"),
                                  split=str(tmp_path / "split.json"), crop=64, batch=4, lr=3e-3,
                                  lr_final=1e-3, total_steps=60, val_every=30, edge_prob=0.5)
@@ -102,14 +109,7 @@ def test_the_encoder_side_learns_with_the_synthesis_and_the_entropy_model_stays(
     λ · distortion; the decoder's entropy model (hyper-synthesis, densities, context, gains)
     stays bit for bit, the rate–distortion score falls, and the file's tiles are still coded
     with the tables every release shares (the decoder decodes them without the new analysis)."""
-    torch.manual_seed(0)
-    base = HyperpriorModel(TINY).eval()
-    init = tmp_path / "init.pt"
-    save_checkpoint(init, base, RDTrainConfig(model=TINY), normalise={"mode": "offset-field"})
-    tiles = np.stack([np.rint(synthetic_grid(224, 224, seed=s).values).astype(np.int16) for s in range(4)])
-    names = np.array([f"t{k}" for k in range(4)])
-    np.savez(tmp_path / "tiles.npz", names=names, tiles=tiles)
-    (tmp_path / "split.json").write_text(json.dumps({"train": list(names[:3]), "val": [names[3]], "test": []}))
+    base, init = _tiny_run(tmp_path)
     with pytest.raises(ConfigError, match="multiple of 64"):
         synth.SynthTrainConfig(crop=96, analysis=True)
     cfg = synth.SynthTrainConfig(init=str(init), data=str(tmp_path / "tiles.npz"),

@@ -241,12 +241,10 @@ def val_windows(tiles: np.ndarray, crop: int) -> tuple[np.ndarray, np.ndarray]:
 def validate(net: HyperpriorModel, x: torch.Tensor, scales: np.ndarray, region: bool,
              outlier_bits: float = 0.0) -> dict[str, float]:
     """Per level RMSE (m), MSE (network scale, as :func:`distortion` counts it) and estimated
-    bits per cell of the blocks, coded as whole regions (``region``) or as interior tiles, and
-    the mean λ-weighted MSE (``val_loss``)."""
+    bits per cell of the blocks, coded as whole regions (``region``) or as interior tiles."""
     net.eval()
     crop = x.shape[-1] - 2 * BORDER
     res: dict[str, float] = {}
-    loss = []
     unit = net.config.unit
     for lev in range(net.config.levels):
         mse_n, mse_m, bits = [], [], []
@@ -264,8 +262,6 @@ def validate(net: HyperpriorModel, x: torch.Tensor, scales: np.ndarray, region: 
         res[f"rmse{lev}"] = math.sqrt(float(np.mean(mse_m)))
         res[f"mse{lev}"] = float(np.mean(mse_n))
         res[f"bpc{lev}"] = float(np.mean(bits))
-        loss.append(net.config.lambdas[lev] * float(np.mean(mse_n)))
-    res["val_loss"] = float(np.mean(loss))
     net.train()
     return res
 
