@@ -116,10 +116,15 @@ def run(model_path: Path, out: Path, quick: bool, refine: int = 0, threads: int 
             t0 = time.perf_counter()
             y = learned.decode(h, s, rd).values.astype(np.float64)
             td = time.perf_counter() - t0
-            levels.append({"level": lev, "bytes": len(blob), "ratio": raw / len(blob),
-                           "rmse": metrics.rmse(x, y), "max": metrics.max_abs_error(x, y),
-                           "psnr": metrics.psnr(x, y, data_range=rng_),
-                           "enc_mcells_s": x.size / te / 1e6, "dec_mcells_s": x.size / td / 1e6})
+            row = {"level": lev, "bytes": len(blob), "ratio": raw / len(blob),
+                   "rmse": metrics.rmse(x, y), "max": metrics.max_abs_error(x, y),
+                   "psnr": metrics.psnr(x, y, data_range=rng_),
+                   "enc_mcells_s": x.size / te / 1e6, "dec_mcells_s": x.size / td / 1e6}
+            if not refine:  # the same level without the grid's attributes (`--no-attrs`)
+                h2, s2 = learned.encode(grid, rd, level=lev, keep_attrs=False)
+                y2 = learned.decode(h2, s2, rd).values.astype(np.float64)
+                row |= {"bytes_no_attrs": len(learned.to_bytes(h2, s2)), "rmse_no_attrs": metrics.rmse(x, y2)}
+            levels.append(row)
         r = {"shape": list(x.shape), "kind": _kind(name), "levels": levels, "at": {}, "same_bytes": {}}
         # baselines at the byte count of each topoae file (the fair pairing), and at the targets
         for b in baselines:
@@ -144,6 +149,13 @@ def run(model_path: Path, out: Path, quick: bool, refine: int = 0, threads: int 
         sp = r["same_bytes"]["sperr"]
         r["bd_rate_vs_sperr"] = bd_rate([lv["ratio"] for lv in levels], [lv["rmse"] for lv in levels],
                                         [p["ratio"] for p in sp], [p["rmse"] for p in sp])
+        if not refine:  # the files without the grid's attributes, against the same SPERR runs
+            na_ratio = [raw / lv["bytes_no_attrs"] for lv in levels]
+            na_rmse = [lv["rmse_no_attrs"] for lv in levels]
+            r["no_attrs"] = {"at": {str(int(t)): interp_rmse(na_ratio, na_rmse, t) / r["at"][str(int(t))]["sperr"]
+                                    for t in TARGETS},
+                             "bd_rate_vs_sperr": bd_rate(na_ratio, na_rmse, [p["ratio"] for p in sp],
+                                                         [p["rmse"] for p in sp])}
         # error-bounded (not with refinement: benchmarks/refine_bounded.py measures those)
         r["bounded"] = {}
         for e in BOUNDS if not refine else ():
@@ -326,6 +338,7 @@ def markdown(res: dict, plain: dict | None = None) -> str:
     lines += [f"| {n} | {r['bd_rate_vs_sperr']:+.1%} |" for n, r in regs.items()]
     if bds:
         lines += ["", f"Mean BD-rate: {np.mean(bds):+.1%} (negative: topoae needs fewer bytes)."]
+    lines += _no_attrs_lines(regs)
     lines += ["", "## Quality levels (bytes on disk)", "",
               "| region | " + " | ".join(f"q{lv['level']} ratio / RMSE / max" for lv in next(iter(regs.values()))["levels"]) + " |",
               "|---|" + "---|" * len(next(iter(regs.values()))["levels"])]
@@ -355,6 +368,30 @@ def markdown(res: dict, plain: dict | None = None) -> str:
               f"the other cells: {sm['interior_rmse_m']:.2f} m tiled, {sm['interior_rmse_one_shot_m']:.2f} m "
               "one-shot.", ""]
     return "\n".join(lines)
+
+
+def _no_attrs_lines(regs: dict) -> list[str]:
+    """The same comparison for the files ``--no-attrs`` writes (the grid's attributes dropped;
+    coordinates, CRS and the rest of the header kept): SPERR's stream keeps neither."""
+    got = {n: r["no_attrs"] for n, r in regs.items() if "no_attrs" in r}
+    if not got:
+        return []
+    lines = ["", "## Without the grid's attributes (`--no-attrs`)", "",
+             "The same levels encoded with `--no-attrs` (the header keeps the coordinates, CRS and "
+             "codec settings, not the NetCDF attributes; SPERR's stream holds none of these), against "
+             "the same SPERR runs.", "", "| | " + " | ".join(f"{int(t)}×" for t in TARGETS) + " | BD-rate |",
+             "|---|" + "---|" * (len(TARGETS) + 1)]
+    cells = []
+    for t in TARGETS:
+        v = [g["at"][str(int(t))] for g in got.values() if g["at"][str(int(t))] == g["at"][str(int(t))]]
+        cells.append(f"{np.mean(v):.2f} (below 1 on {sum(q < 1 for q in v)} of {len(got)})" if v else "—")
+    bds = [g["bd_rate_vs_sperr"] for g in got.values() if g["bd_rate_vs_sperr"] == g["bd_rate_vs_sperr"]]
+    share = [1 - lv["bytes_no_attrs"] / lv["bytes"] for r in regs.values() for lv in r["levels"]
+             if "bytes_no_attrs" in lv]
+    lines += ["| mean topoae/SPERR RMSE | " + " | ".join(cells) + f" | {np.mean(bds):+.1%} |", "",
+              f"The attributes are {np.mean(share):.1%} of a file on average ({min(share):.1%}–"
+              f"{max(share):.1%}).", ""]
+    return lines
 
 
 def _bounded_lines(regs: dict) -> list[str]:

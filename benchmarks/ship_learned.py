@@ -252,14 +252,32 @@ def add_context(weights: Path, ckpt: Path) -> None:
     print(f"wrote {weights} ({len(data):,} bytes, id {card['model_id'][:16]}) and its card")
 
 
+def compact_tables(extra: dict) -> dict:
+    """``extra`` with every stored table (its own ``tables`` and those of the releases in its
+    ``earlier_synthesis`` chain) as int32, as :meth:`topoae.codec.tables.Tables.to_arrays`
+    now writes them: the same counts (at most 2**16), half the bytes of the int64 of older
+    releases; :meth:`~topoae.codec.tables.Tables.from_arrays` reads either."""
+    out = dict(extra)
+    if out.get("tables") is not None:
+        got = {k: torch.as_tensor(v) for k, v in out["tables"].items()}
+        if any(int(v.abs().max()) >= 2 ** 31 for v in got.values() if v.numel()):
+            raise SystemExit("Error: a stored table does not fit int32")
+        out["tables"] = {k: v.to(torch.int32) for k, v in got.items()}
+    if out.get("earlier_synthesis"):
+        rec = compact_tables(out["earlier_synthesis"])
+        rec["extra"] = compact_tables(rec.get("extra", {}))
+        out["earlier_synthesis"] = rec
+    return out
+
+
 def replace_synthesis(weights: Path, ckpt: Path, out: Path, refit: int = 0) -> None:
     """New weights at ``out``: the shipped network (``weights``) with the synthesis of a
     ``python -m topoae.training.synth`` checkpoint (and its analysis and hyper-analysis when it
-    trained them, ``--analysis``: the encoder's side, which no decoder runs), the decoder's
-    entropy model (hyper-synthesis, densities, context, gains) the shipped one's bit for bit, so
-    every earlier file's bytes decode with the same tables. What a file decodes to does change, so the new
-    release keeps the replaced synthesis (``extra["earlier_synthesis"]``) to decode the files of
-    the release it replaces and of every release that one decoded. With ``refit`` the tables
+    trained them, ``--analysis``: the encoder's side, which no decoder runs; with ``--hyper``
+    also its hyper-synthesis and gains), the densities and context the shipped one's bit for
+    bit. What a file decodes to does change, so the new release keeps the replaced synthesis
+    (and hyper-synthesis and gains where they changed: ``extra["earlier_synthesis"]``) to decode
+    the files of the release it replaces and of every release that one decoded. With ``refit`` the tables
     are fitted again to the symbols of the new analysis on that many training tiles (the
     replaced release's tables go into its record). Level ratios and τ are measured again (the
     outlier corrections follow the synthesis)."""
@@ -274,9 +292,12 @@ def replace_synthesis(weights: Path, ckpt: Path, out: Path, refit: int = 0) -> N
         raise SystemExit(f"Error: {ckpt} is not the shipped network")
     own = old_net.state_dict()
     changed = sorted({k.split(".")[0] for k, v in net.state_dict().items() if not torch.equal(v, own[k])})
-    if set(changed) - set(ENCODER_SIDE) - {"g_s"}:
-        raise SystemExit(f"Error: {ckpt} changed {', '.join(changed)}: only the synthesis and the "
-                         "encoder's side (" + ", ".join(ENCODER_SIDE) + ") may differ")
+    if set(changed) - set(ENCODER_SIDE) - set(learned.RELEASE_PARTS):
+        raise SystemExit(f"Error: {ckpt} changed {', '.join(changed)}: only the encoder's side ("
+                         + ", ".join(ENCODER_SIDE) + ") and the decoder-side parts a release keeps ("
+                         + ", ".join(learned.RELEASE_PARTS) + ") may differ")
+    kept = ["g_s"] + [k for k in learned.RELEASE_PARTS if k != "g_s" and k in changed]
+    extra = compact_tables(extra)
     record = {k: extra[k] for k in ("same_coding_as", "without_context", "tables_fitted",
                                     "earlier_synthesis") if k in extra}
     extra = {k: v for k, v in extra.items() if k not in ("same_coding_as", "without_context",
@@ -284,7 +305,8 @@ def replace_synthesis(weights: Path, ckpt: Path, out: Path, refit: int = 0) -> N
     if "tables_fitted" in extra:  # the tables' history stays; their first release is the old one's
         extra["tables_fitted"] = {k: v for k, v in extra["tables_fitted"].items() if k != "network_of"}
     extra["earlier_synthesis"] = {"model_id": old_id,
-                                  "synthesis": {k: v.clone() for k, v in own.items() if k.startswith("g_s.")},
+                                  "synthesis": {k: v.clone() for k, v in own.items()
+                                                if k.split(".")[0] in kept},
                                   "extra": record}
     synth = lm.train_config.get("synthesis", {})
     extra["synthesis_training"] = {"checkpoint": lm.model_id, "step": lm.extra.get("step"), "config": synth,
@@ -324,9 +346,10 @@ def replace_synthesis(weights: Path, ckpt: Path, out: Path, refit: int = 0) -> N
                           f"this release's analysis; model {old_id[:16]}'s files decode with its own tables")
     card["synthesis"] = {
         "trained": extra["synthesis_training"],
-        "recipe": "python -m topoae.training.synth --init <the shipped weights> [--analysis]: the "
-                  "synthesis (with --analysis also the analysis and hyper-analysis, on rate + λ · "
-                  "distortion) fine-tuned with the decoder's entropy model frozen, on latents rounded "
+        "recipe": "python -m topoae.training.synth --init <the shipped weights> [--analysis [--hyper]]: "
+                  "the synthesis (with --analysis also the analysis and hyper-analysis, on rate + λ · "
+                  "distortion; with --hyper also the hyper-synthesis and gains) fine-tuned with the "
+                  "densities and context frozen, on latents rounded "
                   "as the coder rounds them, on blocks coded as a region's tiles (each side a region's "
                   "edge with probability edge_prob, mirrored as the decoder mirrors it)"}
     card["demo_region"] = demo_region(out)

@@ -135,6 +135,24 @@ def test_the_encoder_side_learns_with_the_synthesis_and_the_entropy_model_stays(
                                   learned.decode(head, streams, new).values)
 
 
+def test_hyper_trains_the_hyper_synthesis_and_gains_and_keeps_densities_and_context(tmp_path):
+    """``hyper=True`` (with the analysis only): the hyper-synthesis and the gains train too,
+    the densities and the context stay bit for bit, and the score falls."""
+    with pytest.raises(ConfigError, match="with the analysis"):
+        synth.SynthTrainConfig(hyper=True)
+    base, init = _tiny_run(tmp_path)
+    cfg = synth.SynthTrainConfig(init=str(init), data=str(tmp_path / "tiles.npz"),
+                                 split=str(tmp_path / "split.json"), crop=64, batch=4, lr=2e-3,
+                                 lr_final=1e-3, total_steps=30, val_every=30, edge_prob=0.5,
+                                 analysis=True, hyper=True)
+    synth.train(cfg, tmp_path / "run", minutes=5, resume=False, threads=1)
+    rows = [r.split(",") for r in (tmp_path / "run" / "metrics.csv").read_text().splitlines()[1:]]
+    assert float(rows[-1][3]) < 1.0 and float(rows[-1][4]) < 1.0
+    lm = load_checkpoint(tmp_path / "run" / "last.pt")
+    changed = {k.split(".")[0] for k, v in lm.model.state_dict().items() if not torch.equal(v, base.state_dict()[k])}
+    assert changed == {"g_s", "g_a", "h_a", "h_s", "gain"}
+
+
 def test_the_distortion_counts_a_cell_at_most_what_its_outlier_correction_costs():
     err2 = torch.tensor([[0.0, 0.01, 4.0, 100.0], [1.0, 1.0, 1.0, 1.0]])
     lam = torch.tensor([2.0, 0.5])

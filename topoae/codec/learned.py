@@ -190,9 +190,10 @@ class RDModel:
     #: network has (it was added later; :meth:`file_context`)
     without_context: tuple[str, ...] = ()
     #: the release this one's synthesis replaced (:func:`as_rd_model` reads it from the
-    #: checkpoint's ``extra["earlier_synthesis"]``): same entropy model, the synthesis differs
-    #: (and maybe the analysis, which no decoder runs, and the fitted tables, which the record
-    #: keeps), so its files (and those of the releases it decoded) decode with it
+    #: checkpoint's ``extra["earlier_synthesis"]``): the synthesis differs (and maybe the
+    #: analysis, which no decoder runs, and the hyper-synthesis, gains and fitted tables, which
+    #: the record keeps), the densities and context are the same, so its files (and those of
+    #: the releases it decoded) decode with it
     earlier_synthesis: RDModel | None = None
     h_s64: torch.nn.Module = field(init=False, repr=False)
     #: float64 copy of the latent context (None without one): it decides scale indices too
@@ -261,22 +262,29 @@ def as_rd_model(model: Any) -> RDModel:
     return _release(net.eval(), t, mid, extra, tuple(float(v) for v in extra.get("level_ratios", ())))
 
 
+#: the decoder-side parts a release may replace and keep for its earlier files: the synthesis
+#: (always), and the hyper-synthesis and gains (``topoae.training.synth --hyper``)
+RELEASE_PARTS = ("g_s", "h_s", "gain")
+
+
 def _release(net: HyperpriorModel, t: tables.Tables, mid: str, extra: dict[str, Any],
              ratios: tuple[float, ...]) -> RDModel:
     """The coding model of a release whose record is ``extra``, with the release its synthesis
     replaced (``extra["earlier_synthesis"]``: that release's id, its synthesis weights
-    (``g_s.*``), its probability tables where they differ from this release's (``tables``;
-    absent: the same) and its own record; nested for a chain of them), built from a copy of
-    ``net`` with that synthesis."""
+    (``g_s.*``, and the whole hyper-synthesis ``h_s.*`` and ``gain`` where those were replaced
+    too: :data:`RELEASE_PARTS`), its probability tables where they differ from this release's
+    (``tables``; absent: the same) and its own record; nested for a chain of them), built from a
+    copy of ``net`` with those weights."""
     before = None
     rec = extra.get("earlier_synthesis")
     if rec:
         old = copy.deepcopy(net)
         state = old.state_dict()
-        want = {k for k in state if k.startswith("g_s.")}
         got = dict(rec.get("synthesis") or {})
-        if set(got) != want or any(tuple(torch.as_tensor(v).shape) != tuple(state[k].shape)
-                                   for k, v in got.items()):
+        parts = {k: {n for n in state if n == k or n.startswith(k + ".")} for k in RELEASE_PARTS}
+        held = [k for k, names in parts.items() if names & set(got)]
+        if ("g_s" not in held or set(got) != set().union(*(parts[k] for k in held))
+                or any(tuple(torch.as_tensor(v).shape) != tuple(state[k].shape) for k, v in got.items())):
             raise ModelMismatchError("the weights' earlier synthesis does not fit their network")
         state.update({k: torch.as_tensor(v) for k, v in got.items()})
         old.load_state_dict(state)

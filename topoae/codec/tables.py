@@ -84,15 +84,17 @@ class Tables:
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         def pack(ts: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray]:
-            lens = np.array([t.size for t in ts], dtype=np.int64)
-            return np.concatenate(ts).astype(np.int64), lens
+            # int32 (counts are at most 2**PRECISION): half the bytes of int64 in a checkpoint;
+            # :meth:`from_arrays` reads either
+            lens = np.array([t.size for t in ts], dtype=np.int32)
+            return np.concatenate(ts).astype(np.int32), lens
 
         yv, yl = pack(self.y)
         zv, zl = pack(self.z)
         out = {"y_counts": yv, "y_lengths": yl, "z_counts": zv, "z_lengths": zl}
         if self.z_levels:
             out["zl_counts"], out["zl_lengths"] = pack(tuple(t for lv in self.z_levels for t in lv))
-            out["zl_levels"] = np.array([len(self.z_levels)], dtype=np.int64)
+            out["zl_levels"] = np.array([len(self.z_levels)], dtype=np.int32)
         return out
 
     @classmethod

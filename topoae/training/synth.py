@@ -3,9 +3,12 @@
 The synthesis is the only part of a model the latents' bytes do not depend on: retraining it
 alone changes what a file decodes to, never its size. With ``--analysis`` the encoder's side
 (analysis and hyper-analysis, which no decoder runs) trains with it on rate + λ · distortion;
-the decoder's entropy model (hyper-synthesis, densities, context, gains) stays frozen either
-way, so a release made from the result (``benchmarks/ship_learned.py --synthesis``) keeps
-decoding every earlier release's files with their own synthesis and tables. Here the
+the decoder's entropy model (hyper-synthesis, densities, context, gains) stays frozen, so a
+release made from the result (``benchmarks/ship_learned.py --synthesis``) keeps decoding every
+earlier release's files with their own synthesis and tables. ``--hyper`` (with ``--analysis``)
+trains the hyper-synthesis and the gains too: they are decoder-side but small (1.3 MB), so the
+release keeps the replaced ones with the replaced synthesis; the densities and the context
+(16 MB, not kept per release) stay frozen. Here the
 network learns from what the codec gives it, which joint training only approximates:
 
 * the latents are rounded as the coder rounds them (``μ + round(y − μ)``, μ from the
@@ -41,7 +44,8 @@ analysed with a truncated context.)
         --out runs/synth --minutes 90 [--analysis] [--resume]
 
 Checkpoints (``last.pt`` every ``checkpoint_minutes``, ``best.pt`` on validation) hold the
-whole network, only the synthesis ``g_s`` changed (with ``--analysis`` also ``g_a``, ``h_a``).
+whole network, only the synthesis ``g_s`` changed (with ``--analysis`` also ``g_a``, ``h_a``;
+with ``--hyper`` also ``h_s`` and ``gain``).
 The estimated bits are for training only: the real coder uses the release's fitted tables,
 so a release refits them to the new analysis (``ship_learned.py --synthesis CKPT
 --refit-tables N``).
@@ -116,6 +120,10 @@ class SynthTrainConfig:
     #: what the codec pays for that cell once the outlier stream corrects it, so the network
     #: does not spend latents on the spikes the corrections take
     outlier_bits: float = 0.0
+    #: with ``analysis``, also train the hyper-synthesis and the gains: decoder-side, so a
+    #: release made from the run keeps the replaced ones (with the synthesis) for old files;
+    #: the densities and the context stay frozen (the context, 16 MB, is not kept per release)
+    hyper: bool = False
 
     def __post_init__(self) -> None:
         if self.crop < HYPER_STRIDE or self.crop % HYPER_STRIDE:  # whole hyper-latents: the rate
@@ -131,6 +139,8 @@ class SynthTrainConfig:
             raise ConfigError(f"outlier_bits must be a number >= 0, got {self.outlier_bits}")
         if not 0.0 <= self.edge_prob <= 1.0:
             raise ConfigError(f"edge_prob must be within 0..1, got {self.edge_prob}")
+        if self.hyper and not self.analysis:
+            raise ConfigError("hyper (the hyper-synthesis and gains) trains with the analysis only")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -271,6 +281,17 @@ def rd_ref(net: HyperpriorModel, v: dict[str, float]) -> list[float]:
     return [v[f"bpc{k}"] + float(net.config.lambdas[k]) * v[f"mse{k}"] for k in range(net.config.levels)]
 
 
+def trained_params(net: HyperpriorModel, cfg: SynthTrainConfig) -> list[torch.nn.Parameter]:
+    """What a run trains: the synthesis; with ``analysis`` the analysis and hyper-analysis;
+    with ``hyper`` also the hyper-synthesis and the gains."""
+    parts: list[torch.nn.Module] = [net.g_s]
+    if cfg.analysis:
+        parts += [net.g_a, net.h_a]
+    if cfg.hyper:
+        parts.append(net.h_s)
+    return [p for m in parts for p in m.parameters()] + ([net.gain] if cfg.hyper else [])
+
+
 def train(cfg: SynthTrainConfig, out: Path, *, minutes: float, resume: bool, threads: int | None) -> None:
     if threads:
         torch.set_num_threads(threads)
@@ -283,8 +304,7 @@ def train(cfg: SynthTrainConfig, out: Path, *, minutes: float, resume: bool, thr
     net.load_state_dict(payload["model"])
     for p in net.parameters():
         p.requires_grad_(False)
-    trained = [net.g_s, net.g_a, net.h_a] if cfg.analysis else [net.g_s]
-    params = [p for m in trained for p in m.parameters()]
+    params = trained_params(net, cfg)
     for p in params:
         p.requires_grad_(True)
     opt = torch.optim.Adam(params, lr=cfg.lr)
@@ -402,6 +422,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--outlier-bits", type=float, default=None,
                     help="count a cell's squared error at most this many bits / λ (the codec's outlier "
                          f"corrections take it; 0: plain MSE) [{SynthTrainConfig.outlier_bits}]")
+    ap.add_argument("--hyper", action="store_true",
+                    help="with --analysis, also train the hyper-synthesis and the gains (decoder-side: "
+                         "a release keeps the replaced ones for its earlier files)")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--resume", action="store_true")
     a = ap.parse_args(argv)
@@ -412,14 +435,15 @@ def main(argv: list[str] | None = None) -> None:
                                               ("total_steps", a.steps), ("batch", a.batch), ("lr", a.lr),
                                               ("edge_prob", a.edge_prob), ("val_every", a.val_every),
                                               ("analysis", True if a.analysis else None),
+                                              ("hyper", True if a.hyper else None),
                                               ("outlier_bits", a.outlier_bits)) if v is not None}
     try:
         if a.resume and (out / "config.json").exists():
             saved = json.loads((out / "config.json").read_text())
-            fixed = ("init", "lr", "edge_prob", "analysis", "outlier_bits")
+            fixed = ("init", "lr", "edge_prob", "analysis", "hyper", "outlier_bits")
             if any(k in given and given[k] != saved.get(k) for k in fixed):
-                raise ConfigError("--init, --lr, --edge-prob, --analysis and --outlier-bits cannot change "
-                                  "a run being resumed")
+                raise ConfigError("--init, --lr, --edge-prob, --analysis, --hyper and --outlier-bits cannot "
+                                  "change a run being resumed")
             cfg = SynthTrainConfig(**{**saved, **given})  # e.g. --steps extends it
         else:
             cfg = SynthTrainConfig(**given)
