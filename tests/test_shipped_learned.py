@@ -88,6 +88,25 @@ def test_files_of_the_release_whose_synthesis_and_tables_were_replaced_decode_bi
     np.testing.assert_array_equal(got, np.load(data / "release_6c195abf_decoded.npy"))
 
 
+def test_files_of_the_release_whose_hyper_synthesis_and_gains_were_replaced_decode_bit_for_bit():
+    """A file of release 2c6c7a13 (format 5, level 4, a 128×160 corner of the demo region)
+    decodes with the shipped model exactly as 2c6c7a13 decoded it: the release after it
+    retrained the hyper-synthesis and the gains too (``synth --hyper``) and keeps 2c6c7a13's
+    for its files, with its synthesis and tables."""
+    from pathlib import Path
+
+    from topoae.checkpoint import load_checkpoint
+    from topoae.codec import learned
+
+    data = Path(__file__).parent / "data"
+    rd = learned.as_rd_model(load_checkpoint(zoo.default_model_path()))
+    h, s = learned.read(data / "release_2c6c7a13.tae")
+    assert h["model"] == "2c6c7a1344bb96d9"
+    assert rd.for_file(h["model"]) is not rd  # decoded by the kept release, not the new one
+    got = learned.decode(h, s, rd).values
+    np.testing.assert_array_equal(got, np.load(data / "release_2c6c7a13_decoded.npy"))
+
+
 def test_format_3_files_with_the_context_decode_bit_for_bit():
     """A format-3 file of this release (latent context, error-bounded, made before format 4 and
     before the coder's sparse context pass, from a 128×160 corner of the demo region at level
