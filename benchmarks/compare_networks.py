@@ -15,8 +15,9 @@ mean over the regions. Below 1: the candidate is better.
 
 ``--refit-tables N`` compares what ``ship_learned.py --synthesis CANDIDATE --refit-tables N``
 would ship against the shipped weights: the reference codes with its stored tables, the
-candidate (a ``topoae.training.synth`` checkpoint: its analysis changed, its entropy model the
-reference's) with the reference's tables fitted again to its own symbols on N training tiles.
+candidate (a ``topoae.training.synth`` checkpoint: its analysis changed, its densities and
+context the reference's, its hyper-synthesis and gains too unless it ran with ``--hyper``) with
+the reference's tables fitted again to its own symbols on N training tiles.
 """
 
 from __future__ import annotations

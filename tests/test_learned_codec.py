@@ -479,8 +479,11 @@ def test_a_release_with_a_new_hyper_synthesis_and_gains_keeps_the_replaced_ones(
     np.testing.assert_array_equal(learned.decode(h, s, new).values, before)
     h2, s2 = learned.encode(grid, new, level=2)
     assert s2["tile:0,0"] != s["tile:0,0"]  # the new hyper-synthesis and gains code otherwise
-    np.testing.assert_array_equal(learned.decode(h2, s2, new).values,
+    again = learned.as_rd_model(load_checkpoint(release(("g_s", "h_s", "gain"))))
+    np.testing.assert_array_equal(learned.decode(h2, s2, again).values,
                                   learned.decode(h2, s2, new).values)
+    with pytest.raises(ModelMismatchError):
+        learned.decode(h2, s2, rd)
     only_g_s = learned.as_rd_model(load_checkpoint(release(("g_s",))))
     try:
         wrong = learned.decode(h, s, only_g_s).values
@@ -493,6 +496,22 @@ def test_a_release_with_a_new_hyper_synthesis_and_gains_keeps_the_replaced_ones(
     rec.pop(next(k for k in rec if k.startswith("h_s.")))
     with pytest.raises(ModelMismatchError, match="earlier synthesis"):
         learned.as_rd_model(partial)
+    wrong_dtype = load_checkpoint(release(("g_s", "gain")))
+    rec = wrong_dtype.extra["earlier_synthesis"]["synthesis"]
+    rec["gain"] = rec["gain"].double()
+    with pytest.raises(ModelMismatchError, match="earlier synthesis"):
+        learned.as_rd_model(wrong_dtype)
+
+
+def test_tables_stored_as_int32_read_as_the_int64_ones_of_older_releases(rd):
+    """Tables are written as int32 now; older weights hold int64: both read as the same tables."""
+    a = rd.tables.to_arrays()
+    assert all(v.dtype == np.int32 for v in a.values())
+    old = tables.Tables.from_arrays({k: v.astype(np.int64) for k, v in a.items()})
+    new = tables.Tables.from_arrays(a)
+    for x, y in zip(old.y + old.z, new.y + new.z, strict=True):
+        np.testing.assert_array_equal(x, y)
+        assert x.dtype == y.dtype == np.int64
 
 
 def test_a_release_with_a_new_analysis_and_tables_keeps_the_tables_of_the_release_before(rd, grid, tmp_path):

@@ -284,7 +284,8 @@ def _release(net: HyperpriorModel, t: tables.Tables, mid: str, extra: dict[str, 
         parts = {k: {n for n in state if n == k or n.startswith(k + ".")} for k in RELEASE_PARTS}
         held = [k for k, names in parts.items() if names & set(got)]
         if ("g_s" not in held or set(got) != set().union(*(parts[k] for k in held))
-                or any(tuple(torch.as_tensor(v).shape) != tuple(state[k].shape) for k, v in got.items())):
+                or any(tuple(torch.as_tensor(v).shape) != tuple(state[k].shape)
+                       or torch.as_tensor(v).dtype != state[k].dtype for k, v in got.items())):
             raise ModelMismatchError("the weights' earlier synthesis does not fit their network")
         state.update({k: torch.as_tensor(v) for k, v in got.items()})
         old.load_state_dict(state)

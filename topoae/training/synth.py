@@ -12,7 +12,8 @@ release keeps the replaced ones with the replaced synthesis; the densities and t
 network learns from what the codec gives it, which joint training only approximates:
 
 * the latents are rounded as the coder rounds them (``μ + round(y − μ)``, μ from the
-  hyperprior and the spatial context), the analysis and entropy model frozen; μ is computed
+  hyperprior and the spatial context), the analysis and entropy model frozen (unless
+  ``--analysis`` / ``--hyper`` train them); μ is computed
   over the window's latents, where the coder computes it over a whole 512-cell tile's, so a few
   percent of the latents land in the neighbouring bin;
 * each window is a ``crop``-cell block decoded as the codec decodes a region's tile: the
@@ -112,8 +113,8 @@ class SynthTrainConfig:
     val_every: int = 250
     checkpoint_minutes: float = 4.0
     #: also train the encoder side (analysis and hyper-analysis) on rate + λ · distortion;
-    #: the decoder's entropy model (hyper-synthesis, densities, context, gains) stays frozen,
-    #: so a file's bytes are still decoded with the tables every release shares
+    #: the decoder's entropy model (hyper-synthesis, densities, context, gains) stays frozen
+    #: unless ``hyper``, so a file's bytes are still decoded with the tables every release shares
     analysis: bool = False
     #: bits a sparse outlier correction costs the codec (its ``OUTLIER_BITS``), or 0: with it,
     #: a cell's squared error counts at most ``outlier_bits / λ`` (λ on the network scale),
