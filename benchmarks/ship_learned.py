@@ -299,7 +299,7 @@ def replace_synthesis(weights: Path, ckpt: Path, out: Path, refit: int = 0) -> N
     kept = ["g_s"] + [k for k in learned.RELEASE_PARTS if k != "g_s" and k in changed]
     extra = compact_tables(extra)
     record = {k: extra[k] for k in ("same_coding_as", "without_context", "tables_fitted",
-                                    "earlier_synthesis") if k in extra}
+                                    "earlier_synthesis", "sample_tau") if k in extra}
     extra = {k: v for k, v in extra.items() if k not in ("same_coding_as", "without_context",
                                                           "earlier_synthesis")}
     if "tables_fitted" in extra:  # the tables' history stays; their first release is the old one's

@@ -503,6 +503,35 @@ def test_a_release_with_a_new_hyper_synthesis_and_gains_keeps_the_replaced_ones(
         learned.as_rd_model(wrong_dtype)
 
 
+def test_an_old_release_s_files_are_sampled_with_its_own_tau(rd, grid, tmp_path):
+    """τ is in gained-latent units, which a release may retrain: the record keeps the replaced
+    release's τ (``extra["sample_tau"]``), and sampling one of its files uses it; a record
+    without one inherits the weights' τ (releases before the record kept it)."""
+    from topoae.codec import ensemble
+
+    own = rd.net.state_dict()
+    levels = rd.levels
+
+    def release(rec_extra: dict) -> learned.RDModel:
+        rec = {"model_id": rd.model_id, "extra": rec_extra,
+               "synthesis": {k: v.clone() for k, v in own.items() if k.startswith("g_s.")}}
+        path = tmp_path / f"tau{len(rec_extra)}.pt"
+        save_checkpoint(path, _tiny(), RDTrainConfig(model=TINY), normalise={"mode": "offset-field"},
+                        extra={"earlier_synthesis": rec, "sample_tau": [2.0] * levels})
+        return learned.as_rd_model(load_checkpoint(path))
+
+    kept = release({"sample_tau": [0.5] * levels})
+    h, s = learned.encode(grid, rd, level=1)
+    old = kept.for_file(h["model"])
+    assert old is kept.earlier_synthesis and old is not None
+    assert ensemble.tau_for(kept, 1, old) == 0.5
+    assert ensemble.tau_for(kept, 1, kept) == 2.0
+    inherited = release({})
+    assert ensemble.tau_for(inherited, 1, inherited.for_file(h["model"])) == 2.0
+    a = ensemble.sample(h, s, kept, n=2, seed=3)
+    assert "tau 0.5 " in a.attrs["topoae_ensemble"]
+
+
 def test_tables_stored_as_int32_read_as_the_int64_ones_of_older_releases(rd):
     """Tables are written as int32 now; older weights hold int64: both read as the same tables."""
     a = rd.tables.to_arrays()

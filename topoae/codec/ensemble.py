@@ -29,11 +29,12 @@ from topoae.models.hyperprior import split_level
 MEMBERS = 16
 
 
-def tau_for(model: Any, level: float) -> float:
+def tau_for(model: Any, level: float, kept: learned.RDModel | None = None) -> float:
     """The calibrated noise scale of ``level`` (1.0 when the model carries none; between two
-    trained levels, interpolated in log τ)."""
+    trained levels, interpolated in log τ). ``kept``: the release that decodes the file
+    (:meth:`~topoae.codec.learned.RDModel.for_file`); its own τ where it recorded one."""
     extra = getattr(model, "extra", {}) or {}
-    taus = extra.get("sample_tau")
+    taus = kept.sample_tau if kept is not None and kept.sample_tau else extra.get("sample_tau")
     if taus is None:
         return 1.0
     lo, f = split_level(level)
@@ -70,7 +71,8 @@ def sample(header: dict[str, Any], streams: dict[str, bytes], model: Any, *, n: 
     if not (np.isfinite(temperature) and temperature >= 0):
         raise ConfigError(f"--temperature must be a non-negative number, got {temperature}")
     rd = learned.as_rd_model(model)  # tables and the float64 hyper-synthesis, once
-    tau = tau_for(model, learned.file_level(header, rd.levels)) * float(temperature)
+    tau = tau_for(model, learned.file_level(header, rd.levels), rd.for_file(str(header.get("model", "")))
+                  ) * float(temperature)
     members = [member(header, streams, rd, seed=seed, index=k, tau=tau, force=force)
                for k in range(n)]
     first = members[0]

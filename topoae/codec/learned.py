@@ -195,6 +195,11 @@ class RDModel:
     #: the record keeps), the densities and context are the same, so its files (and those of
     #: the releases it decoded) decode with it
     earlier_synthesis: RDModel | None = None
+    #: the ensemble's calibrated τ per level for this release's files (empty: none recorded;
+    #: :func:`topoae.codec.ensemble.tau_for` then reads the weights' own ``sample_tau``). τ is
+    #: in gained-latent units, so a release that retrained the gains keeps the replaced τ
+    #: for the replaced release's files
+    sample_tau: tuple[float, ...] = ()
     h_s64: torch.nn.Module = field(init=False, repr=False)
     #: float64 copy of the latent context (None without one): it decides scale indices too
     ctx64: LatentContext | None = field(init=False, repr=False, default=None)
@@ -259,7 +264,8 @@ def as_rd_model(model: Any) -> RDModel:
     else:
         t = tables.freeze(net.z_density)
     mid = getattr(model, "model_id", None) or _weights_id(net)
-    return _release(net.eval(), t, mid, extra, tuple(float(v) for v in extra.get("level_ratios", ())))
+    return _release(net.eval(), t, mid, extra, tuple(float(v) for v in extra.get("level_ratios", ())),
+                    tuple(float(v) for v in extra.get("sample_tau", ())))
 
 
 #: the decoder-side parts a release may replace and keep for its earlier files: the synthesis
@@ -268,13 +274,14 @@ RELEASE_PARTS = ("g_s", "h_s", "gain")
 
 
 def _release(net: HyperpriorModel, t: tables.Tables, mid: str, extra: dict[str, Any],
-             ratios: tuple[float, ...]) -> RDModel:
+             ratios: tuple[float, ...], tau: tuple[float, ...] = ()) -> RDModel:
     """The coding model of a release whose record is ``extra``, with the release its synthesis
     replaced (``extra["earlier_synthesis"]``: that release's id, its synthesis weights
     (``g_s.*``, and the whole hyper-synthesis ``h_s.*`` and ``gain`` where those were replaced
     too: :data:`RELEASE_PARTS`), its probability tables where they differ from this release's
     (``tables``; absent: the same) and its own record; nested for a chain of them), built from a
-    copy of ``net`` with those weights."""
+    copy of ``net`` with those weights. ``tau``: this release's calibrated τ; a record without
+    its own (``extra["sample_tau"]``) inherits it."""
     before = None
     rec = extra.get("earlier_synthesis")
     if rec:
@@ -292,12 +299,15 @@ def _release(net: HyperpriorModel, t: tables.Tables, mid: str, extra: dict[str, 
         t_old = t
         if rec.get("tables") is not None:
             t_old = tables.Tables.from_arrays({k: np.asarray(v) for k, v in rec["tables"].items()})
-        before = _release(old.eval(), t_old, str(rec["model_id"]), dict(rec.get("extra", {})), ratios)
+        rec_extra = dict(rec.get("extra", {}))
+        old_tau = tuple(float(v) for v in rec_extra.get("sample_tau", ())) or tau
+        before = _release(old.eval(), t_old, str(rec["model_id"]), rec_extra, ratios, old_tau)
     earlier = str((extra.get("tables_fitted") or {}).get("network_of", ""))
     same = tuple(str(m) for m in extra.get("same_coding_as", ()))
     plain = tuple(str(m) for m in extra.get("without_context", ()))
     return RDModel(net=net, tables=t, model_id=mid, level_ratios=ratios, network_of=earlier,
-                   same_coding_as=same, without_context=plain, earlier_synthesis=before)
+                   same_coding_as=same, without_context=plain, earlier_synthesis=before,
+                   sample_tau=tau)
 
 
 def _weights_id(net: torch.nn.Module) -> str:
