@@ -264,8 +264,7 @@ def as_rd_model(model: Any) -> RDModel:
     else:
         t = tables.freeze(net.z_density)
     mid = getattr(model, "model_id", None) or _weights_id(net)
-    return _release(net.eval(), t, mid, extra, tuple(float(v) for v in extra.get("level_ratios", ())),
-                    tuple(float(v) for v in extra.get("sample_tau", ())))
+    return _release(net.eval(), t, mid, extra, tuple(float(v) for v in extra.get("level_ratios", ())))
 
 
 #: the decoder-side parts a release may replace and keep for its earlier files: the synthesis
@@ -274,14 +273,15 @@ RELEASE_PARTS = ("g_s", "h_s", "gain")
 
 
 def _release(net: HyperpriorModel, t: tables.Tables, mid: str, extra: dict[str, Any],
-             ratios: tuple[float, ...], tau: tuple[float, ...] = ()) -> RDModel:
+             ratios: tuple[float, ...], inherited_tau: tuple[float, ...] = ()) -> RDModel:
     """The coding model of a release whose record is ``extra``, with the release its synthesis
     replaced (``extra["earlier_synthesis"]``: that release's id, its synthesis weights
     (``g_s.*``, and the whole hyper-synthesis ``h_s.*`` and ``gain`` where those were replaced
     too: :data:`RELEASE_PARTS`), its probability tables where they differ from this release's
     (``tables``; absent: the same) and its own record; nested for a chain of them), built from a
-    copy of ``net`` with those weights. ``tau``: this release's calibrated τ; a record without
-    its own (``extra["sample_tau"]``) inherits it."""
+    copy of ``net`` with those weights. Its τ is ``extra["sample_tau"]``; a record without one
+    inherits the newer release's (``inherited_tau``)."""
+    tau = tuple(float(v) for v in extra.get("sample_tau", ())) or inherited_tau
     before = None
     rec = extra.get("earlier_synthesis")
     if rec:
@@ -299,9 +299,7 @@ def _release(net: HyperpriorModel, t: tables.Tables, mid: str, extra: dict[str, 
         t_old = t
         if rec.get("tables") is not None:
             t_old = tables.Tables.from_arrays({k: np.asarray(v) for k, v in rec["tables"].items()})
-        rec_extra = dict(rec.get("extra", {}))
-        old_tau = tuple(float(v) for v in rec_extra.get("sample_tau", ())) or tau
-        before = _release(old.eval(), t_old, str(rec["model_id"]), rec_extra, ratios, old_tau)
+        before = _release(old.eval(), t_old, str(rec["model_id"]), dict(rec.get("extra", {})), ratios, tau)
     earlier = str((extra.get("tables_fitted") or {}).get("network_of", ""))
     same = tuple(str(m) for m in extra.get("same_coding_as", ()))
     plain = tuple(str(m) for m in extra.get("without_context", ()))
