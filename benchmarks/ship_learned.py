@@ -30,9 +30,6 @@ import xarray as xr
 REPO = Path(__file__).resolve().parents[1]
 WEIGHTS = REPO / "topoae" / "weights"
 NAME = "topoae-hyperprior-gebco15"
-#: parts of the network only the encoder runs: a release may retrain them and still share its
-#: tables (and decode every earlier release's files)
-ENCODER_SIDE = ("g_a", "h_a")
 
 
 def tile_grids(cfg, split: str, n: int | None = None) -> list[xr.DataArray]:
@@ -292,9 +289,9 @@ def replace_synthesis(weights: Path, ckpt: Path, out: Path, refit: int = 0) -> N
         raise SystemExit(f"Error: {ckpt} is not the shipped network")
     own = old_net.state_dict()
     changed = sorted({k.split(".")[0] for k, v in net.state_dict().items() if not torch.equal(v, own[k])})
-    if set(changed) - set(ENCODER_SIDE) - set(learned.RELEASE_PARTS):
+    if set(changed) - set(learned.ENCODER_SIDE) - set(learned.RELEASE_PARTS):
         raise SystemExit(f"Error: {ckpt} changed {', '.join(changed)}: only the encoder's side ("
-                         + ", ".join(ENCODER_SIDE) + ") and the decoder-side parts a release keeps ("
+                         + ", ".join(learned.ENCODER_SIDE) + ") and the decoder-side parts a release keeps ("
                          + ", ".join(learned.RELEASE_PARTS) + ") may differ")
     kept = ["g_s"] + [k for k in learned.RELEASE_PARTS if k != "g_s" and k in changed]
     extra = compact_tables(extra)
@@ -312,7 +309,7 @@ def replace_synthesis(weights: Path, ckpt: Path, out: Path, refit: int = 0) -> N
     extra["synthesis_training"] = {"checkpoint": lm.model_id, "step": lm.extra.get("step"), "config": synth,
                                    "changed": changed}
     rd = shipped_model(extra, old_id, net)
-    encoder_changed = bool(set(changed) & set(ENCODER_SIDE))
+    encoder_changed = bool(set(changed) & set(learned.ENCODER_SIDE))
     if encoder_changed and not refit:
         print("warning: the analysis changed and the tables are not fitted to its symbols "
               "(--refit-tables N): the files will be larger than they need be", flush=True)

@@ -270,6 +270,9 @@ def as_rd_model(model: Any) -> RDModel:
 #: the decoder-side parts a release may replace and keep for its earlier files: the synthesis
 #: (always), and the hyper-synthesis and gains (``topoae.training.synth --hyper``)
 RELEASE_PARTS = ("g_s", "h_s", "gain")
+#: the parts only the encoder runs (analysis, hyper-analysis): a release may retrain them and
+#: still decode every earlier release's files (``topoae.training.synth --analysis``)
+ENCODER_SIDE = ("g_a", "h_a")
 
 
 def _release(net: HyperpriorModel, t: tables.Tables, mid: str, extra: dict[str, Any],

@@ -66,6 +66,7 @@ import numpy as np
 import torch
 
 from topoae.checkpoint import read_checkpoint, save_checkpoint
+from topoae.codec.learned import ENCODER_SIDE, RELEASE_PARTS
 from topoae.errors import ConfigError, TopoAEError
 from topoae.layout import symmetric_index
 from topoae.models.entropy import gaussian_likelihood
@@ -283,14 +284,13 @@ def rd_ref(net: HyperpriorModel, v: dict[str, float]) -> list[float]:
 
 
 def trained_params(net: HyperpriorModel, cfg: SynthTrainConfig) -> list[torch.nn.Parameter]:
-    """What a run trains: the synthesis; with ``analysis`` the analysis and hyper-analysis;
-    with ``hyper`` also the hyper-synthesis and the gains."""
-    parts: list[torch.nn.Module] = [net.g_s]
-    if cfg.analysis:
-        parts += [net.g_a, net.h_a]
-    if cfg.hyper:
-        parts.append(net.h_s)
-    return [p for m in parts for p in m.parameters()] + ([net.gain] if cfg.hyper else [])
+    """What a run trains: the synthesis; with ``analysis`` the encoder's side
+    (``learned.ENCODER_SIDE``); with ``hyper`` also the other decoder-side parts a release keeps
+    for its earlier files (``learned.RELEASE_PARTS``: the hyper-synthesis and the gains)."""
+    names = ["g_s"] + (list(ENCODER_SIDE) if cfg.analysis else [])
+    names += [n for n in RELEASE_PARTS if n != "g_s"] if cfg.hyper else []
+    parts = [getattr(net, n) for n in names]
+    return [p for m in parts for p in ([m] if isinstance(m, torch.nn.Parameter) else m.parameters())]
 
 
 def train(cfg: SynthTrainConfig, out: Path, *, minutes: float, resume: bool, threads: int | None) -> None:
