@@ -53,9 +53,19 @@ def test_demo_region_codes_as_the_card_says(card):
     assert rec.encoding["dtype"] == "int16"  # GEBCO int16 in, int16 out by default
 
 
-def test_files_of_the_release_before_decode_bit_for_bit():
-    """A file made with release 0f9a82ed (before the latent context) decodes with the shipped
-    model exactly as that release decoded it (made from a 128×160 corner of the demo region)."""
+@pytest.mark.parametrize("model", [
+    # before the latent context
+    "0f9a82ed211e0c09",
+    # format 5, level 4: a later release retrained the synthesis and the analysis and fitted its
+    # tables again, keeping 6c195abf's synthesis and tables for its files
+    "6c195abf3f8c180e",
+    # format 5, level 4: the release after it retrained the hyper-synthesis and the gains too
+    # (``synth --hyper``), keeping 2c6c7a13's with its synthesis and tables
+    "2c6c7a1344bb96d9",
+])
+def test_files_of_earlier_releases_decode_bit_for_bit(model):
+    """A stored file of an earlier release (a 128×160 corner of the demo region) decodes with
+    the shipped model exactly as that release decoded it, by the release it kept, not itself."""
     from pathlib import Path
 
     from topoae.checkpoint import load_checkpoint
@@ -63,48 +73,11 @@ def test_files_of_the_release_before_decode_bit_for_bit():
 
     data = Path(__file__).parent / "data"
     rd = learned.as_rd_model(load_checkpoint(zoo.default_model_path()))
-    h, s = learned.read(data / "release_0f9a82ed.tae")
-    assert h["model"] == "0f9a82ed211e0c09"
-    want = np.load(data / "release_0f9a82ed_decoded.npy")
-    got = learned.decode(h, s, rd).values
-    np.testing.assert_array_equal(got, want)
-
-
-def test_files_of_the_release_whose_synthesis_and_tables_were_replaced_decode_bit_for_bit():
-    """A file of release 6c195abf (format 5, level 4, a 128×160 corner of the demo region)
-    decodes with the shipped model exactly as 6c195abf decoded it: a later release that
-    retrained the synthesis and the analysis and fitted its tables again keeps 6c195abf's
-    synthesis and tables for its files."""
-    from pathlib import Path
-
-    from topoae.checkpoint import load_checkpoint
-    from topoae.codec import learned
-
-    data = Path(__file__).parent / "data"
-    rd = learned.as_rd_model(load_checkpoint(zoo.default_model_path()))
-    h, s = learned.read(data / "release_6c195abf.tae")
-    assert h["model"] == "6c195abf3f8c180e"
-    got = learned.decode(h, s, rd).values
-    np.testing.assert_array_equal(got, np.load(data / "release_6c195abf_decoded.npy"))
-
-
-def test_files_of_the_release_whose_hyper_synthesis_and_gains_were_replaced_decode_bit_for_bit():
-    """A file of release 2c6c7a13 (format 5, level 4, a 128×160 corner of the demo region)
-    decodes with the shipped model exactly as 2c6c7a13 decoded it: the release after it
-    retrained the hyper-synthesis and the gains too (``synth --hyper``) and keeps 2c6c7a13's
-    for its files, with its synthesis and tables."""
-    from pathlib import Path
-
-    from topoae.checkpoint import load_checkpoint
-    from topoae.codec import learned
-
-    data = Path(__file__).parent / "data"
-    rd = learned.as_rd_model(load_checkpoint(zoo.default_model_path()))
-    h, s = learned.read(data / "release_2c6c7a13.tae")
-    assert h["model"] == "2c6c7a1344bb96d9"
+    h, s = learned.read(data / f"release_{model[:8]}.tae")
+    assert h["model"] == model
     assert rd.for_file(h["model"]) is not rd  # decoded by the kept release, not the new one
     got = learned.decode(h, s, rd).values
-    np.testing.assert_array_equal(got, np.load(data / "release_2c6c7a13_decoded.npy"))
+    np.testing.assert_array_equal(got, np.load(data / f"release_{model[:8]}_decoded.npy"))
 
 
 def test_format_3_files_with_the_context_decode_bit_for_bit():
