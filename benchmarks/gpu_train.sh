@@ -1,19 +1,27 @@
 #!/usr/bin/env bash
 # Train (or resume) the learned codec's model on a lent GPU within ~7 minutes.
 #
-# Run on the device machine from the repository root, with the training data and
-# the CPU run carried along (both are git-ignored):
-#   run(command="bash benchmarks/gpu_train.sh", carry=["data_cache", "runs/rd"], timeout_s=540)
-# data_cache/gebco15_tiles.npz comes from `python benchmarks/make_rd_data.py` (int16, plain
-# numpy: the device's Python has torch and numpy but no zarr/netCDF4). It holds the same tiles
-# as the `topoae tile --split-by-file` store a CPU run may have used; --data switches a resumed
-# run to it. The device copies the tree, not this machine's venv: the trainer needs only torch
-# and numpy. Checkpoints, metrics and the log go to $OUT/rd (fetch them back, then resume here
-# with --resume). The checkpoints themselves are too large to come back (a device returns at most
+# Run on the device machine from the repository root, with the training tiles (and, to resume,
+# the run) carried along (both are git-ignored):
+#   run(command="bash benchmarks/gpu_train.sh", carry=["data_cache/gpu"], timeout_s=540)
+#   run(command="RUN=rd_wide CHANNELS=128 LATENT=192 CONTEXT=checkerboard-channels4 bash benchmarks/gpu_train.sh",
+#       carry=["data_cache/gpu"], timeout_s=540)
+# data_cache/gpu/gebco15_tiles.tpk comes from `python benchmarks/make_rd_data.py --pack`: the
+# training and validation tiles, int16, packed losslessly (topoae.training.tilepack, 22 MB; the
+# device's Python has torch and numpy but no zarr/netCDF4). The working tree and the carried paths
+# share 64 MiB: the tracked tree is ~41 MB (the shipped weights are 30 MB of it), so the pack fits
+# with ~3 MiB to spare. Check before a call:
+#   echo $(( ($(git ls-files -z | xargs -0 du -cb | tail -1 | cut -f1) + $(du -sb data_cache/gpu | cut -f1)) / 1048576 )) MiB
+# (data_cache/gebco15_tiles.npz, 97 MB, and its np.savez_compressed form, 50 MB, no longer fit.)
+# The device copies the tree, not this machine's venv: the trainer needs only torch and numpy.
+# Checkpoints, metrics and the log go to $OUT/$RUN (fetch them back, then resume here with
+# --resume). The checkpoints themselves are too large to come back (a device returns at most
 # 8 files of 16 MiB; a wide network with its optimiser state is 100+ MB): the weights alone come
 # back as $OUT/$RUN/weights_part*.pt + weights.json (benchmarks/split_weights.py; join them here
 # with `python benchmarks/split_weights.py join DIR DIR/weights.pt`, then warm-start with --init),
 # and the checkpoints are deleted from $OUT (only last.pt's weights: 8 files, 64 MiB come back).
+# Resuming a run on the device needs runs/$RUN carried too, which the 64 MiB no longer allow for
+# a wide network: start it fresh there, warm-start here from the returned weights.
 #
 # RUN=rd_wide CHANNELS=128 LATENT=192 CONTEXT=checkerboard-channels4 trains a wider network with
 # the latent context jointly, from scratch (or resumes runs/$RUN): a GPU's minutes are worth
@@ -25,9 +33,9 @@ RUN="${RUN:-rd}"
 MINUTES="${MINUTES:-6.5}"
 STEPS="${STEPS:-60000}"  # the cosine schedule's length; a resumed run continues towards it
 DEVICE="${DEVICE:-cuda}"
-# the tiles (.npz); DATA=data_cache/gpu/gebco15_tiles.npz: the same, np.savez_compressed (50 MB,
-# under the 64 MiB a device call carries)
-DATA="${DATA:-data_cache/gebco15_tiles.npz}"
+# the tiles: the packed training and validation tiles (DATA=data_cache/gebco15_tiles.npz on a
+# machine that holds it)
+DATA="${DATA:-data_cache/gpu/gebco15_tiles.tpk}"
 fresh=()  # the network of a fresh run (a resumed one keeps its own)
 [ -n "${CHANNELS:-}" ] && fresh+=(--channels "$CHANNELS")
 [ -n "${LATENT:-}" ] && fresh+=(--latent-channels "$LATENT")

@@ -1,6 +1,6 @@
 """Prepare the 15″ GEBCO tiles for the rate–distortion codec: split by file, cache as int16.
 
-    python benchmarks/make_rd_data.py [--tiles ../shared/data/gebco_15s/tiles] [--out data_cache]
+    python benchmarks/make_rd_data.py [--tiles ../shared/data/gebco_15s/tiles] [--out data_cache] [--pack]
 
 Writes ``data_cache/gebco15_tiles.npz`` (``names`` and an int16 stack
 ``(T, 512, 512)``; fill −32768 kept) for the trainer (plain numpy, so it also
@@ -9,6 +9,10 @@ runs on a GPU machine without zarr/netCDF4), and — only if it does not exist y
 set stratified by kind (trench, open ocean, coast, land, shelf). The split is
 committed before training and never regenerated, so held-out tiles stay held out.
 Tiles that overlap another tile go to the same split as it.
+
+``--pack`` also writes ``data_cache/gpu/gebco15_tiles.tpk``: the training and validation
+tiles only, losslessly packed (:mod:`topoae.training.tilepack`, ~21 MB) for a lent GPU
+machine, whose working tree and carried paths share 64 MiB (``benchmarks/gpu_train.sh``).
 """
 
 from __future__ import annotations
@@ -45,6 +49,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tiles", default=str(HERE.parent.parent / "shared/data/gebco_15s/tiles"))
     ap.add_argument("--out", default=str(HERE.parent / "data_cache"))
+    ap.add_argument("--pack", action="store_true",
+                    help="also write gpu/gebco15_tiles.tpk (train and val tiles, for a GPU machine)")
     args = ap.parse_args()
     files = sorted(Path(args.tiles).glob("Tile_*.nc"))
     if not files:
@@ -67,7 +73,21 @@ def main() -> None:
     print(f"wrote {out / 'gebco15_tiles.npz'}: {len(names)} tiles")
     if SPLIT.exists():
         print(f"{SPLIT} exists; kept")
-        return
+    else:
+        write_split(names, kinds)
+    if args.pack:
+        from topoae.training import tilepack
+
+        split = json.loads(SPLIT.read_text())
+        keep = [i for i, n in enumerate(names) if n in set(split["train"]) | set(split["val"])]
+        path = out / "gpu" / "gebco15_tiles.tpk"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        size = tilepack.write(path, [names[i] for i in keep], np.stack([stack[i] for i in keep]))
+        print(f"wrote {path}: {len(keep)} tiles, {size / 1e6:.1f} MB")
+
+
+def write_split(names: list[str], kinds: dict[str, str]) -> None:
+    """The train / val / test split of the tiles (run once: the split is then committed)."""
     rng = np.random.default_rng(2026)
     test, val = [], []
     for kind, n_test, n_val in (("trench", 2, 0), ("open-ocean", 2, 0), ("coast", 6, 3),

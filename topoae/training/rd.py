@@ -4,8 +4,10 @@ Data: a patch store made by ``topoae tile`` (``--data`` ending in ``.zarr``; the
 carries its split, e.g. ``--split-by-file benchmarks/rd_split.json``; patches are turned
 back into metres with the store's offset and scale), or an ``.npz`` with ``names`` and an
 int16 stack ``tiles (T, H, W)`` (fill −32768), made by ``benchmarks/make_rd_data.py``, with
-a split file naming whole tiles per split (``--split``, ``benchmarks/rd_split.json``). The
-``.npz`` needs only numpy (a GPU machine without zarr). Each step draws random ``crop × crop``
+a split file naming whole tiles per split (``--split``, ``benchmarks/rd_split.json``), or the
+same tiles packed losslessly (``.tpk``, :mod:`topoae.training.tilepack`, a quarter of the
+size: what a GPU machine is sent). The ``.npz`` and ``.tpk`` need only numpy (a GPU machine
+without zarr). Each step draws random ``crop × crop``
 windows from random training tiles (or patches) under a random symmetry of the square,
 removes their offset field (:mod:`topoae.offset_field`, exactly as the codec
 does), and trains rate (bits per cell) + λ_level · MSE (m²) with a random
@@ -40,6 +42,7 @@ from topoae.checkpoint import read_checkpoint, save_checkpoint
 from topoae.errors import ConfigError, TopoAEError
 from topoae.models.context import SCHEDULES
 from topoae.models.hyperprior import HyperpriorConfig, HyperpriorModel, rd_loss
+from topoae.training import tilepack
 
 FILL = -32768
 
@@ -80,12 +83,18 @@ class RDTrainConfig:
 
 
 def load_tiles(data: str | Path, split_file: str | Path, split: str) -> np.ndarray:
-    """int16 stack of the tiles of one split."""
-    z = np.load(data)
-    names = list(z["names"])
+    """int16 stack of the tiles of one split, from an ``.npz`` (``names``, ``tiles``) or a
+    :mod:`topoae.training.tilepack` file (``.tpk``, what a GPU machine is sent)."""
     wanted = set(json.loads(Path(split_file).read_text())[split])
+    if str(data).endswith(tilepack.SUFFIX):
+        names, tiles = tilepack.read(data)
+    else:
+        z = np.load(data)
+        names, tiles = list(z["names"]), z["tiles"]
     idx = [i for i, n in enumerate(names) if n in wanted]
-    return z["tiles"][idx]
+    if not idx:
+        raise ConfigError(f"{data} holds no {split} tile of {split_file}")
+    return tiles[idx]
 
 
 def load_store(path: str | Path, split: str) -> np.ndarray:
@@ -407,10 +416,10 @@ def train(cfg: RDTrainConfig, out: Path, *, minutes: float, resume: bool, device
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description="Train the hyperprior codec model (rate + λ·MSE).")
     ap.add_argument("--data", default=None,
-                    help="a topoae tile store (.zarr, carries its split) or an int16 .npz of tiles "
+                    help="a topoae tile store (.zarr, carries its split), an int16 .npz of tiles or a .tpk "
                          f"[default: {RDTrainConfig.data}; with --resume: the run's, unless given]")
     ap.add_argument("--split", default=None,
-                    help=f"split file of the .npz tiles [default: {RDTrainConfig.split}]")
+                    help=f"split file of the .npz / .tpk tiles [default: {RDTrainConfig.split}]")
     ap.add_argument("--out", required=True)
     ap.add_argument("--minutes", type=float, default=60.0)
     # these five default to the config's (a fresh run) or the run's (--resume) unless given
@@ -440,7 +449,7 @@ def main(argv: list[str] | None = None) -> None:
     data = a.data or RDTrainConfig.data
     store = data.rstrip("/").endswith(".zarr")
     if store and a.split is not None:
-        ap.error("--split is for .npz data; a .zarr patch store carries its split")
+        ap.error("--split is for .npz / .tpk data; a .zarr patch store carries its split")
     split = "" if store else (a.split or RDTrainConfig.split)
     lambdas: dict[str, Any] = {}
     if a.lambdas is not None:
