@@ -80,6 +80,28 @@ def test_files_of_earlier_releases_decode_bit_for_bit(model):
     np.testing.assert_array_equal(got, np.load(data / f"release_{model[:8]}_decoded.npy"))
 
 
+def test_earlier_releases_are_made_only_when_a_file_needs_one():
+    """Each kept release is a whole network with its float64 copies: a file of the current
+    release must not pay for them (the chain once took 180 MB at load)."""
+    from topoae.checkpoint import load_checkpoint
+    from topoae.codec import learned
+
+    rd = learned.as_rd_model(load_checkpoint(zoo.default_model_path()))
+    assert rd.replaced is not None and rd._replaced is None  # a chain, not made yet
+    h, s = learned.encode(zoo_demo_corner(), rd, level=0)
+    learned.decode(h, s, rd)
+    assert rd.for_file(h["model"]) is rd and rd._replaced is None
+    old = rd.for_file("2c6c7a1344bb96d9")
+    assert old is not None and old is rd.earlier_synthesis is rd._replaced  # made once, kept
+    assert old.net is not rd.net and old.model_id.startswith("2c6c7a13")
+
+
+def zoo_demo_corner():
+    from topoae.io import open_grid
+
+    return open_grid(zoo.DEMO_REGION).isel(lat=slice(0, 64), lon=slice(0, 64)).load()
+
+
 def test_format_3_files_with_the_context_decode_bit_for_bit():
     """A format-3 file of this release (latent context, error-bounded, made before format 4 and
     before the coder's sparse context pass, from a 128×160 corner of the demo region at level

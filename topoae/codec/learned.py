@@ -28,7 +28,7 @@ import datetime as _dt
 import hashlib
 import math
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -189,12 +189,9 @@ class RDModel:
     #: ids of earlier releases whose files code their latents without the spatial context this
     #: network has (it was added later; :meth:`file_context`)
     without_context: tuple[str, ...] = ()
-    #: the release this one's synthesis replaced (:func:`as_rd_model` reads it from the
-    #: checkpoint's ``extra["earlier_synthesis"]``): the synthesis differs (and maybe the
-    #: analysis, which no decoder runs, and the hyper-synthesis, gains and fitted tables, which
-    #: the record keeps), the densities and context are the same, so its files (and those of
-    #: the releases it decoded) decode with it
-    earlier_synthesis: RDModel | None = None
+    #: makes the release this one's synthesis replaced (:func:`as_rd_model` reads it from the
+    #: checkpoint's ``extra["earlier_synthesis"]``), on first use: see :attr:`earlier_synthesis`
+    replaced: Callable[[], RDModel] | None = field(default=None, repr=False)
     #: the ensemble's calibrated τ per level for this release's files (empty: none recorded;
     #: :func:`topoae.codec.ensemble.tau_for` then reads the weights' own ``sample_tau``). τ is
     #: in gained-latent units, so a release that retrained the gains keeps the replaced τ
@@ -205,6 +202,7 @@ class RDModel:
     ctx64: LatentContext | None = field(init=False, repr=False, default=None)
     fast: InferenceTransforms = field(init=False, repr=False)
     _earlier: RDModel | None = field(init=False, repr=False, default=None)
+    _replaced: RDModel | None = field(init=False, repr=False, default=None)
 
     def __post_init__(self) -> None:
         if self.tables.z_levels and len(self.tables.z_levels) != self.levels:
@@ -218,6 +216,18 @@ class RDModel:
     @property
     def levels(self) -> int:
         return self.net.config.levels
+
+    @property
+    def earlier_synthesis(self) -> RDModel | None:
+        """The release this one's synthesis replaced: the synthesis differs (and maybe the
+        analysis, which no decoder runs, and the hyper-synthesis, gains and fitted tables, which
+        the record keeps), the densities and context are the same, so its files (and those of
+        the releases it decoded) decode with it. Made on first use and kept: each release is a
+        whole network with its float64 copies (~50 MB), which a file of the current release
+        never needs."""
+        if self._replaced is None and self.replaced is not None:
+            self._replaced = self.replaced()
+        return self._replaced
 
     def for_file(self, file_model: str) -> RDModel | None:
         """The model that decodes a file made with model ``file_model`` (its 16-hex id):
@@ -285,30 +295,45 @@ def _release(net: HyperpriorModel, t: tables.Tables, mid: str, extra: dict[str, 
     copy of ``net`` with those weights. Its τ is ``extra["sample_tau"]``; a record without one
     inherits the newer release's (``inherited_tau``)."""
     tau = tuple(float(v) for v in extra.get("sample_tau", ())) or inherited_tau
-    before = None
+    replaced: Callable[[], RDModel] | None = None
     rec = extra.get("earlier_synthesis")
     if rec:
-        old = copy.deepcopy(net)
-        state = old.state_dict()
-        got = dict(rec.get("synthesis") or {})
-        parts = {k: {n for n in state if n == k or n.startswith(k + ".")} for k in RELEASE_PARTS}
-        held = [k for k, names in parts.items() if names & set(got)]
-        if ("g_s" not in held or set(got) != set().union(*(parts[k] for k in held))
-                or any(tuple(torch.as_tensor(v).shape) != tuple(state[k].shape)
-                       or torch.as_tensor(v).dtype != state[k].dtype for k, v in got.items())):
-            raise ModelMismatchError("the weights' earlier synthesis does not fit their network")
-        state.update({k: torch.as_tensor(v) for k, v in got.items()})
-        old.load_state_dict(state)
-        t_old = t
-        if rec.get("tables") is not None:
-            t_old = tables.Tables.from_arrays({k: np.asarray(v) for k, v in rec["tables"].items()})
-        before = _release(old.eval(), t_old, str(rec["model_id"]), dict(rec.get("extra", {})), ratios, tau)
+        _check_record(net, rec)
+
+        def replaced_release() -> RDModel:
+            old = copy.deepcopy(net)
+            state = old.state_dict()
+            state.update({k: torch.as_tensor(v) for k, v in rec["synthesis"].items()})
+            old.load_state_dict(state)
+            t_old = t
+            if rec.get("tables") is not None:
+                t_old = tables.Tables.from_arrays({k: np.asarray(v) for k, v in rec["tables"].items()})
+            return _release(old.eval(), t_old, str(rec["model_id"]), dict(rec.get("extra", {})),
+                            ratios, tau)
+        replaced = replaced_release
     earlier = str((extra.get("tables_fitted") or {}).get("network_of", ""))
     same = tuple(str(m) for m in extra.get("same_coding_as", ()))
     plain = tuple(str(m) for m in extra.get("without_context", ()))
     return RDModel(net=net, tables=t, model_id=mid, level_ratios=ratios, network_of=earlier,
-                   same_coding_as=same, without_context=plain, earlier_synthesis=before,
-                   sample_tau=tau)
+                   same_coding_as=same, without_context=plain, replaced=replaced, sample_tau=tau)
+
+
+def _check_record(net: HyperpriorModel, rec: dict[str, Any]) -> None:
+    """Refuse a release record (and the records nested in it) whose decoder parts do not fit
+    ``net``: it must hold the synthesis and whole groups of :data:`RELEASE_PARTS`, with the
+    network's shapes and dtypes. Checked when the weights load; the release is made on use."""
+    state = net.state_dict()
+    got = dict(rec.get("synthesis") or {})
+    parts = {k: {n for n in state if n == k or n.startswith(k + ".")} for k in RELEASE_PARTS}
+    held = [k for k, names in parts.items() if names & set(got)]
+    if ("g_s" not in held or set(got) != set().union(*(parts[k] for k in held))
+            or any(tuple(torch.as_tensor(v).shape) != tuple(state[k].shape)
+                   or torch.as_tensor(v).dtype != state[k].dtype for k, v in got.items())
+            or "model_id" not in rec):
+        raise ModelMismatchError("the weights' earlier synthesis does not fit their network")
+    inner = dict(rec.get("extra", {})).get("earlier_synthesis")
+    if inner:
+        _check_record(net, inner)
 
 
 def _weights_id(net: torch.nn.Module) -> str:
