@@ -20,8 +20,9 @@
 # back as $OUT/$RUN/weights_part*.pt + weights.json (benchmarks/split_weights.py; join them here
 # with `python benchmarks/split_weights.py join DIR DIR/weights.pt`, then warm-start with --init),
 # and the checkpoints are deleted from $OUT (only last.pt's weights: 8 files, 64 MiB come back).
-# Resuming a run on the device needs runs/$RUN carried too, which the 64 MiB no longer allow for
-# a wide network: start it fresh there, warm-start here from the returned weights.
+# Resuming a run on the device needs runs/$RUN carried too, which the 64 MiB seldom allow: without
+# it the script starts a fresh run (the shipped 9 levels) and says so; warm-start here from the
+# returned weights.
 #
 # RUN=rd_wide CHANNELS=128 LATENT=192 CONTEXT=checkerboard-channels4 trains a wider network with
 # the latent context jointly, from scratch (or resumes runs/$RUN): a GPU's minutes are worth
@@ -40,8 +41,12 @@ fresh=()  # the network of a fresh run (a resumed one keeps its own)
 [ -n "${CHANNELS:-}" ] && fresh+=(--channels "$CHANNELS")
 [ -n "${LATENT:-}" ] && fresh+=(--latent-channels "$LATENT")
 [ -n "${CONTEXT:-}" ] && fresh+=(--context "$CONTEXT")
-# the shipped model's 9 levels (the trainer's default ladder has 8: no 0.19)
-[ ${#fresh[@]} -gt 0 ] && fresh+=(--lambdas "${LAMBDAS:-0.19,0.6,1.9,5.9,18.4,58,181,570,1800}")
+# a fresh run (network options given, or no runs/$RUN/last.pt carried) gets the shipped model's
+# 9 levels (the trainer's default ladder has 8: no 0.19)
+if [ ${#fresh[@]} -gt 0 ] || [ ! -f "runs/$RUN/last.pt" ]; then
+    fresh+=(--lambdas "${LAMBDAS:-0.19,0.6,1.9,5.9,18.4,58,181,570,1800}")
+    echo "a fresh run of $RUN (no runs/$RUN/last.pt here to resume): ${fresh[*]}"
+fi
 mkdir -p "$OUT/$RUN"
 if [ -f "runs/$RUN/last.pt" ]; then cp "runs/$RUN/last.pt" "runs/$RUN/config.json" "runs/$RUN/metrics.csv" "$OUT/$RUN/" 2>/dev/null || true; fi
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true

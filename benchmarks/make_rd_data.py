@@ -11,7 +11,7 @@ committed before training and never regenerated, so held-out tiles stay held out
 Tiles that overlap another tile go to the same split as it.
 
 ``--pack`` also writes ``data_cache/gpu/gebco15_tiles.tpk``: the training and validation
-tiles only, losslessly packed (:mod:`topoae.training.tilepack`, ~21 MB) for a lent GPU
+tiles only, losslessly packed (:mod:`topoae.training.tilepack`, 22 MB) for a lent GPU
 machine, whose working tree and carried paths share 64 MiB (``benchmarks/gpu_train.sh``).
 """
 
@@ -79,7 +79,10 @@ def main() -> None:
         from topoae.training import tilepack
 
         split = json.loads(SPLIT.read_text())
-        keep = [i for i, n in enumerate(names) if n in set(split["train"]) | set(split["val"])]
+        wanted = set(split["train"]) | set(split["val"])
+        keep = [i for i, n in enumerate(names) if n in wanted]
+        if not keep:
+            raise SystemExit(f"no training or validation tile of {SPLIT} under {args.tiles}")
         path = out / "gpu" / "gebco15_tiles.tpk"
         path.parent.mkdir(parents=True, exist_ok=True)
         size = tilepack.write(path, [names[i] for i in keep], np.stack([stack[i] for i in keep]))

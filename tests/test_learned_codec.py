@@ -503,6 +503,37 @@ def test_a_release_with_a_new_hyper_synthesis_and_gains_keeps_the_replaced_ones(
         learned.as_rd_model(wrong_dtype)
 
 
+def test_every_record_of_a_release_chain_is_checked_when_the_weights_load(rd, tmp_path):
+    """The releases of a chain are made only when a file needs one, but a damaged record (its
+    tables, its τ, or a record nested in it) is refused when the weights load, with one clear
+    error, not a traceback while an old file decodes."""
+    net = _tiny()
+    own = rd.net.state_dict()
+    good_tables = {k: torch.from_numpy(v) for k, v in rd.tables.to_arrays().items()}
+
+    def rec(**change) -> dict:
+        return {"model_id": rd.model_id, "extra": {},
+                "synthesis": {k: own[k].clone() for k in own if k.startswith("g_s.")}, **change}
+
+    def load(record) -> learned.RDModel:
+        path = tmp_path / "chain.pt"
+        save_checkpoint(path, net, RDTrainConfig(model=TINY), normalise={"mode": "offset-field"},
+                        extra={"earlier_synthesis": record})
+        return learned.as_rd_model(load_checkpoint(path))
+
+    fine = load(rec(tables=good_tables, extra={"earlier_synthesis": rec(), "sample_tau": [1.1] * 3}))
+    assert fine.replaced is not None and fine._replaced is None  # checked, not made
+    older = fine.for_file("0" * 16)  # no file of that id: the whole chain is walked
+    assert older is None and fine.earlier_synthesis is not None
+    assert fine.earlier_synthesis.sample_tau == (1.1,) * 3
+    broken_tables = {k: v for k, v in good_tables.items() if k != "z_lengths"}
+    for bad in (rec(tables=broken_tables), rec(extra={"sample_tau": ["wide"]}),
+                rec(extra={"earlier_synthesis": rec(tables=broken_tables)}),
+                rec(extra={"earlier_synthesis": {"model_id": "x"}})):
+        with pytest.raises(ModelMismatchError):
+            load(bad)
+
+
 def test_an_old_release_s_files_are_sampled_with_its_own_tau(rd, grid, tmp_path):
     """τ is in gained-latent units, which a release may retrain: the record keeps the replaced
     release's τ (``extra["sample_tau"]``), and sampling one of its files uses it; a record

@@ -44,6 +44,34 @@ def test_damaged_or_truncated_pack_is_a_clear_error(cut):
         tilepack.unpack(b"XXXX" + data[4:])
 
 
+@pytest.mark.parametrize("edit", [
+    lambda h: {**h, "shape": [3, 40 * 56]},  # the cells, another shape
+    lambda h: {**h, "shape": [3, -40, -56]},
+    lambda h: {**h, "shape": [3, 40.5, 56]},
+    lambda h: {**h, "names": "abc"},
+    lambda h: {**h, "planes": [1, 2, 3]},
+])
+def test_a_rewritten_header_is_a_clear_error(edit):
+    """A header edited by hand (its checksum made to match) still cannot give a wrong grid."""
+    import struct
+    import zlib
+
+    data = tilepack.pack(["a", "b", "c"], _stack())
+    (n,) = struct.unpack("<I", data[4:8])
+    head = json.dumps(edit(json.loads(data[12:12 + n]))).encode()
+    forged = data[:4] + struct.pack("<II", len(head), zlib.crc32(head)) + head + data[12 + n:]
+    with pytest.raises(InputError, match="damaged"):
+        tilepack.unpack(forged)
+
+
+def test_a_changed_name_fails_the_header_check():
+    data = bytearray(tilepack.pack(["tile_a", "b", "c"], _stack()))
+    at = data.index(b"tile_a")
+    data[at] = ord("T")
+    with pytest.raises(InputError, match="damaged"):
+        tilepack.unpack(bytes(data))
+
+
 def test_pack_refuses_other_dtypes():
     with pytest.raises(ValueError):
         tilepack.pack(["a"], np.zeros((1, 4, 4), np.float32))
@@ -64,5 +92,6 @@ def test_trainer_reads_a_pack_as_the_npz(tmp_path):
         assert np.array_equal(a, b) and len(a) == (2 if part == "train" else 1)
     with pytest.raises(ConfigError, match="no test tile"):
         rd.load_tiles(tmp_path / "t.tpk", split, "test")
-    with pytest.raises(InputError, match="not found"):
-        rd.load_tiles(tmp_path / "missing.tpk", split, "train")
+    for missing in ("missing.tpk", "missing.npz"):
+        with pytest.raises(InputError, match="not found"):
+            rd.load_tiles(tmp_path / missing, split, "train")

@@ -291,23 +291,21 @@ def _release(net: HyperpriorModel, t: tables.Tables, mid: str, extra: dict[str, 
     replaced (``extra["earlier_synthesis"]``: that release's id, its synthesis weights
     (``g_s.*``, and the whole hyper-synthesis ``h_s.*`` and ``gain`` where those were replaced
     too: :data:`RELEASE_PARTS`), its probability tables where they differ from this release's
-    (``tables``; absent: the same) and its own record; nested for a chain of them), built from a
-    copy of ``net`` with those weights. Its τ is ``extra["sample_tau"]``; a record without one
+    (``tables``; absent: the same) and its own record; nested for a chain of them), made on
+    first use from a copy of ``net`` with those weights; every record of the chain is checked
+    now (:func:`_check_record`). Its τ is ``extra["sample_tau"]``; a record without one
     inherits the newer release's (``inherited_tau``)."""
-    tau = tuple(float(v) for v in extra.get("sample_tau", ())) or inherited_tau
+    tau = _record_tau(extra) or inherited_tau
     replaced: Callable[[], RDModel] | None = None
     rec = extra.get("earlier_synthesis")
     if rec:
-        _check_record(net, rec)
+        t_old = _check_record(net, rec, t)
 
         def replaced_release() -> RDModel:
             old = copy.deepcopy(net)
             state = old.state_dict()
             state.update({k: torch.as_tensor(v) for k, v in rec["synthesis"].items()})
             old.load_state_dict(state)
-            t_old = t
-            if rec.get("tables") is not None:
-                t_old = tables.Tables.from_arrays({k: np.asarray(v) for k, v in rec["tables"].items()})
             return _release(old.eval(), t_old, str(rec["model_id"]), dict(rec.get("extra", {})),
                             ratios, tau)
         replaced = replaced_release
@@ -318,22 +316,46 @@ def _release(net: HyperpriorModel, t: tables.Tables, mid: str, extra: dict[str, 
                    same_coding_as=same, without_context=plain, replaced=replaced, sample_tau=tau)
 
 
-def _check_record(net: HyperpriorModel, rec: dict[str, Any]) -> None:
-    """Refuse a release record (and the records nested in it) whose decoder parts do not fit
-    ``net``: it must hold the synthesis and whole groups of :data:`RELEASE_PARTS`, with the
-    network's shapes and dtypes. Checked when the weights load; the release is made on use."""
+def _record_tau(extra: dict[str, Any]) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in extra.get("sample_tau", ()))
+    except (TypeError, ValueError):
+        raise ModelMismatchError("the weights' ensemble spread (sample_tau) is not a list of numbers") from None
+
+
+def _check_record(net: HyperpriorModel, rec: Any, t: tables.Tables) -> tables.Tables:
+    """The tables of the release record ``rec`` (``t``, the newer release's, unless it holds
+    its own), after checking the record and those nested in it: the synthesis and whole groups
+    of :data:`RELEASE_PARTS` with ``net``'s shapes and dtypes, an id, readable tables for the
+    network's levels and τ. Anything else is a :class:`ModelMismatchError` when the weights
+    load, not when a file first needs the release."""
+    bad = ModelMismatchError("the weights' earlier synthesis does not fit their network")
+    if not isinstance(rec, dict) or not isinstance(rec.get("synthesis"), dict) or "model_id" not in rec:
+        raise bad
     state = net.state_dict()
-    got = dict(rec.get("synthesis") or {})
+    got = rec["synthesis"]
     parts = {k: {n for n in state if n == k or n.startswith(k + ".")} for k in RELEASE_PARTS}
     held = [k for k, names in parts.items() if names & set(got)]
     if ("g_s" not in held or set(got) != set().union(*(parts[k] for k in held))
             or any(tuple(torch.as_tensor(v).shape) != tuple(state[k].shape)
-                   or torch.as_tensor(v).dtype != state[k].dtype for k, v in got.items())
-            or "model_id" not in rec):
-        raise ModelMismatchError("the weights' earlier synthesis does not fit their network")
-    inner = dict(rec.get("extra", {})).get("earlier_synthesis")
-    if inner:
-        _check_record(net, inner)
+                   or torch.as_tensor(v).dtype != state[k].dtype for k, v in got.items())):
+        raise bad
+    inner = rec.get("extra", {})
+    if not isinstance(inner, dict):
+        raise bad
+    t_old = t
+    if rec.get("tables") is not None:
+        try:
+            t_old = tables.Tables.from_arrays({k: np.asarray(v) for k, v in rec["tables"].items()})
+        except (AttributeError, KeyError, TypeError, ValueError, IndexError):
+            raise ModelMismatchError("the weights' earlier release has unreadable tables") from None
+    if t_old.z_levels and len(t_old.z_levels) != net.config.levels:
+        raise ModelMismatchError(f"the weights' earlier release has hyper-latent tables for "
+                                 f"{len(t_old.z_levels)} levels, the network {net.config.levels}")
+    _record_tau(inner)
+    if inner.get("earlier_synthesis"):
+        _check_record(net, inner["earlier_synthesis"], t_old)
+    return t_old
 
 
 def _weights_id(net: torch.nn.Module) -> str:

@@ -39,7 +39,7 @@ import torch
 
 from topoae import offset_field
 from topoae.checkpoint import read_checkpoint, save_checkpoint
-from topoae.errors import ConfigError, TopoAEError
+from topoae.errors import ConfigError, InputError, TopoAEError
 from topoae.models.context import SCHEDULES
 from topoae.models.hyperprior import HyperpriorConfig, HyperpriorModel, rd_loss
 from topoae.training import tilepack
@@ -89,6 +89,8 @@ def load_tiles(data: str | Path, split_file: str | Path, split: str) -> np.ndarr
     if str(data).endswith(tilepack.SUFFIX):
         names, tiles = tilepack.read(data)
     else:
+        if not Path(data).is_file():
+            raise InputError(f"{data} not found")
         z = np.load(data)
         names, tiles = list(z["names"]), z["tiles"]
     idx = [i for i, n in enumerate(names) if n in wanted]
