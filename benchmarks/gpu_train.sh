@@ -41,12 +41,19 @@ fresh=()  # the network of a fresh run (a resumed one keeps its own)
 [ -n "${CHANNELS:-}" ] && fresh+=(--channels "$CHANNELS")
 [ -n "${LATENT:-}" ] && fresh+=(--latent-channels "$LATENT")
 [ -n "${CONTEXT:-}" ] && fresh+=(--context "$CONTEXT")
-# a fresh run (network options given, or no runs/$RUN/last.pt carried) gets the shipped model's
-# 9 levels (the trainer's default ladder has 8: no 0.19)
-if [ ${#fresh[@]} -gt 0 ] || [ ! -f "runs/$RUN/last.pt" ]; then
+# runs/$RUN/last.pt carried: resume it (its network and levels; network options are ignored);
+# else a fresh run with the shipped model's 9 levels (the trainer's default ladder has 8: no 0.19)
+resume=()
+if [ -f "runs/$RUN/last.pt" ]; then
+    resume=(--resume)
+    [ ${#fresh[@]} -gt 0 ] && echo "resuming runs/$RUN: its own network; ignoring ${fresh[*]}"
+    fresh=()
+else
     fresh+=(--lambdas "${LAMBDAS:-0.19,0.6,1.9,5.9,18.4,58,181,570,1800}")
     echo "a fresh run of $RUN (no runs/$RUN/last.pt here to resume): ${fresh[*]}"
 fi
+# VAL_EVERY: steps between validations (and best.pt); a short smoke run can lower it
+VAL_EVERY="${VAL_EVERY:-250}"
 mkdir -p "$OUT/$RUN"
 if [ -f "runs/$RUN/last.pt" ]; then cp "runs/$RUN/last.pt" "runs/$RUN/config.json" "runs/$RUN/metrics.csv" "$OUT/$RUN/" 2>/dev/null || true; fi
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
@@ -54,14 +61,15 @@ nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
 status=0
 PYTHONPATH=. python -m topoae.training.rd --out "$OUT/$RUN" --device "$DEVICE" --minutes "$MINUTES" \
     --data "$DATA" --split benchmarks/rd_split.json \
-    --batch 64 --crop 256 --val-every 250 --steps "$STEPS" \
-    $( [ -f "$OUT/$RUN/last.pt" ] && echo --resume ) ${fresh[@]+"${fresh[@]}"} \
+    --batch 64 --crop 256 --val-every "$VAL_EVERY" --steps "$STEPS" \
+    ${resume[@]+"${resume[@]}"} ${fresh[@]+"${fresh[@]}"} \
     2>&1 | tee "$OUT/$RUN/gpu_train.log" || status=$?
 # the weights alone, in parts that come back (also after a failed run, if it saved any); the
 # checkpoints stay behind. config.json, metrics.csv, gpu_train.log and weights.json leave room
 # for 4 parts of the 8 files a device returns.
 if [ -f "$OUT/$RUN/last.pt" ]; then
-    PYTHONPATH=. python benchmarks/split_weights.py split "$OUT/$RUN/last.pt" "$OUT/$RUN" --max-mib 15 --max-parts 4
+    PYTHONPATH=. python benchmarks/split_weights.py split "$OUT/$RUN/last.pt" "$OUT/$RUN" --max-mib 15 --max-parts 4 \
+        || echo "split_weights failed: no weights come back (a network over 4 parts of 15 MiB?)" >&2
 fi
 rm -f "$OUT/$RUN/last.pt" "$OUT/$RUN/best.pt"
 exit "$status"

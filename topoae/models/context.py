@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from topoae.models.entropy import widen
+
 #: the schedules this module knows: name -> number of passes. "checkerboard": anchors (row +
 #: column even), then the rest; "checkerboard-channels" / "-channels4" / "-channels8": each of
 #: those in 2 / 4 / 8 groups of consecutive channels, in order (channel-conditional coding,
@@ -72,7 +74,7 @@ class _PassNet(nn.Module):
             both = torch.cat([used, used])
             h = F.conv2d(torch.cat([y_hat[:, used], sym[:, used]], 1), self.ctx.weight[:, both],
                          self.ctx.bias, padding=2)
-        d = self.params(torch.cat([h, mean, torch.log(scale)], 1))
+        d = widen(self.params(torch.cat([h, mean, torch.log(scale)], 1)))  # float32 under autocast
         dm, ds = d.chunk(2, 1)
         return mean + dm, (scale * torch.exp(ds)).clamp_min(MIN_SCALE)
 

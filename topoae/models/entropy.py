@@ -4,7 +4,7 @@ Both give the likelihood of a value ``v`` under its density convolved with a
 unit-width uniform (i.e. the probability of the bin ``[v-0.5, v+0.5]``), which is
 what noise-quantised training needs. Likelihoods are computed in float32 even
 under bf16 autocast. The discrete tables that the bitstream coder uses are
-built from these densities in :mod:`topoae.rdcodec.tables`.
+built from these densities in :mod:`topoae.codec.tables`.
 """
 
 from __future__ import annotations
@@ -17,6 +17,12 @@ import torch.nn.functional as F
 from torch import nn
 
 LIKELIHOOD_FLOOR = 1e-9
+
+
+def widen(t: torch.Tensor) -> torch.Tensor:
+    """``t`` in float32 if it is in half precision (an op's output under bf16 autocast), else
+    unchanged: the coder's float64 probability path stays float64."""
+    return t.float() if t.dtype in (torch.bfloat16, torch.float16) else t
 
 
 def _std_normal_cdf(x: torch.Tensor) -> torch.Tensor:
@@ -62,10 +68,11 @@ class FactorizedDensity(nn.Module):
         """P(bin of width 1 centred at ``z``) for ``z`` of shape (B, C, H, W)."""
         b, c, h, w = z.shape
         v = z.float().permute(1, 0, 2, 3).reshape(c, 1, -1)
-        lower = self._logits(v - 0.5)
-        upper = self._logits(v + 0.5)
-        sign = -torch.sign(lower + upper).detach()
-        lik = torch.abs(torch.sigmoid(sign * upper) - torch.sigmoid(sign * lower))
+        with torch.autocast(z.device.type, enabled=False):  # float32 under bf16 autocast too
+            lower = self._logits(v - 0.5)
+            upper = self._logits(v + 0.5)
+            sign = -torch.sign(lower + upper).detach()
+            lik = torch.abs(torch.sigmoid(sign * upper) - torch.sigmoid(sign * lower))
         lik = lik.clamp_min(LIKELIHOOD_FLOOR)
         return lik.reshape(c, b, h, w).permute(1, 0, 2, 3)
 

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from topoae.models.context import LatentContext
-from topoae.models.entropy import FactorizedDensity, gaussian_likelihood
+from topoae.models.entropy import FactorizedDensity, gaussian_likelihood, widen
 
 
 @dataclass(frozen=True)
@@ -102,8 +102,9 @@ class GDN(nn.Module):
         beta = _LowerBound.apply(self.beta, 1e-6)
         gamma = _LowerBound.apply(self.gamma, 0.0).reshape(c, c, 1, 1)
         xf = x.float()
-        norm = torch.sqrt(F.conv2d(xf * xf, gamma, beta))
-        out = xf * norm if self.inverse else xf / norm
+        with torch.autocast(x.device.type, enabled=False):  # float32 under bf16 autocast too
+            norm = torch.sqrt(F.conv2d(xf * xf, gamma.float(), beta.float()))
+            out = xf * norm if self.inverse else xf / norm
         return out.to(x.dtype)
 
 
@@ -190,8 +191,9 @@ class HyperpriorModel(nn.Module):
 
     @staticmethod
     def mean_scale(p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Split the hyper-synthesis output into mean and scale (> 0), in its own dtype."""
-        mean, raw = p.chunk(2, dim=1)
+        """Split the hyper-synthesis output into mean and scale (> 0), in its own dtype
+        (float32 for a half-precision one: training under autocast; float64 stays float64)."""
+        mean, raw = widen(p).chunk(2, dim=1)
         return mean, F.softplus(raw) + 0.05
 
     def conditional(self, y: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor
@@ -210,7 +212,7 @@ class HyperpriorModel(nn.Module):
     def forward(self, x: torch.Tensor, level: torch.Tensor) -> dict[str, torch.Tensor]:
         """Training pass: noisy latents for the rate, rounded ones for the synthesis."""
         y = self.analyse(x, level)
-        z = self.hyper_analyse(y)
+        z = widen(self.hyper_analyse(y))  # rounding and noise in float32 under autocast
         z_noisy = z + torch.empty_like(z).uniform_(-0.5, 0.5)
         z_hat = z + (torch.round(z) - z).detach()
         z_lik = self.z_density.likelihood(z_noisy)
