@@ -3,9 +3,13 @@
 #
 # Run on the device machine from the repository root, with the training tiles (and, to resume,
 # the run) carried along (both are git-ignored):
-#   run(command="bash benchmarks/gpu_train.sh", carry=["data_cache/gpu"], timeout_s=540)
+#   run(command="RUN=rd_gpu CONTEXT=checkerboard-channels4 bash benchmarks/gpu_train.sh",
+#       carry=["data_cache/gpu"], timeout_s=540)
+#   (the shipped architecture, 64 / 96 channels, its context trained jointly: decodes as fast as
+#   the shipped model; the first choice, see benchmarks/results/learned_training.md, session 15)
 #   run(command="RUN=rd_wide CHANNELS=128 LATENT=192 CONTEXT=checkerboard-channels4 bash benchmarks/gpu_train.sh",
 #       carry=["data_cache/gpu"], timeout_s=540)
+#   (wider: more capacity, but 2.6x slower to decode on a CPU)
 # data_cache/gpu/gebco15_tiles.tpk comes from `python benchmarks/make_rd_data.py --pack`: the
 # training and validation tiles, int16, packed losslessly (topoae.training.tilepack, 22 MB; the
 # device's Python has torch and numpy but no zarr/netCDF4). The working tree and the carried paths
