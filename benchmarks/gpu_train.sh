@@ -18,8 +18,7 @@
 #   echo $(( ($(git ls-files -z | xargs -0 du -cb | tail -1 | cut -f1) + $(du -sb data_cache/gpu | cut -f1)) / 1048576 )) MiB
 # (data_cache/gebco15_tiles.npz, 97 MB, and its np.savez_compressed form, 50 MB, no longer fit.)
 # The device copies the tree, not this machine's venv: the trainer needs only torch and numpy.
-# Checkpoints, metrics and the log go to $OUT/$RUN (fetch them back, then resume here with
-# --resume). The checkpoints themselves are too large to come back (a device returns at most
+# Metrics and the log go to $OUT/$RUN and come back. The checkpoints themselves are too large to come back (a device returns at most
 # 8 files of 16 MiB; a wide network with its optimiser state is 100+ MB): the weights alone come
 # back as $OUT/$RUN/weights_part*.pt + weights.json (benchmarks/split_weights.py; join them here
 # with `python benchmarks/split_weights.py join DIR DIR/weights.pt`, then warm-start with --init),
@@ -45,10 +44,10 @@ fresh=()  # the network of a fresh run (a resumed one keeps its own)
 [ -n "${CHANNELS:-}" ] && fresh+=(--channels "$CHANNELS")
 [ -n "${LATENT:-}" ] && fresh+=(--latent-channels "$LATENT")
 [ -n "${CONTEXT:-}" ] && fresh+=(--context "$CONTEXT")
-# runs/$RUN/last.pt carried: resume it (its network and levels; network options are ignored);
+# runs/$RUN/last.pt and config.json carried: resume (its network and levels; network options are ignored);
 # else a fresh run with the shipped model's 9 levels (the trainer's default ladder has 8: no 0.19)
 resume=()
-if [ -f "runs/$RUN/last.pt" ]; then
+if [ -f "runs/$RUN/last.pt" ] && [ -f "runs/$RUN/config.json" ]; then
     resume=(--resume)
     [ ${#fresh[@]} -gt 0 ] && echo "resuming runs/$RUN: its own network; ignoring ${fresh[*]}"
     fresh=()
@@ -59,7 +58,10 @@ fi
 # VAL_EVERY: steps between validations (and best.pt); a short smoke run can lower it
 VAL_EVERY="${VAL_EVERY:-250}"
 mkdir -p "$OUT/$RUN"
-if [ -f "runs/$RUN/last.pt" ]; then cp "runs/$RUN/last.pt" "runs/$RUN/config.json" "runs/$RUN/metrics.csv" "$OUT/$RUN/" 2>/dev/null || true; fi
+if [ ${#resume[@]} -gt 0 ]; then
+    cp "runs/$RUN/last.pt" "runs/$RUN/config.json" "$OUT/$RUN/"
+    cp "runs/$RUN/metrics.csv" "$OUT/$RUN/" 2>/dev/null || true
+fi
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
 # bf16 autocast on CUDA (GDN and likelihoods stay float32); a larger batch and crop suit an H100.
 status=0
@@ -73,7 +75,8 @@ PYTHONPATH=. python -m topoae.training.rd --out "$OUT/$RUN" --device "$DEVICE" -
 # for 4 parts of the 8 files a device returns.
 if [ -f "$OUT/$RUN/last.pt" ]; then
     PYTHONPATH=. python benchmarks/split_weights.py split "$OUT/$RUN/last.pt" "$OUT/$RUN" --max-mib 15 --max-parts 4 \
-        || echo "split_weights failed: no weights come back (a network over 4 parts of 15 MiB?)" >&2
+        || { echo "split_weights failed: no weights come back (a network over 4 parts of 15 MiB?)" >&2
+             [ "$status" -ne 0 ] || status=1; }
 fi
 rm -f "$OUT/$RUN/last.pt" "$OUT/$RUN/best.pt"
 exit "$status"

@@ -223,7 +223,7 @@ class RDModel:
         analysis, which no decoder runs, and the hyper-synthesis, gains and fitted tables, which
         the record keeps), the densities and context are the same, so its files (and those of
         the releases it decoded) decode with it. Made on first use and kept: each release is a
-        whole network with its float64 copies (~50 MB), which a file of the current release
+        whole network with its float64 copies (~60 MB), which a file of the current release
         never needs."""
         if self._replaced is None and self.replaced is not None:
             self._replaced = self.replaced()

@@ -9,6 +9,7 @@ built from these densities in :mod:`topoae.codec.tables`.
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
@@ -17,6 +18,17 @@ import torch.nn.functional as F
 from torch import nn
 
 LIKELIHOOD_FLOOR = 1e-9
+
+
+def full_precision(device_type: str) -> contextlib.AbstractContextManager:
+    """A context with autocast off on ``device_type`` if it is on there, else one that does
+    nothing (the codec's path, any device, any torch this project supports)."""
+    try:
+        on = torch.is_autocast_enabled(device_type)
+    except (TypeError, RuntimeError):  # torch < 2.4 has one flag for CUDA, one for the CPU
+        on = (torch.is_autocast_enabled() if device_type == "cuda"
+              else device_type == "cpu" and torch.is_autocast_cpu_enabled())
+    return torch.autocast(device_type, enabled=False) if on else contextlib.nullcontext()
 
 
 def widen(t: torch.Tensor) -> torch.Tensor:
@@ -68,7 +80,7 @@ class FactorizedDensity(nn.Module):
         """P(bin of width 1 centred at ``z``) for ``z`` of shape (B, C, H, W)."""
         b, c, h, w = z.shape
         v = z.float().permute(1, 0, 2, 3).reshape(c, 1, -1)
-        with torch.autocast(z.device.type, enabled=False):  # float32 under bf16 autocast too
+        with full_precision(z.device.type):  # float32 under bf16 autocast too
             lower = self._logits(v - 0.5)
             upper = self._logits(v + 0.5)
             sign = -torch.sign(lower + upper).detach()

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from topoae.models.context import LatentContext
-from topoae.models.entropy import FactorizedDensity, gaussian_likelihood, widen
+from topoae.models.entropy import FactorizedDensity, full_precision, gaussian_likelihood, widen
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,7 @@ class GDN(nn.Module):
         beta = _LowerBound.apply(self.beta, 1e-6)
         gamma = _LowerBound.apply(self.gamma, 0.0).reshape(c, c, 1, 1)
         xf = x.float()
-        with torch.autocast(x.device.type, enabled=False):  # float32 under bf16 autocast too
+        with full_precision(x.device.type):  # float32 under bf16 autocast too
             norm = torch.sqrt(F.conv2d(xf * xf, gamma.float(), beta.float()))
             out = xf * norm if self.inverse else xf / norm
         return out.to(x.dtype)
