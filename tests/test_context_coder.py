@@ -71,7 +71,7 @@ def test_smaller_than_zstd_on_clustered_corrections():
 def test_residual_frames_use_it_unless_told_not_to():
     q = _clustered(3)
     frame = residual.encode_residual(q)
-    assert frame[0] == residual.PREDICTORS.index("context")
+    assert residual.PREDICTORS[frame[0]] in ("context", "context-primed")
     np.testing.assert_array_equal(residual.decode_residual(frame, q.shape), q)
     plain = residual.encode_residual(q, zstd_only=True)  # the patch codec's format-1 frames
     assert plain[0] in (0, 1) and len(plain) > len(frame)
@@ -87,3 +87,55 @@ def test_damaged_frames_are_store_errors():
             context_coder.decode(b, q.shape)
     with pytest.raises(StoreError):
         context_coder.decode(blob, (q.shape[0] + 1, q.shape[1]))
+
+
+def _sparse(seed: int, shape=(512, 512), rate=0.004) -> np.ndarray:
+    """A tile's outlier corrections at a middle level: a few hundred, mostly ±1."""
+    rng = np.random.default_rng(seed)
+    q = np.zeros(shape, np.int64)
+    hit = rng.random(shape) < rate
+    q[hit] = rng.choice([-2, -1, 1, 2], size=int(hit.sum()), p=[0.15, 0.35, 0.35, 0.15])
+    return q
+
+
+def test_the_primed_counts_are_frozen():
+    """Primed frames decode only with exactly these starting counts."""
+    import hashlib
+
+    data = context_coder.COUNTS_FILE.read_bytes()
+    assert hashlib.sha256(data).hexdigest() == (
+        "95fe51ee91b654a6b14195120c99ac7dcf2f9271aee18166a6866cbb963f0fa6")
+    c = context_coder.primed_counts()
+    assert c.shape == (context_coder.CONTEXTS, context_coder.K) and int(c.min()) >= 1
+    assert not c.flags.writeable
+
+
+@pytest.mark.parametrize("q", [_clustered(5), _sparse(0), np.zeros((3, 7), np.int64)])
+def test_primed_frames_round_trip_and_differ_from_plain_ones(q):
+    blob = context_coder.encode(q, primed=True)
+    assert blob == context_coder.encode(q.copy(), primed=True)
+    np.testing.assert_array_equal(context_coder.decode(blob, q.shape, primed=True), q)
+    frame = residual.encode_residual(q)
+    np.testing.assert_array_equal(residual.decode_residual(frame, q.shape), q)
+    if q.any():
+        assert blob != context_coder.encode(q)
+        with pytest.raises(StoreError):  # read with the wrong counts: the hash catches it
+            context_coder.decode(blob, q.shape)
+
+
+def test_primed_frames_are_smaller_on_sparse_corrections():
+    q = _sparse(1)
+    primed, plain = len(context_coder.encode(q, primed=True)), len(context_coder.encode(q))
+    assert primed < 0.97 * plain
+    frame = residual.encode_residual(q)
+    assert residual.PREDICTORS[frame[0]] == "context-primed" and len(frame) == primed + 1
+
+
+def test_the_primed_frame_of_a_fixed_grid_is_pinned():
+    q = np.array([[0, 0, 1, -1, 0, 0], [0, 2, -3, 0, 0, 0], [0, 0, 0, 0, 40, -13], [1, 0, 0, -1, 0, 12]])
+    frame = context_coder.encode(q, primed=True)
+    assert frame.hex() == PRIMED_FRAME
+    np.testing.assert_array_equal(context_coder.decode(frame, q.shape, primed=True), q)
+
+
+PRIMED_FRAME = "031c01004ce842f5ecaba2fa0019874ca4ccb1d1"

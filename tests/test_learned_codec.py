@@ -100,7 +100,7 @@ def test_header_dictionaries_are_frozen_and_version_1_to_4_files_still_read(rd, 
     assert hashlib.sha256(container.HEADER_DICT_V5).hexdigest()[:16] == "165b479fcb37f895"
     h, s = learned.encode(grid, rd, level=1)
     data = learned.to_bytes(h, s)
-    assert data[3] == container.VERSION == 5
+    assert data[3] == container.VERSION == 6
     header, streams = container.unpack(data)
     plain = residual.compress(json.dumps(header, separators=(",", ":"), sort_keys=True).encode(), 19)
     with_dict = container._compress_header(header)

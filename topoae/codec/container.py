@@ -1,6 +1,6 @@
 """The ``.tae`` container: one compact file per region.
 
-Layout (little-endian), format versions 4 and 5::
+Layout (little-endian), format versions 4 to 6::
 
     magic     b"TAE"  + format version (1 byte)
     count     uvarint: number of streams
@@ -25,7 +25,10 @@ without its 4-byte magic number, and Exp-Golomb frames for short integer streams
 as the offset field (:mod:`topoae.codec.golomb`, ~45 bytes). Version 5 has version 4's
 layout; its dictionary (:data:`HEADER_DICT_V5`) holds the learned codec's settings that its
 files add: the synthesis' edge (mirrored latents past the region's edges) and the grid's
-alignment (padded to 16 cells instead of 64). The other streams are
+alignment (padded to 16 cells instead of 64). Version 6 has version 5's layout and
+dictionary; its integer streams may be primed context-coded frames
+(:mod:`topoae.codec.context_coder`, frame kind 4 of :data:`topoae.codec.residual.PREDICTORS`),
+which earlier readers do not know. The other streams are
 named in the header (``streams``: list of roles such as ``"offset"``, ``"mask"``,
 ``"tile:r,c"``, ``"residual:b"``). A missing, truncated or damaged stream is a
 :class:`~topoae.errors.StoreError` (naming the stream, or from version 4, where one CRC
@@ -47,8 +50,8 @@ from topoae.codec.entropy import _get_uvarint, _put_uvarint
 from topoae.errors import StoreError
 
 MAGIC = b"TAE"
-VERSION = 5
-READABLE = (1, 2, 3, 4, 5)
+VERSION = 6
+READABLE = (1, 2, 3, 4, 5, 6)
 
 # The header dictionary of format version 2: a typical header's keys, common values and
 # attribute strings. Frozen: any change is a new format version (tests pin its digest).

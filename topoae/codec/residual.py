@@ -61,7 +61,7 @@ ZSTD_LEVEL = 10
 #: (:mod:`topoae.codec.golomb`): on a few dozen values of wide range, such as the offset
 #: field's nodes, it costs a third less than zstd or the context coder (no frame header
 #: and no learned statistics; the encoder tries it on grids of up to :data:`GOLOMB_MAX` cells).
-PREDICTORS = ("none", "lorenzo", "context", "lorenzo-golomb")
+PREDICTORS = ("none", "lorenzo", "context", "lorenzo-golomb", "context-primed")
 GOLOMB_MAX = 1 << 16
 
 _INT_TYPES: tuple[type[np.signedinteger], ...] = (np.int8, np.int16, np.int32, np.int64)
@@ -244,8 +244,9 @@ def unlorenzo(d: np.ndarray) -> np.ndarray:
 def encode_residual(q: np.ndarray, level: int = ZSTD_LEVEL, *, zstd_only: bool = False) -> bytes:
     """One residual frame: a coding byte (:data:`PREDICTORS`), then the smallest of
     :func:`encode_ints` of ``q``, of its Lorenzo difference and, unless ``zstd_only`` (the
-    patch codec's format 1), of :func:`topoae.codec.context_coder.encode` of ``q`` and of
-    the Exp-Golomb code of its Lorenzo difference (grids of up to :data:`GOLOMB_MAX` cells)."""
+    patch codec's format 1), of :func:`topoae.codec.context_coder.encode` of ``q`` (plain and
+    primed: ``.tae`` format 6 on) and of the Exp-Golomb code of its Lorenzo difference (grids
+    of up to :data:`GOLOMB_MAX` cells)."""
     q = np.asarray(q)
     plain = encode_ints(q, level)
     if q.ndim != 2 or q.size == 0:
@@ -257,6 +258,7 @@ def encode_residual(q: np.ndarray, level: int = ZSTD_LEVEL, *, zstd_only: bool =
 
         if int(q.min()) > -context_coder.LIMIT and int(q.max()) < context_coder.LIMIT:
             frames.append(bytes([2]) + context_coder.encode(q))
+            frames.append(bytes([4]) + context_coder.encode(q, primed=True))
         if q.size <= GOLOMB_MAX and int(d.min()) > -golomb.LIMIT and int(d.max()) < golomb.LIMIT:
             frames.append(bytes([3]) + golomb.encode(d))
     return min(frames, key=len)
@@ -266,12 +268,12 @@ def decode_residual(blob: bytes, shape: tuple[int, int]) -> np.ndarray:
     """Inverse of :func:`encode_residual` (int64)."""
     if not blob or blob[0] >= len(PREDICTORS):
         raise StoreError("corrupted residual frame")
-    if blob[0] == 2:
+    if blob[0] in (2, 4):
         from topoae.codec import context_coder
 
         if len(shape) != 2:
             raise StoreError("corrupted residual frame (a context-coded frame of a non-grid)")
-        return context_coder.decode(blob[1:], (int(shape[0]), int(shape[1])))
+        return context_coder.decode(blob[1:], (int(shape[0]), int(shape[1])), primed=blob[0] == 4)
     if blob[0] == 3:
         from topoae.codec import golomb
 
