@@ -7,9 +7,10 @@ stream, starting from one generic table. A tile's outlier stream at the middle l
 few hundred corrections spread over 144 contexts, so much of it pays for that learning. This
 script codes ``--tiles`` training tiles (``benchmarks/rd_split.json``; held-out tiles never)
 at every quality level of the shipped model, counts the outlier symbols per context, and writes
-those counts, smoothed and scaled to ``--strength`` per context, to
-``topoae/assets/context_counts.npy``: the starting counts of the primed frames. The file is
-frozen once shipped: files made with it decode only with it (a test pins its digest).
+those counts, smoothed and scaled to ``--strength`` per context, to ``--out`` (default
+``runs/context_counts.npy``). Shipped as ``topoae/assets/context_counts.npy`` (with its SHA-256
+in ``context_coder.COUNTS_SHA256``), they are frozen: files made with them decode only with them,
+so other counts are a new format, never a replacement of that file.
 """
 
 from __future__ import annotations
@@ -36,8 +37,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tiles", type=int, default=24)
     ap.add_argument("--strength", type=float, default=1024.0)
-    ap.add_argument("--out", type=Path, default=REPO / "topoae" / "assets" / "context_counts.npy")
+    ap.add_argument("--out", type=Path, default=REPO / "runs" / "context_counts.npy")
     a = ap.parse_args()
+    if a.out.resolve() == cc.COUNTS_FILE.resolve():
+        raise SystemExit(f"{a.out} is the shipped, frozen counts: write elsewhere (a new format)")
+    a.out.parent.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(1)
     rd = learned.as_rd_model(load_checkpoint(zoo.default_model_path()))
     split = json.loads((REPO / "benchmarks" / "rd_split.json").read_text())

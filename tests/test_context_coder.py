@@ -103,7 +103,7 @@ def test_the_primed_counts_are_frozen():
     import hashlib
 
     data = context_coder.COUNTS_FILE.read_bytes()
-    assert hashlib.sha256(data).hexdigest() == (
+    assert hashlib.sha256(data).hexdigest() == context_coder.COUNTS_SHA256 == (
         "95fe51ee91b654a6b14195120c99ac7dcf2f9271aee18166a6866cbb963f0fa6")
     c = context_coder.primed_counts()
     assert c.shape == (context_coder.CONTEXTS, context_coder.K) and int(c.min()) >= 1
@@ -139,3 +139,22 @@ def test_the_primed_frame_of_a_fixed_grid_is_pinned():
 
 
 PRIMED_FRAME = "031c01004ce842f5ecaba2fa0019874ca4ccb1d1"
+
+
+def test_changed_or_missing_counts_are_a_clear_error(tmp_path, monkeypatch):
+    """Other counts would write files no other install decodes: refused, as is a missing file."""
+    changed = tmp_path / "counts.npy"
+    c = np.array(context_coder.primed_counts())
+    c[0, 0] += 1
+    np.save(changed, c)
+    q = _sparse(2, (40, 40), 0.05)
+    for path, match in ((changed, "frozen counts"), (tmp_path / "missing.npy", "incomplete")):
+        monkeypatch.setattr(context_coder, "COUNTS_FILE", path)
+        context_coder.primed_counts.cache_clear()
+        try:
+            with pytest.raises(StoreError, match=match):
+                residual.encode_residual(q)
+        finally:
+            context_coder.primed_counts.cache_clear()
+    monkeypatch.undo()
+    assert context_coder.primed_counts().shape == (context_coder.CONTEXTS, context_coder.K)

@@ -108,9 +108,10 @@ def test_residual_frames_pick_the_smaller_predictor_and_round_trip(kind):
     np.testing.assert_array_equal(res.unlorenzo(res.lorenzo(q)), q)
     from topoae.codec import context_coder, golomb
 
-    options = [len(res.encode_ints(q)), len(res.encode_ints(res.lorenzo(q))), len(context_coder.encode(q)),
-               len(golomb.encode(res.lorenzo(q))), len(context_coder.encode(q, primed=True))]
-    assert len(blob) == 1 + min(options) and blob[0] == int(np.argmin(options))
+    options = {0: len(res.encode_ints(q)), 1: len(res.encode_ints(res.lorenzo(q))),
+               2: len(context_coder.encode(q)), 3: len(golomb.encode(res.lorenzo(q))),
+               4: len(context_coder.encode(q, primed=True))}
+    assert len(blob) == 1 + min(options.values()) and options[blob[0]] == min(options.values())
     if kind == "sparse":
         assert blob[0] == 4  # scattered small corrections: the primed context coder wins
     if kind == "smooth":
@@ -170,3 +171,10 @@ def test_8bit_quantisation_refuses_non_finite_latents():
         quantize(np.array([[0.0, np.nan]], np.float32))
     with pytest.raises(ConfigError):
         dequantize(np.zeros(3, np.int16), np.zeros(3), np.ones(3))
+
+
+def test_an_unknown_frame_kind_names_a_newer_topoae():
+    with pytest.raises(StoreError, match="newer topoae"):
+        res.decode_residual(bytes([len(res.PREDICTORS)]) + b"\x00" * 8, (2, 2))
+    with pytest.raises(StoreError, match="empty"):
+        res.decode_residual(b"", (2, 2))

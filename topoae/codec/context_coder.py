@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import io
 from pathlib import Path
 
 import numpy as np
@@ -59,18 +60,24 @@ PRIOR = np.array([64 if v == 0 else max(1, (INCREMENT // 2) >> min(abs(v) - 1, 5
 RESCALE_AT = 1 << 16  # halve a context's counts when they sum past this
 
 
-#: the primed frames' starting counts, ``(CONTEXTS, K)`` int32; frozen (a test pins its digest)
+#: the primed frames' starting counts, ``(CONTEXTS, K)`` int32; frozen: its SHA-256 is checked
 COUNTS_FILE = Path(__file__).resolve().parents[1] / "assets" / "context_counts.npy"
+COUNTS_SHA256 = "95fe51ee91b654a6b14195120c99ac7dcf2f9271aee18166a6866cbb963f0fa6"
 
 
 @functools.lru_cache(maxsize=1)
 def primed_counts() -> np.ndarray:
-    """The starting counts of primed frames (:data:`COUNTS_FILE`), checked."""
+    """The starting counts of primed frames (:data:`COUNTS_FILE`), checked against
+    :data:`COUNTS_SHA256`: other counts would write files no other install decodes."""
     try:
-        c = np.load(COUNTS_FILE, allow_pickle=False)
-    except (OSError, ValueError):
+        data = COUNTS_FILE.read_bytes()
+    except OSError:
         raise StoreError(f"{COUNTS_FILE} is missing or unreadable: this topoae install is "
                          "incomplete") from None
+    if hashlib.sha256(data).hexdigest() != COUNTS_SHA256:
+        raise StoreError(f"{COUNTS_FILE} is not the context coder's frozen counts (changed?): "
+                         "reinstall topoae")
+    c = np.load(io.BytesIO(data), allow_pickle=False)
     if c.shape != (CONTEXTS, K) or c.dtype.kind not in "iu" or int(c.min()) < 1:
         raise StoreError(f"{COUNTS_FILE} does not hold the context coder's counts")
     c = c.astype(np.int64)

@@ -22,7 +22,8 @@ so ``|x - y| <= floor(E)`` and the bound holds whatever dtype ``y`` is written i
 
 ``q`` is stored as the smallest of: ``q`` or its 2-D Lorenzo difference in the
 smallest integer type that holds it, compressed with zstd; ``q`` range-coded
-with neighbourhood contexts (:mod:`topoae.codec.context_coder`); or (``.tae`` format 4,
+with neighbourhood contexts (:mod:`topoae.codec.context_coder`), and (``.tae`` format 6)
+the same coder primed with counts fitted on training tiles; or (``.tae`` format 4,
 grids of up to :data:`GOLOMB_MAX` cells) its Lorenzo difference in an Exp-Golomb code
 (:mod:`topoae.codec.golomb`). The patch codec
 writes one frame per block of rows (zstd only, its format 1), so a decoder can
@@ -61,6 +62,8 @@ ZSTD_LEVEL = 10
 #: (:mod:`topoae.codec.golomb`): on a few dozen values of wide range, such as the offset
 #: field's nodes, it costs a third less than zstd or the context coder (no frame header
 #: and no learned statistics; the encoder tries it on grids of up to :data:`GOLOMB_MAX` cells).
+#: From format 6, also the context coder primed with counts fitted on training tiles
+#: (:func:`topoae.codec.context_coder.primed_counts`), smaller on sparse corrections.
 PREDICTORS = ("none", "lorenzo", "context", "lorenzo-golomb", "context-primed")
 GOLOMB_MAX = 1 << 16
 
@@ -266,8 +269,11 @@ def encode_residual(q: np.ndarray, level: int = ZSTD_LEVEL, *, zstd_only: bool =
 
 def decode_residual(blob: bytes, shape: tuple[int, int]) -> np.ndarray:
     """Inverse of :func:`encode_residual` (int64)."""
-    if not blob or blob[0] >= len(PREDICTORS):
-        raise StoreError("corrupted residual frame")
+    if not blob:
+        raise StoreError("corrupted residual frame (empty)")
+    if blob[0] >= len(PREDICTORS):
+        raise StoreError(f"unknown residual frame kind {blob[0]}: the file is damaged or was "
+                         "written by a newer topoae")
     if blob[0] in (2, 4):
         from topoae.codec import context_coder
 
