@@ -6,10 +6,11 @@ On the held-out 15″ test tiles of ``benchmarks/rd_split.json`` and the Suruga 
 the shipped model's reconstructions give the integer grids the codec stores beside
 its latents: the sparse outlier corrections (levels 1, 3, 6, at the current
 threshold) and the error-bounded residual (5, 10, 25 m, at the level the encoder would
-pick). Each grid is coded three ways, as ``topoae.codec.residual`` can: zstd of the grid,
-zstd of its Lorenzo difference (the format-2 choice: the smaller of the two) and the
-context coder (:mod:`topoae.codec.context_coder`). Also the time of the context coder
-per 512² tile, both ways. Writes ``correction_coding.json`` and ``.md`` under --out.
+pick). Each grid is coded four ways, as ``topoae.codec.residual`` can: zstd of the grid,
+zstd of its Lorenzo difference (the format-2 choice: the smaller of the two), the
+context coder (:mod:`topoae.codec.context_coder`) and (format 6) the context coder primed
+with counts fitted on training tiles. Also the time of the context coder per 512² tile,
+both ways. Writes ``correction_coding.json`` and ``.md`` under --out.
 """
 
 from __future__ import annotations
@@ -86,11 +87,14 @@ def main() -> None:
             back = context_coder.decode(blob, q.shape)
             t2 = time.perf_counter()
             assert np.array_equal(back, q)
+            primed = context_coder.encode(q, primed=True)
+            assert np.array_equal(context_coder.decode(primed, q.shape, primed=True), q)
             times.append((t1 - t0, t2 - t1, q.size))
-            t = totals.setdefault(name, [0, 0, 0])
+            t = totals.setdefault(name, [0, 0, 0, 0])
             t[0] += zstd
             t[1] += len(blob)
-            t[2] += min(zstd, len(blob))
+            t[2] += len(primed)
+            t[3] += min(zstd, len(blob), len(primed))
         print(p.stem, {k: v[:2] for k, v in totals.items()}, flush=True)
     cells = sum(n for _, _, n in times)
     result = {"date": dt.date.today().isoformat(), "model_id": rd.model_id,
@@ -99,14 +103,16 @@ def main() -> None:
               "context_decode_mcells_s": cells / sum(d for _, d, _ in times) / 1e6}
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / "correction_coding.json").write_text(json.dumps(result, indent=1) + "\n")
-    lines = [f"## Correction streams: zstd against the context coder ({result['date']})", "",
+    lines = [f"## Correction streams: zstd against the context coder, plain and primed ({result['date']})", "",
              f"Model `{rd.model_id[:16]}`, {done} regions (held-out 15″ test tiles and Suruga "
              "Bay, each one codec tile, so one stream per grid), summed bytes of each kind of correction grid. zstd: the smaller of the grid and its "
-             "Lorenzo difference (what format 2 stored); context: `topoae.codec.context_coder`; the codec "
-             "keeps the smaller per stream. `python benchmarks/correction_coding.py`.", "",
-             "| stream | zstd | context | kept (smaller) | saved |", "|---|---|---|---|---|"]
-    for name, (z, c, k) in totals.items():
-        lines.append(f"| {name} | {z:,} | {c:,} | {k:,} | {100 * (1 - k / z):.0f} % |")
+             "Lorenzo difference (what format 2 stored); context: `topoae.codec.context_coder`; primed: "
+             "the same coder starting from counts fitted on training tiles (format 6); the codec "
+             "keeps the smallest per stream. `python benchmarks/correction_coding.py`.", "",
+             "| stream | zstd | context | primed | kept (smallest) | saved against zstd |",
+             "|---|---|---|---|---|---|"]
+    for name, (z, c, pr, k) in totals.items():
+        lines.append(f"| {name} | {z:,} | {c:,} | {pr:,} | {k:,} | {100 * (1 - k / z):.0f} % |")
     lines += ["", f"Context coder speed, one thread ({result['machine']}): encode "
               f"{result['context_encode_mcells_s']:.1f}, decode {result['context_decode_mcells_s']:.1f} "
               "Mcells/s (per cell of the grid, zero or not).", ""]
