@@ -280,6 +280,7 @@ def replace_synthesis(weights: Path, ckpt: Path, out: Path, refit: int = 0) -> N
     outlier corrections follow the synthesis)."""
     from topoae.checkpoint import load_checkpoint, save_checkpoint
     from topoae.codec import learned, table_fit
+    from topoae.models.hyperprior import ENCODER_SIDE, RELEASE_PARTS
 
     torch.set_num_threads(2)
     extra, old_id, cfg, old_net = load_network(weights)
@@ -289,11 +290,11 @@ def replace_synthesis(weights: Path, ckpt: Path, out: Path, refit: int = 0) -> N
         raise SystemExit(f"Error: {ckpt} is not the shipped network")
     own = old_net.state_dict()
     changed = sorted({k.split(".")[0] for k, v in net.state_dict().items() if not torch.equal(v, own[k])})
-    if set(changed) - set(learned.ENCODER_SIDE) - set(learned.RELEASE_PARTS):
+    if set(changed) - set(ENCODER_SIDE) - set(RELEASE_PARTS):
         raise SystemExit(f"Error: {ckpt} changed {', '.join(changed)}: only the encoder's side ("
-                         + ", ".join(learned.ENCODER_SIDE) + ") and the decoder-side parts a release keeps ("
-                         + ", ".join(learned.RELEASE_PARTS) + ") may differ")
-    kept = ["g_s"] + [k for k in learned.RELEASE_PARTS if k != "g_s" and k in changed]
+                         + ", ".join(ENCODER_SIDE) + ") and the decoder-side parts a release keeps ("
+                         + ", ".join(RELEASE_PARTS) + ") may differ")
+    kept = ["g_s"] + [k for k in RELEASE_PARTS if k != "g_s" and k in changed]
     extra = compact_tables(extra)
     record = {k: extra[k] for k in ("same_coding_as", "without_context", "tables_fitted",
                                     "earlier_synthesis", "sample_tau") if k in extra}
@@ -309,7 +310,7 @@ def replace_synthesis(weights: Path, ckpt: Path, out: Path, refit: int = 0) -> N
     extra["synthesis_training"] = {"checkpoint": lm.model_id, "step": lm.extra.get("step"), "config": synth,
                                    "changed": changed}
     rd = shipped_model(extra, old_id, net)
-    encoder_changed = bool(set(changed) & set(learned.ENCODER_SIDE))
+    encoder_changed = bool(set(changed) & set(ENCODER_SIDE))
     if encoder_changed and not refit:
         print("warning: the analysis changed and the tables are not fitted to its symbols "
               "(--refit-tables N): the files will be larger than they need be", flush=True)

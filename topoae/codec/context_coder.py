@@ -89,11 +89,8 @@ def context_counts(q: np.ndarray) -> np.ndarray:
     """How often each symbol occurs in each context in the non-zero rows of ``q``, as the
     coder sees them: ``(CONTEXTS, K)`` (what :data:`COUNTS_FILE` was fitted from)."""
     q = np.asarray(q, dtype=np.int64)
-    rows, cols = q.shape
-    up1 = np.concatenate([np.zeros((1, cols), np.int64), q[:-1]])
-    up2 = np.concatenate([np.zeros((2, cols), np.int64), q[:-2]])[:rows]
     busy = q.any(1)
-    ctx = _contexts(up1, up2)[busy].ravel()
+    ctx = _grid_contexts(q)[busy].ravel()
     sym = (np.clip(q, -A, A) + A)[busy].ravel()
     return np.bincount(ctx * K + sym, minlength=CONTEXTS * K).reshape(CONTEXTS, K)
 
@@ -122,6 +119,14 @@ def _contexts(prev1: np.ndarray, prev2: np.ndarray) -> np.ndarray:
     wide = c[..., 8:].copy()
     wide[..., 1:] -= c[..., :n - 1]
     return _NEAR_LUT[near] + _WIDE_LUT[wide] + (np.sign(prev1) + 1)
+
+
+def _grid_contexts(q: np.ndarray) -> np.ndarray:
+    """The context of every cell of an int64 grid, all rows at once (what the encoder knows)."""
+    rows, cols = q.shape
+    up1 = np.concatenate([np.zeros((1, cols), np.int64), q[:-1]])
+    up2 = np.concatenate([np.zeros((2, cols), np.int64), q[:-2]])[:rows]
+    return _contexts(up1, up2)
 
 
 class _Model:
@@ -183,9 +188,7 @@ def encode(q: np.ndarray, *, primed: bool = False) -> bytes:
     family = c.stream.model.Categorical(perfect=False)
     model = _Model(primed)
     escapes: list[int] = []
-    up1 = np.concatenate([np.zeros((1, cols), np.int64), q[:-1]])
-    up2 = np.concatenate([np.zeros((2, cols), np.int64), q[:-2]])[:rows]
-    contexts = _contexts(up1, up2)  # the encoder knows every row: all contexts at once
+    contexts = _grid_contexts(q)  # the encoder knows every row: all contexts at once
     flags = _RowFlags()
     for r in range(rows):
         row = q[r]

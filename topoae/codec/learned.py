@@ -49,7 +49,7 @@ from topoae.errors import ConfigError, ModelMismatchError, RegionError, StoreErr
 from topoae.io.grid import DESCENDING, add_history, data_attrs, descending_dims, file_attrs
 from topoae.layout import PatchLayout
 from topoae.models.context import SCHEDULES, LatentContext, pass_masks
-from topoae.models.hyperprior import HyperpriorModel
+from topoae.models.hyperprior import RELEASE_PARTS, HyperpriorModel
 from topoae.models.inference import InferenceTransforms, mirror_edges
 
 FORMAT = "topoae-rd"
@@ -277,12 +277,6 @@ def as_rd_model(model: Any) -> RDModel:
     return _release(net.eval(), t, mid, extra, tuple(float(v) for v in extra.get("level_ratios", ())))
 
 
-#: the decoder-side parts a release may replace and keep for its earlier files: the synthesis
-#: (always), and the hyper-synthesis and gains (``topoae.training.synth --hyper``)
-RELEASE_PARTS = ("g_s", "h_s", "gain")
-#: the parts only the encoder runs (analysis, hyper-analysis): a release may retrain them and
-#: still decode every earlier release's files (``topoae.training.synth --analysis``)
-ENCODER_SIDE = ("g_a", "h_a")
 
 
 def _release(net: HyperpriorModel, t: tables.Tables, mid: str, extra: dict[str, Any],

@@ -103,7 +103,7 @@ class GDN(nn.Module):
         gamma = _LowerBound.apply(self.gamma, 0.0).reshape(c, c, 1, 1)
         xf = x.float()
         with full_precision(x.device.type):  # float32 under bf16 autocast too
-            norm = torch.sqrt(F.conv2d(xf * xf, gamma.float(), beta.float()))
+            norm = torch.sqrt(F.conv2d(xf * xf, gamma, beta))
             out = xf * norm if self.inverse else xf / norm
         return out.to(x.dtype)
 
@@ -123,6 +123,15 @@ def split_level(level: float) -> tuple[int, float]:
     next (0 for a trained level): what the gains, λ and the ensemble's τ interpolate between."""
     lo = int(math.floor(float(level)))
     return lo, float(level) - lo
+
+
+#: the decoder-side parts a release may replace and keep for its earlier files: the synthesis
+#: (always), and the hyper-synthesis and gains (``topoae.training.synth --hyper``;
+#: :func:`topoae.codec.learned.as_rd_model` reads what a release kept)
+RELEASE_PARTS = ("g_s", "h_s", "gain")
+#: the parts only the encoder runs (analysis, hyper-analysis): a release may retrain them and
+#: still decode every earlier release's files (``topoae.training.synth --analysis``)
+ENCODER_SIDE = ("g_a", "h_a")
 
 
 class HyperpriorModel(nn.Module):

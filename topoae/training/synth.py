@@ -66,11 +66,10 @@ import numpy as np
 import torch
 
 from topoae.checkpoint import read_checkpoint, save_checkpoint
-from topoae.codec.learned import ENCODER_SIDE, RELEASE_PARTS
 from topoae.errors import ConfigError, TopoAEError
 from topoae.layout import symmetric_index
 from topoae.models.entropy import gaussian_likelihood
-from topoae.models.hyperprior import HyperpriorConfig, HyperpriorModel
+from topoae.models.hyperprior import ENCODER_SIDE, RELEASE_PARTS, HyperpriorConfig, HyperpriorModel
 from topoae.training.context import MARGIN  # cells of analysis context (RDCodecConfig.margin)
 from topoae.training.rd import (
     CropSampler,
@@ -285,8 +284,8 @@ def rd_ref(net: HyperpriorModel, v: dict[str, float]) -> list[float]:
 
 def trained_params(net: HyperpriorModel, cfg: SynthTrainConfig) -> list[torch.nn.Parameter]:
     """What a run trains: the synthesis; with ``analysis`` the encoder's side
-    (``learned.ENCODER_SIDE``); with ``hyper`` also the other decoder-side parts a release keeps
-    for its earlier files (``learned.RELEASE_PARTS``: the hyper-synthesis and the gains)."""
+    (``ENCODER_SIDE``); with ``hyper`` also the other decoder-side parts a release keeps for its
+    earlier files (``RELEASE_PARTS``: the hyper-synthesis and the gains)."""
     names = ["g_s"] + (list(ENCODER_SIDE) if cfg.analysis else [])
     names += [n for n in RELEASE_PARTS if n != "g_s"] if cfg.hyper else []
     parts = [getattr(net, n) for n in names]
