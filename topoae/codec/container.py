@@ -1,6 +1,6 @@
 """The ``.tae`` container: one compact file per region.
 
-Layout (little-endian), format versions 4 to 6::
+Layout (little-endian), format versions 4 to 7::
 
     magic     b"TAE"  + format version (1 byte)
     count     uvarint: number of streams
@@ -28,7 +28,9 @@ files add: the synthesis' edge (mirrored latents past the region's edges) and th
 alignment (padded to 16 cells instead of 64). Version 6 has version 5's layout and
 dictionary; its integer streams may be primed context-coded frames
 (:mod:`topoae.codec.context_coder`, frame kind 4 of :data:`topoae.codec.residual.PREDICTORS`),
-which earlier readers do not know. The other streams are
+which earlier readers do not know. Version 7 has version 6's layout and dictionary; a
+learned-codec file may hold a ``"filter"`` stream (:mod:`topoae.codec.loop_filter`), which
+earlier readers would ignore, so they refuse the version. The other streams are
 named in the header (``streams``: list of roles such as ``"offset"``, ``"mask"``,
 ``"tile:r,c"``, ``"residual:b"``). A missing, truncated or damaged stream is a
 :class:`~topoae.errors.StoreError` (naming the stream, or from version 4, where one CRC
@@ -50,8 +52,8 @@ from topoae.codec.entropy import _get_uvarint, _put_uvarint
 from topoae.errors import StoreError
 
 MAGIC = b"TAE"
-VERSION = 6
-READABLE = (1, 2, 3, 4, 5, 6)
+VERSION = 7
+READABLE = (1, 2, 3, 4, 5, 6, 7)
 
 # The header dictionary of format version 2: a typical header's keys, common values and
 # attribute strings. Frozen: any change is a new format version (tests pin its digest).

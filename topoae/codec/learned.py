@@ -12,11 +12,14 @@ Pipeline (encoder)::
                    (with a spatial context, in passes: each later pass's μ, σ
                    corrected from the latents decoded before, see _Passes)
     NaN mask per tile (when any)                                          stream "mask:i,j"
+    per tile, the synthesis x̂ of the coded latents; a linear loop filter
+    fitted to x̂ where it pays (format 7, :mod:`.loop_filter`)            stream "filter"
     error-bounded residual per tile (``max_error``)                       stream "res:i,j"
+    or sparse outlier corrections against the filtered x̂                 stream "out:i,j"
 
 The decoder rebuilds ŷ = symbols + μ tile by tile, synthesises each tile from
 its latents plus a margin of neighbouring latents (so tile borders do not show),
-adds the offset field and returns the exact input grid: shape, coordinates,
+applies the tile's loop filter, adds the offset field and returns the exact input grid: shape, coordinates,
 name, attributes (plus a history line), CRS and dtype. Memory is bounded by a
 band of three tile rows, whatever the region's size.
 """
@@ -39,6 +42,7 @@ import xarray as xr
 from topoae import offset_field
 from topoae._version import __version__
 from topoae.codec import container, corrections, entropy, tables
+from topoae.codec import loop_filter as _loop
 from topoae.codec import refine as _refine
 from topoae.codec import residual as _res
 from topoae.codec.files import coord_has_stream, pack_coord, unpack_coord
@@ -596,8 +600,9 @@ class _Synth:
         self.rd, self.geo, self.level, self.margin, self.edge = rd, geo, cfg.level, cfg.synth_margin, cfg.edge
         self.latents = latents  # callable (i, j) -> ŷ of tile (i, j)
 
-    def tile(self, i: int, j: int) -> np.ndarray:
-        """Normalised residual of tile (i, j) on its padded span, float32."""
+    def tile(self, i: int, j: int, border: int = 0) -> np.ndarray:
+        """Normalised residual of tile (i, j) on its padded span, float32, with ``border``
+        cells of the synthesis window around it (mirrored where the window ends)."""
         geo, k = self.geo, self.margin
         nti, ntj = geo.counts
         lt = geo.patch // 16
@@ -619,7 +624,18 @@ class _Synth:
         top, left = top + pads[0], left + pads[2]
         y = mirror_edges(torch.from_numpy(np.ascontiguousarray(win))[None], pads)
         x = self.rd.fast.synthesise(y, self.level)[0, 0].numpy()
-        return x[top * 16:(top + h) * 16, left * 16:(left + w) * 16]
+        r0, r1, c0, c1 = top * 16 - border, (top + h) * 16 + border, left * 16 - border, (left + w) * 16 + border
+        cut = x[max(r0, 0):r1, max(c0, 0):c1]
+        short = (max(-r0, 0), max(r1 - x.shape[0], 0), max(-c0, 0), max(c1 - x.shape[1], 0))
+        if any(short):
+            cut = np.pad(cut, ((short[0], short[1]), (short[2], short[3])), mode="symmetric")
+        return cut
+
+    def filtered(self, i: int, j: int, q: np.ndarray | None) -> np.ndarray:
+        """:meth:`tile` after the loop filter ``q`` (:mod:`.loop_filter`; None: unfiltered)."""
+        if q is None:
+            return self.tile(i, j)
+        return _loop.apply(self.tile(i, j, _loop.RADIUS), q)
 
 
 def _metres(rd: RDModel, x: np.ndarray, nodes: np.ndarray, geo: PatchLayout, cfg: RDCodecConfig,
@@ -646,7 +662,7 @@ def _check_grid(grid: xr.DataArray) -> None:
 def encode(grid: xr.DataArray, model: Any, *, level: float | None = None, max_error: float | None = None,
            keep_attrs: bool = True, tile: int = 512, outliers: bool = True,
            coastline: str | None = None, relative_error: float | None = None, floor: float = 0.5,
-           refine: int = 0) -> tuple[dict[str, Any], dict[str, bytes]]:
+           refine: int = 0, loop_filter: bool = True) -> tuple[dict[str, Any], dict[str, bytes]]:
     """Code a region; returns the container's header and its streams by role (:func:`to_bytes`).
 
     ``level`` defaults to :func:`default_level`; with ``max_error`` and no ``level``, to
@@ -654,6 +670,8 @@ def encode(grid: xr.DataArray, model: Any, *, level: float | None = None, max_er
     every decoded cell is within that many metres of ``grid``, in float output and, for
     integer-valued input (GEBCO int16), in the input's integer dtype too. ``refine``: gradient
     steps per tile on the latents at encode time (:mod:`topoae.codec.refine`; 0: none).
+    ``loop_filter``: fit each tile's loop filter (:mod:`topoae.codec.loop_filter`), kept
+    where it pays for its coefficients.
     """
     rd = as_rd_model(model)
     _check_grid(grid)
@@ -662,7 +680,7 @@ def encode(grid: xr.DataArray, model: Any, *, level: float | None = None, max_er
         return _smallest_bounded(grid, rd, {
             "max_error": max_error, "keep_attrs": keep_attrs, "tile": tile, "outliers": outliers,
             "coastline": coastline, "relative_error": relative_error, "floor": floor,
-            "refine": refine})
+            "refine": refine, "loop_filter": loop_filter})
     lev = default_level(rd) if level is None else quality_level(level)
     cfg = RDCodecConfig(level=lev, tile=tile, max_error=max_error, keep_attrs=keep_attrs,
                         coastline=coastline, relative_error=relative_error, floor=floor)
@@ -678,6 +696,7 @@ def encode(grid: xr.DataArray, model: Any, *, level: float | None = None, max_er
     streams: dict[str, bytes] = {"offset": _res.encode_residual(nodes)}
     nti, ntj = geo.counts
     yhat: dict[tuple[int, int], np.ndarray] = {}
+    filters: dict[tuple[int, int], np.ndarray | None] | None = {} if loop_filter else None
     nan_cells = 0
     for i in range(nti):
         for j in range(ntj):
@@ -698,12 +717,16 @@ def encode(grid: xr.DataArray, model: Any, *, level: float | None = None, max_er
                 streams[f"mask:{i},{j}"] = _res.encode_mask(nan)
         # residuals of the previous tile row, once its lower neighbours exist
         if i >= 1:
-            _residual_row(rd, grid, nodes, geo, cfg, i - 1, yhat, streams, integer)
+            _residual_row(rd, grid, nodes, geo, cfg, i - 1, yhat, streams, integer, filters)
         for key in [k for k in yhat if k[0] < i - 1]:
             del yhat[key]
-    _residual_row(rd, grid, nodes, geo, cfg, nti - 1, yhat, streams, integer)
+    _residual_row(rd, grid, nodes, geo, cfg, nti - 1, yhat, streams, integer, filters)
     if nan_cells == geo.height * geo.width:
         raise RegionError("the region holds no valid (non-NaN) cell")
+    if filters is not None:
+        packed = _loop.pack([filters[(i, j)] for i in range(nti) for j in range(ntj)])
+        if packed is not None:
+            streams["filter"] = packed
     header = _header(grid, rd, cfg, geo, integer, nan_cells, streams)
     return header, streams
 
@@ -822,19 +845,26 @@ def _rule(cfg: RDCodecConfig) -> corrections.RelativeRule:
     return corrections.RelativeRule(float(cfg.max_error), float(cfg.relative_error), float(cfg.floor))
 
 
-def _residual_row(rd, grid, nodes, geo, cfg, i, yhat, streams, integer) -> None:
-    """Side streams of tile row ``i``: the error-bounded residual (``max_error``) or else the
-    sparse outlier corrections, and the coastline corrections. Without any of them the
-    encoder needs no reconstruction, and the synthesis is skipped."""
-    if cfg.max_error is None and not cfg.outliers and cfg.coastline is None:
+def _residual_row(rd, grid, nodes, geo, cfg, i, yhat, streams, integer, filters=None) -> None:
+    """Side streams of tile row ``i``: the loop filters (into ``filters``, when not None),
+    the error-bounded residual (``max_error``) or else the sparse outlier corrections, and the
+    coastline corrections. Without any of them the encoder needs no reconstruction, and the
+    synthesis is skipped."""
+    if cfg.max_error is None and not cfg.outliers and cfg.coastline is None and filters is None:
         return
     synth = _Synth(rd, geo, cfg, lambda a, b: yhat[(a, b)])
     for j in range(geo.n_cols):
-        base = _metres(rd, synth.tile(i, j), nodes, geo, cfg, i, j)
         a0, a1 = geo.cells(i, 0)
         b0, b1 = geo.cells(j, 1)
         z = np.asarray(grid.isel({grid.dims[0]: slice(a0, a1), grid.dims[1]: slice(b0, b1)}).values,
                        dtype=np.float64)
+        if filters is None:
+            x = synth.tile(i, j)
+        else:
+            xb = synth.tile(i, j, _loop.RADIUS)
+            filters[(i, j)] = q = _fit_filter(rd, cfg, geo, nodes, xb, z, i, j)
+            x = _loop.apply(xb, q) if q is not None else xb[_loop.RADIUS:-_loop.RADIUS, _loop.RADIUS:-_loop.RADIUS]
+        base = _metres(rd, x, nodes, geo, cfg, i, j)
         if cfg.max_error is not None:
             streams[f"res:{i},{j}"] = _encode_residual(z, base, cfg.max_error, integer)
             if cfg.relative_error is not None:
@@ -857,6 +887,24 @@ def _residual_row(rd, grid, nodes, geo, cfg, i, yhat, streams, integer) -> None:
             blob = corrections.encode_coast(z, final, integer)
             if blob is not None:
                 streams[f"coast:{i},{j}"] = blob
+
+
+def _fit_filter(rd: RDModel, cfg: RDCodecConfig, geo: PatchLayout, nodes: np.ndarray, xb: np.ndarray,
+                z: np.ndarray, i: int, j: int) -> np.ndarray | None:
+    """Tile (i, j)'s loop filter (:func:`.loop_filter.fit`) from its synthesis with border ``xb``
+    and its cells ``z`` (metres): fitted on the cells within the outlier step, whose larger
+    errors the outlier stream leaves alone."""
+    r = _loop.RADIUS
+    x = xb[r:-r, r:-r]
+    e = z - _metres(rd, x, nodes, geo, cfg, i, j)
+    with np.errstate(invalid="ignore"):
+        ok = np.isfinite(e) & (np.abs(e) <= outlier_step(rd, cfg))
+    unit = rd.net.config.unit * cfg.scale
+    use = np.zeros(x.shape, dtype=bool)
+    target = x.astype(np.float64)
+    use[:z.shape[0], :z.shape[1]] = ok
+    target[:z.shape[0], :z.shape[1]] += np.where(ok, e, 0.0) / unit
+    return _loop.fit(xb, target, use, rd.net.level_lambda(cfg.level))
 
 
 def _corrected(rd, cfg, streams, base, integer, shape, i, j) -> np.ndarray:
@@ -1077,6 +1125,9 @@ class _Tiles:
         self._keep = 4 * geo.counts[1] + 4  # rows i-1..i+2: two rows computed at once
         self._lock = threading.Lock()
         self._synth = _Synth(rd, geo, cfg, self.latents)
+        nti, ntj = geo.counts
+        self._filters = (_loop.unpack(streams["filter"], nti * ntj) if "filter" in streams
+                         else [None] * (nti * ntj))
 
     def latents(self, i: int, j: int) -> np.ndarray:
         with self._lock:
@@ -1097,7 +1148,8 @@ class _Tiles:
     def tile(self, i: int, j: int) -> np.ndarray:
         """Tile (i, j) in float32 metres, every side stream applied, NaN where the input was."""
         rd, cfg, geo, streams, integer = self.rd, self.cfg, self.geo, self.streams, self.integer
-        base = _metres(rd, self._synth.tile(i, j), self.nodes, geo, cfg, i, j)
+        x = self._synth.filtered(i, j, self._filters[i * geo.counts[1] + j])
+        base = _metres(rd, x, self.nodes, geo, cfg, i, j)
         a0, a1 = geo.cells(i, 0)
         b0, b1 = geo.cells(j, 1)
         base = _corrected(rd, cfg, streams, base, integer, (a1 - a0, b1 - b0), i, j)
