@@ -71,7 +71,7 @@ def test_smaller_than_zstd_on_clustered_corrections():
 def test_residual_frames_use_it_unless_told_not_to():
     q = _clustered(3)
     frame = residual.encode_residual(q)
-    assert residual.PREDICTORS[frame[0]] in ("context", "context-primed")
+    assert residual.PREDICTORS[frame[0]].startswith("context")
     np.testing.assert_array_equal(residual.decode_residual(frame, q.shape), q)
     plain = residual.encode_residual(q, zstd_only=True)  # the patch codec's format-1 frames
     assert plain[0] in (0, 1) and len(plain) > len(frame)
@@ -158,3 +158,48 @@ def test_changed_or_missing_counts_are_a_clear_error(tmp_path, monkeypatch):
             context_coder.primed_counts.cache_clear()
     monkeypatch.undo()
     assert context_coder.primed_counts().shape == (context_coder.CONTEXTS, context_coder.K)
+
+
+def _scarp(seed: int, shape=(256, 256)) -> np.ndarray:
+    """Corrections along a sharp diagonal step the synthesis misses: many past the alphabet."""
+    rng = np.random.default_rng(seed)
+    q = np.zeros(shape, np.int64)
+    for r in range(shape[0]):
+        c = (r * 3) // 4 + 20
+        q[r, c - 2:c + 3] = np.rint(rng.normal(0, 25, 5)).astype(np.int64)
+    return q
+
+
+@pytest.mark.parametrize("primed", [False, True])
+def test_golomb_escapes_round_trip_and_are_kept_where_smaller(primed):
+    q = _scarp(0)
+    assert (np.abs(q) >= context_coder.A).sum() > 100
+    varint = context_coder.encode(q, primed=primed)
+    coded = context_coder.encode(q, primed=primed, golomb_escapes=True)
+    assert len(coded) < len(varint)
+    np.testing.assert_array_equal(context_coder.decode(coded, q.shape, primed=primed, golomb_escapes=True), q)
+    assert context_coder.encode_best(q, primed=primed) == (True, coded)
+    frame = residual.encode_residual(q)
+    assert residual.PREDICTORS[frame[0]].endswith("golomb-escapes")
+    np.testing.assert_array_equal(residual.decode_residual(frame, q.shape), q)
+    # without escapes, or with a few large ones, the varint frame stays
+    small = np.clip(q, -3, 3)
+    assert context_coder.encode_best(small, primed=primed) == (False, context_coder.encode(small, primed=primed))
+
+
+def test_the_golomb_escape_frame_of_a_fixed_grid_is_pinned():
+    q = np.array([[0, 0, 1, -1, 0, 0], [0, 2, -3, 0, 0, 0], [0, 0, 0, 0, 40, -13], [1, 0, 0, -1, 0, 12]])
+    frame = context_coder.encode(q, golomb_escapes=True)
+    assert frame.hex() == "030300072e4ce842f51903cac6879c7040"  # 3 escapes, a 3-byte Exp-Golomb frame
+    np.testing.assert_array_equal(context_coder.decode(frame, q.shape, golomb_escapes=True), q)
+
+
+def test_damaged_golomb_escapes_are_store_errors():
+    q = _scarp(1)
+    blob = context_coder.encode(q, golomb_escapes=True)
+    n, pos = context_coder._get_uvarint(blob, 0)
+    size, at = context_coder._get_uvarint(blob, pos)
+    for bad in (blob[:at + size // 2], blob[:at] + bytes([0xFF]) + blob[at + 1:],
+                bytes([0x02]) + blob[1:]):
+        with pytest.raises(StoreError):
+            context_coder.decode(bad, q.shape, golomb_escapes=True)

@@ -25,7 +25,9 @@ by their sum, in float64, so the encoder and decoder compute bit-identical
 tables on any machine. A 4-byte hash of the grid guards against a damaged stream.
 
 Frame: ``uvarint escapes, escapes…, 4-byte hash, range-coded 32-bit words`` (the
-grid's shape comes from the container).
+grid's shape comes from the container). From ``.tae`` format 7 the escapes may instead be one
+Exp-Golomb frame (:mod:`topoae.codec.golomb`) after its uvarint length, whichever is smaller
+(:func:`encode_best`; residual frame kinds 5 and 6).
 
 Primed frames (``primed=True``; ``.tae`` format 6 on) start each context from counts fitted on
 the outlier streams of training tiles (:data:`COUNTS_FILE`, made by
@@ -172,8 +174,45 @@ class _RowFlags:
         self.prev = int(busy)
 
 
-def encode(q: np.ndarray, *, primed: bool = False) -> bytes:
-    """Frame of a 2-D integer grid ``q`` (``primed``: counts start from :func:`primed_counts`)."""
+def encode(q: np.ndarray, *, primed: bool = False, golomb_escapes: bool = False) -> bytes:
+    """Frame of a 2-D integer grid ``q`` (``primed``: counts start from :func:`primed_counts`;
+    ``golomb_escapes``: the escapes in one Exp-Golomb frame, see :func:`encode_best`)."""
+    escapes, words = _code(q, primed)
+    return _frame(escapes, _hash(np.asarray(q, dtype=np.int64)), words, golomb_escapes)
+
+
+def encode_best(q: np.ndarray, *, primed: bool = False) -> tuple[bool, bytes]:
+    """The smaller of the frames with varint and with Exp-Golomb escapes (``.tae`` format 7:
+    a sharp step the synthesis misses, such as a fault scarp on an abyssal plain, leaves
+    hundreds of corrections beyond the alphabet, one varint byte each; their Exp-Golomb
+    code is a quarter to a third smaller), and whether it is the latter."""
+    escapes, words = _code(q, primed)
+    digest = _hash(np.asarray(q, dtype=np.int64))
+    plain = _frame(escapes, digest, words, False)
+    if not escapes:
+        return False, plain
+    coded = _frame(escapes, digest, words, True)
+    return (True, coded) if len(coded) < len(plain) else (False, plain)
+
+
+def _frame(escapes: list[int], digest: bytes, words: bytes, golomb_escapes: bool) -> bytes:
+    out = bytearray()
+    _put_uvarint(out, len(escapes))
+    if golomb_escapes:
+        if escapes:
+            from topoae.codec import golomb
+
+            g = golomb.encode(np.array(escapes, dtype=np.int64))
+            _put_uvarint(out, len(g))
+            out += g
+    else:
+        for v in escapes:
+            _put_uvarint(out, v)
+    return bytes(out) + digest + words
+
+
+def _code(q: np.ndarray, primed: bool) -> tuple[list[int], bytes]:
+    """The escapes and the range-coded words of ``q``."""
     q = np.asarray(q)
     if q.ndim != 2 or q.size == 0 or q.dtype.kind not in "iu":
         raise ValueError("the context coder takes a non-empty 2-D integer grid")
@@ -203,27 +242,37 @@ def encode(q: np.ndarray, *, primed: bool = False) -> bytes:
             escapes.append(abs(int(v)) - A)
         enc.encode(sym.astype(np.int32), family, model.probabilities(ctx))
         model.update(ctx, sym)
-    out = bytearray()
-    for v in (len(escapes), *escapes):
-        _put_uvarint(out, v)
-    out += _hash(q)
-    return bytes(out) + np.asarray(enc.get_compressed(), dtype="<u4").tobytes()
+    return escapes, np.asarray(enc.get_compressed(), dtype="<u4").tobytes()
 
 
-def decode(blob: bytes, shape: tuple[int, int], *, primed: bool = False) -> np.ndarray:
-    """Inverse of :func:`encode` (int64, the same ``primed``); a damaged frame is a
-    :class:`StoreError`."""
+def decode(blob: bytes, shape: tuple[int, int], *, primed: bool = False,
+           golomb_escapes: bool = False) -> np.ndarray:
+    """Inverse of :func:`encode` (int64, the same ``primed`` and ``golomb_escapes``); a
+    damaged frame is a :class:`StoreError`."""
     rows, cols = (int(v) for v in shape)
     try:
         n_esc, pos = _get_uvarint(blob, 0)
-        escapes = []
-        for _ in range(min(n_esc, rows * cols)):
-            e, pos = _get_uvarint(blob, pos)
-            escapes.append(e)
-    except StoreError:
+        if n_esc > rows * cols:
+            raise StoreError("context-coded frame holds too many escapes (damaged)")
+        escapes: list[int] = []
+        if golomb_escapes and n_esc:
+            from topoae.codec import golomb
+
+            size, pos = _get_uvarint(blob, pos)
+            if size > len(blob) - pos:
+                raise StoreError("context-coded frame is truncated or damaged in its escapes")
+            escapes = [int(v) for v in golomb.decode(blob[pos:pos + size], n_esc)]
+            if min(escapes) < 0:
+                raise StoreError("context-coded frame is damaged in its escapes")
+            pos += size
+        elif not golomb_escapes:
+            for _ in range(n_esc):
+                e, pos = _get_uvarint(blob, pos)
+                escapes.append(e)
+    except StoreError as exc:
+        if "too many escapes" in str(exc):
+            raise
         raise StoreError("context-coded frame is truncated or damaged in its escapes") from None
-    if n_esc > rows * cols:
-        raise StoreError("context-coded frame holds too many escapes (damaged)")
     want = blob[pos:pos + 4]
     rest = blob[pos + 4:]
     if len(want) < 4 or len(rest) % 4:

@@ -64,7 +64,12 @@ ZSTD_LEVEL = 10
 #: and no learned statistics; the encoder tries it on grids of up to :data:`GOLOMB_MAX` cells).
 #: From format 6, also the context coder primed with counts fitted on training tiles
 #: (:func:`topoae.codec.context_coder.primed_counts`), smaller on sparse corrections.
-PREDICTORS = ("none", "lorenzo", "context", "lorenzo-golomb", "context-primed")
+#: From format 7, the context coder's frames with Exp-Golomb escapes (kinds 5 and 6:
+#: :func:`topoae.codec.context_coder.encode_best`), where they are smaller.
+PREDICTORS = ("none", "lorenzo", "context", "lorenzo-golomb", "context-primed",
+              "context-golomb-escapes", "context-primed-golomb-escapes")
+#: the context coder's frame kinds: kind -> (primed, golomb escapes)
+CONTEXT_KINDS = {2: (False, False), 4: (True, False), 5: (False, True), 6: (True, True)}
 GOLOMB_MAX = 1 << 16
 
 _INT_TYPES: tuple[type[np.signedinteger], ...] = (np.int8, np.int16, np.int32, np.int64)
@@ -248,8 +253,8 @@ def encode_residual(q: np.ndarray, level: int = ZSTD_LEVEL, *, zstd_only: bool =
     """One residual frame: a coding byte (:data:`PREDICTORS`), then the smallest of
     :func:`encode_ints` of ``q``, of its Lorenzo difference and, unless ``zstd_only`` (the
     patch codec's format 1), of :func:`topoae.codec.context_coder.encode` of ``q`` (plain and
-    primed: ``.tae`` format 6 on) and of the Exp-Golomb code of its Lorenzo difference (grids
-    of up to :data:`GOLOMB_MAX` cells)."""
+    primed: ``.tae`` format 6 on; each with the smaller escape code, format 7 on) and of the
+    Exp-Golomb code of its Lorenzo difference (grids of up to :data:`GOLOMB_MAX` cells)."""
     q = np.asarray(q)
     plain = encode_ints(q, level)
     if q.ndim != 2 or q.size == 0:
@@ -260,8 +265,9 @@ def encode_residual(q: np.ndarray, level: int = ZSTD_LEVEL, *, zstd_only: bool =
         from topoae.codec import context_coder, golomb
 
         if int(q.min()) > -context_coder.LIMIT and int(q.max()) < context_coder.LIMIT:
-            frames.append(bytes([2]) + context_coder.encode(q))
-            frames.append(bytes([4]) + context_coder.encode(q, primed=True))
+            for primed, (kind, kind_g) in ((False, (2, 5)), (True, (4, 6))):
+                g, frame = context_coder.encode_best(q, primed=primed)
+                frames.append(bytes([kind_g if g else kind]) + frame)
         if q.size <= GOLOMB_MAX and int(d.min()) > -golomb.LIMIT and int(d.max()) < golomb.LIMIT:
             frames.append(bytes([3]) + golomb.encode(d))
     return min(frames, key=len)
@@ -274,12 +280,14 @@ def decode_residual(blob: bytes, shape: tuple[int, int]) -> np.ndarray:
     if blob[0] >= len(PREDICTORS):
         raise StoreError(f"unknown residual frame kind {blob[0]}: the file is damaged or was "
                          "written by a newer topoae")
-    if blob[0] in (2, 4):
+    if blob[0] in CONTEXT_KINDS:
         from topoae.codec import context_coder
 
         if len(shape) != 2:
             raise StoreError("corrupted residual frame (a context-coded frame of a non-grid)")
-        return context_coder.decode(blob[1:], (int(shape[0]), int(shape[1])), primed=blob[0] == 4)
+        primed, golomb_escapes = CONTEXT_KINDS[blob[0]]
+        return context_coder.decode(blob[1:], (int(shape[0]), int(shape[1])), primed=primed,
+                                    golomb_escapes=golomb_escapes)
     if blob[0] == 3:
         from topoae.codec import golomb
 
