@@ -794,6 +794,7 @@ def test_outlier_corrections_fix_spikes_and_count_in_the_file(rd):
 
 
 def test_zarr_store_decodes_like_the_file_and_catches_a_missing_chunk(rd, grid, tmp_path):
+    import json
     import shutil
 
     from topoae.codec import latent_store
@@ -815,6 +816,19 @@ def test_zarr_store_decodes_like_the_file_and_catches_a_missing_chunk(rd, grid, 
         arr[(0,) * arr.ndim] = int(arr[(0,) * arr.ndim]) + 7  # not stored: damage a value instead)
         with pytest.raises(StoreError, match=f"array '{name}' is damaged"):
             latent_store.load(q)
+    # a store names its kind: earlier readers refuse format 7's (they would ignore its loop
+    # filter); a store of format 6's kind still reads; an unknown later kind is named
+    meta = json.loads(zarr.open_group(str(p), mode="r").attrs["topoae"])
+    assert meta["kind"] == latent_store.KIND != "topoae-rd-store" and meta["container_version"] == 7
+    for kind, ok in (("topoae-rd-store", True), ("topoae-rd-store-9", False)):
+        q = tmp_path / f"{kind}.zarr"
+        shutil.copytree(p, q)
+        zarr.open_group(str(q), mode="r+").attrs["topoae"] = json.dumps({**meta, "kind": kind})
+        if ok:
+            assert latent_store.load(q)[1] == s
+        else:
+            with pytest.raises(StoreError, match="newer topoae"):
+                latent_store.load(q)
     chunk = next((p / "streams" / "tile_0_0").rglob("c/*"))
     chunk.unlink() if chunk.is_file() else shutil.rmtree(chunk)
     with pytest.raises(StoreError, match="tile:0,0"):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -72,8 +74,13 @@ def test_stream_round_trip_and_damage():
     assert lf.pack([None, None]) is None
     with pytest.raises(StoreError):
         lf.unpack(blob[:2], len(filters))
-    with pytest.raises(StoreError):  # a code past the file's last tile
-        lf.unpack(bytes([0b00000000, 0b00000001]) + blob[3:], 7)
+    with pytest.raises(StoreError, match="damaged"):  # a code past the file's last tile
+        lf.unpack(bytes([0b01000000, 0b00000001]) + blob[3:], 7)
+    with pytest.raises(StoreError):  # bytes after the coefficients' frame
+        lf.unpack(blob + b"\x00", len(filters))
+    huge = [np.full(lf.N_COEFS, lf.LIMIT, dtype=np.int64)]
+    with pytest.raises(StoreError, match="damaged"):  # a coefficient no fit gives
+        lf.unpack(lf.pack(huge), 1)
     with pytest.raises(StoreError):  # no tile has a filter
         lf.unpack(bytes(3) + blob[3:], len(filters))
     with pytest.raises(StoreError):
@@ -134,8 +141,37 @@ def test_max_error_holds_on_every_cell_with_the_filter(rd, grid, integer):
     g = grid if integer else grid.astype(np.float32) + np.float32(0.37)
     h, s = learned.encode(g, rd, level=7, tile=128, max_error=3.0)
     assert "filter" in s
-    out = learned.decode(h, s, rd, dtype="float32")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the decoder's base is the encoder's, to the bit
+        out = learned.decode(h, s, rd, dtype="float32")
     assert float(np.nanmax(np.abs(out.values.astype(np.float64) - g.values))) <= 3.0 + 1e-9
+
+
+def test_the_other_bounded_modes_and_empty_or_ragged_tiles_hold_with_the_filter(rd, grid):
+    """Depth-relative bound and coastline signs on every cell; a ragged corner smaller than a
+    tile; an all-NaN tile inside the region: no filter there, NaN back, nothing else moved."""
+    g = grid.astype(np.float32).copy()
+    g[:64, :64] = np.nan  # a whole 64-cell tile empty
+    x = g.values.astype(np.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        h, s = learned.encode(g, rd, level=7, tile=64, max_error=20.0, relative_error=0.05,
+                              coastline="exact")
+        out = learned.decode(h, s, rd, dtype="float32").values.astype(np.float64)
+    assert "filter" in s
+    assert lf.unpack(s["filter"], int(np.prod(learned.tile_layout(*x.shape, 64, 32, 16).counts)))[0] is None
+    assert np.array_equal(np.isnan(out), np.isnan(x))
+    ok = np.isfinite(x)
+    bound = np.minimum(20.0, np.maximum(0.5, 0.05 * np.abs(x)))
+    assert np.all(np.abs(out - x)[ok] <= bound[ok] + 1e-6)
+    assert np.array_equal(np.sign(out[ok]), np.sign(x[ok]))
+    corner = grid.isel(lat=slice(0, 37), lon=slice(0, 50))  # ragged: less than one 64-cell tile
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the base the residual was coded against, to the bit
+        h, s = learned.encode(corner, rd, level=7, tile=64, max_error=2.0)
+        back = learned.decode(*container.unpack(learned.to_bytes(h, s)), rd, dtype="float32")
+    assert back.shape == corner.shape
+    assert float(np.abs(back.values.astype(np.float64) - corner.values).max()) <= 2.0 + 1e-9
 
 
 def test_files_are_format_7_and_a_damaged_filter_stream_is_a_store_error(rd, grid):

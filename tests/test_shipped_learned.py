@@ -96,6 +96,24 @@ def test_earlier_releases_are_made_only_when_a_file_needs_one():
     assert old.net is not rd.net and old.model_id.startswith("2c6c7a13")
 
 
+def test_a_format_6_file_of_this_release_decodes_bit_for_bit():
+    """A format-6 file (a 128×160 corner of the demo region at level 5, made by 5b1d502: a
+    primed outlier frame, no loop filter) decodes with format 7's reader exactly as before."""
+    from pathlib import Path
+
+    from topoae.checkpoint import load_checkpoint
+    from topoae.codec import learned
+
+    data = Path(__file__).parent / "data"
+    raw = (data / "format6_47575084.tae").read_bytes()
+    assert raw[3] == 6
+    h, s = learned.read(data / "format6_47575084.tae")
+    assert "filter" not in s and s["out:0,0"][0] == 4  # a primed frame, varint escapes
+    rd = learned.as_rd_model(load_checkpoint(zoo.default_model_path()))
+    np.testing.assert_array_equal(learned.decode(h, s, rd).values,
+                                  np.load(data / "format6_47575084_decoded.npy"))
+
+
 def zoo_demo_corner():
     from topoae.io import open_grid
 
@@ -138,7 +156,7 @@ def test_mirrored_edges_cut_the_error_at_the_region_edges():
     rd = learned.as_rd_model(load_checkpoint(zoo.default_model_path()))
     grid = open_grid(zoo.DEMO_REGION).load()
     x = np.asarray(grid.values, np.float64)
-    h, s = learned.encode(grid, rd, level=3, outliers=False)
+    h, s = learned.encode(grid, rd, level=3, outliers=False, loop_filter=False)
     assert h["codec"]["edge"] == "mirror"
     zero = {**h, "codec": {**h["codec"], "edge": "zero"}}
     err = {}

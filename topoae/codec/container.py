@@ -30,7 +30,9 @@ dictionary; its integer streams may be primed context-coded frames
 (:mod:`topoae.codec.context_coder`, frame kind 4 of :data:`topoae.codec.residual.PREDICTORS`),
 which earlier readers do not know. Version 7 has version 6's layout and dictionary; a
 learned-codec file may hold a ``"filter"`` stream (:mod:`topoae.codec.loop_filter`), which
-earlier readers would ignore, so they refuse the version. The other streams are
+earlier readers would ignore, so they refuse the version, and its context-coded frames may
+keep their escapes in an Exp-Golomb frame (kinds 5 and 6 of
+:data:`topoae.codec.residual.PREDICTORS`). The other streams are
 named in the header (``streams``: list of roles such as ``"offset"``, ``"mask"``,
 ``"tile:r,c"``, ``"residual:b"``). A missing, truncated or damaged stream is a
 :class:`~topoae.errors.StoreError` (naming the stream, or from version 4, where one CRC

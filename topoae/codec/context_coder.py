@@ -252,8 +252,11 @@ def decode(blob: bytes, shape: tuple[int, int], *, primed: bool = False,
     rows, cols = (int(v) for v in shape)
     try:
         n_esc, pos = _get_uvarint(blob, 0)
-        if n_esc > rows * cols:
-            raise StoreError("context-coded frame holds too many escapes (damaged)")
+    except StoreError:
+        raise StoreError("context-coded frame is truncated or damaged in its escapes") from None
+    if n_esc > rows * cols:
+        raise StoreError("context-coded frame holds too many escapes (damaged)")
+    try:
         escapes: list[int] = []
         if golomb_escapes and n_esc:
             from topoae.codec import golomb
@@ -269,9 +272,7 @@ def decode(blob: bytes, shape: tuple[int, int], *, primed: bool = False,
             for _ in range(n_esc):
                 e, pos = _get_uvarint(blob, pos)
                 escapes.append(e)
-    except StoreError as exc:
-        if "too many escapes" in str(exc):
-            raise
+    except StoreError:
         raise StoreError("context-coded frame is truncated or damaged in its escapes") from None
     want = blob[pos:pos + 4]
     rest = blob[pos + 4:]

@@ -7,7 +7,8 @@
 - ``latents`` int32 ``(channel, y, x)``: the coded latent symbols round(y − μ) of the whole
   region (tiles assembled), and ``hyper`` int32: the hyper-latents, tile by tile along a
   leading ``tile`` axis; both for analysis (uncertainty studies, plots), not needed to decode;
-- ``attrs["topoae"]``: the header (JSON) and the stream table.
+- ``attrs["topoae"]``: the kind (:data:`KIND`), the ``.tae`` container version its streams
+  follow, the header (JSON) and the stream table.
 
 Reading checks every stream against its length and CRC: a missing or damaged chunk
 (Zarr would silently fill it) is a :class:`~topoae.errors.StoreError` naming the stream.
@@ -24,9 +25,14 @@ from typing import Any
 import numpy as np
 
 from topoae._atomic import atomic_path
+from topoae.codec import container
 from topoae.errors import StoreError
 
-KIND = "topoae-rd-store"
+#: the kind new stores are written as: from ``.tae`` format 7 a store's streams may hold what
+#: earlier readers would ignore (the loop filter), so they must not take it for their kind
+KIND = "topoae-rd-store-7"
+#: the kinds read (stores before format 7 hold the streams of formats up to 6)
+READ_KINDS = ("topoae-rd-store", KIND)
 
 
 def _key(role: str) -> str:
@@ -59,8 +65,8 @@ def save(path: str | os.PathLike, header: dict[str, Any], streams: dict[str, byt
         harr[:] = hyper
         arrays = {name: {"shape": list(a.shape), "crc32": _crc(a)} for name, a in
                   (("latents", latents), ("hyper", hyper))}
-        root.attrs["topoae"] = json.dumps({"kind": KIND, "header": header, "streams": table,
-                                           "arrays": arrays})
+        root.attrs["topoae"] = json.dumps({"kind": KIND, "container_version": container.VERSION,
+                                           "header": header, "streams": table, "arrays": arrays})
     return p
 
 
@@ -74,7 +80,7 @@ def is_store(path: str | os.PathLike) -> bool:
 
         root = zarr.open_group(str(path), mode="r")
         text = root.attrs.get("topoae", "{}")
-        return isinstance(text, str) and json.loads(text).get("kind") == KIND
+        return isinstance(text, str) and json.loads(text).get("kind") in READ_KINDS
     except Exception:
         return False
 
@@ -91,7 +97,10 @@ def load(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, bytes]]:
         meta = json.loads(text)
     except Exception:
         raise StoreError(f"{path} is not a topoae learned-codec store") from None
-    if meta.get("kind") != KIND:
+    if meta.get("kind") not in READ_KINDS:
+        kind = str(meta.get("kind", ""))
+        if kind.startswith("topoae-rd-store"):
+            raise StoreError(f"{path} is a learned-codec store of a newer topoae ({kind})")
         raise StoreError(f"{path} is not a topoae learned-codec store")
     streams = {}
     for role, entry in meta["streams"].items():

@@ -10,7 +10,7 @@ the original, so it fits, per tile, the least-squares filter
 over the offset pairs ``±d`` of a 3×3, 5×5 or 7×7 window (radius 1, 2 or 3: 4, 12 or 24
 pairs; point-symmetric, so constants pass unchanged and the filter cannot shift the terrain)
 plus a bias ``b``, on the network's normalised output ``x``, using the cells whose error is
-below the outlier step (the sparse corrections take the others). It keeps the radius, or no
+within the outlier step (the sparse corrections take the others). It keeps the radius, or no
 filter, that the rate–distortion trade of the tile's quality level says pays best for its
 coefficients (:func:`fit`): the small windows where bytes are scarce.
 
@@ -20,7 +20,8 @@ the same on every machine. One stream, ``"filter"``, holds the file's filters: t
 tile in raster order (0: none, else the radius; ``packbits``), then the kept tiles'
 coefficients (the bias, then the pairs within the radius, in :data:`OFFSETS` order) in one
 Exp-Golomb frame (:mod:`topoae.codec.golomb`). Files without the stream (formats before 7, or nothing kept)
-decode without a filter.
+decode without a filter. The stream has no check of its own: the ``.tae`` file's CRC (and a
+Zarr store's per-stream CRC) covers it.
 """
 
 from __future__ import annotations
@@ -101,10 +102,11 @@ def fit(xb: np.ndarray, target: np.ndarray, use: np.ndarray, lam: float) -> np.n
     are measured on every other band of :data:`FIT_BAND` rows (the drop scaled to the tile)."""
     h = use.shape[0]
     rows = np.flatnonzero((np.arange(h) // FIT_BAND) % 2 == 0)  # half the cost, the same filter
-    share = h / rows.size
+    usable = int(use.sum())
     use = use[rows]
     if int(use.sum()) < 4 * N_COEFS:
         return None
+    share = usable / int(use.sum())  # the drop measured on the bands, scaled to the tile
     x = xb[RADIUS:-RADIUS, RADIUS:-RADIUS].astype(np.float64)
     t = (target - x)[rows][use]
     f = np.empty((N_COEFS, t.size))  # one row per input: contiguous writes
@@ -150,7 +152,7 @@ def unpack(blob: bytes, tiles: int) -> list[np.ndarray | None]:
     if bits[2 * tiles:].any():
         raise StoreError("the loop-filter stream is damaged")
     codes = 2 * bits[0:2 * tiles:2].astype(np.int64) + bits[1:2 * tiles:2]
-    if not codes.any() or codes.max() > RADIUS:
+    if not codes.any():  # (two bits hold no radius past 3)
         raise StoreError("the loop-filter stream is damaged")
     sizes = [SUBSETS[int(c)].size for c in codes if c]
     flat = golomb.decode(blob[nf:], int(sum(sizes)))

@@ -23,7 +23,8 @@ so ``|x - y| <= floor(E)`` and the bound holds whatever dtype ``y`` is written i
 ``q`` is stored as the smallest of: ``q`` or its 2-D Lorenzo difference in the
 smallest integer type that holds it, compressed with zstd; ``q`` range-coded
 with neighbourhood contexts (:mod:`topoae.codec.context_coder`), and (``.tae`` format 6)
-the same coder primed with counts fitted on training tiles; or (``.tae`` format 4,
+the same coder primed with counts fitted on training tiles, each (``.tae`` format 7) with its
+escapes as varints or as one Exp-Golomb frame, whichever is smaller; or (``.tae`` format 4,
 grids of up to :data:`GOLOMB_MAX` cells) its Lorenzo difference in an Exp-Golomb code
 (:mod:`topoae.codec.golomb`). The patch codec
 writes one frame per block of rows (zstd only, its format 1), so a decoder can

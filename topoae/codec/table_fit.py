@@ -43,7 +43,7 @@ def collect(rd: learned.RDModel, grids: Iterable[xr.DataArray]
     z_hist = [[np.zeros(t.size, np.int64) for t in rd.tables.z] for _ in range(rd.levels)]
     for grid in grids:
         for level in range(rd.levels):
-            header, streams = learned.encode(grid, rd, level=level, outliers=False)
+            header, streams = learned.encode(grid, rd, level=level, outliers=False, loop_filter=False)
             geo = learned.tile_layout(int(grid.shape[0]), int(grid.shape[1]), header["codec"]["tile"],
                                       header["codec"]["margin"], header["codec"].get("align", 64))
             for i in range(geo.counts[0]):
