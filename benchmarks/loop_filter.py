@@ -3,7 +3,9 @@ without it, whole files, RMSE at equal bytes, the radius each tile kept, and the
 
     python benchmarks/loop_filter.py [--model W] [--out benchmarks/results] [--threads 1]
 
-Writes ``loop_filter.json`` and ``loop_filter.md``. topoae's RMSE at 50–400× is interpolated
+Writes ``loop_filter.json`` and ``loop_filter.md``; ``--timing-only`` times encode and decode
+with and without the filter on one tile, one thread, best of several runs (run it on a quiet
+machine), into the existing results. topoae's RMSE at 50–400× is interpolated
 between its levels in log–log, as in ``rd_learned.py``; "with / without" is the ratio of the two
 curves at the same ratio (below 1: the filter helps).
 """
@@ -86,8 +88,8 @@ def markdown(res: dict) -> str:
     means = {t: np.nanmean([r["at"][t] for r in regs.values()]) for t in next(iter(regs.values()))["at"]}
     lines.append("| **mean** | " + " | ".join(f"**{v:.3f}**" for v in means.values()) + " |")
     lines += ["", "## By level (all regions)", "",
-              "| level | bytes on / off | RMSE on / off | tiles filtered (radius 1 / 2 / 3) | filter stream, mean B "
-              "| encode time on / off | decode time on / off |", "|---|---|---|---|---|---|---|"]
+              "| level | bytes on / off | RMSE on / off | tiles filtered (radius 1 / 2 / 3) | filter stream, mean B |",
+              "|---|---|---|---|---|"]
     for lev in range(levels):
         rows = [r["levels"][lev] for r in regs.values()]
         br = np.mean([r["on"]["bytes"] / r["off"]["bytes"] for r in rows])
@@ -95,12 +97,47 @@ def markdown(res: dict) -> str:
         radii = [k for r in rows for k in r["radii"]]
         cnt = [sum(1 for k in radii if k == v) for v in (1, 2, 3)]
         fb = np.mean([r["filter_bytes"] for r in rows])
-        te = sum(r["on"]["enc_s"] for r in rows) / sum(r["off"]["enc_s"] for r in rows)
-        td = sum(r["on"]["dec_s"] for r in rows) / sum(r["off"]["dec_s"] for r in rows)
-        lines.append(f"| {lev} | {br:.4f} | {er:.4f} | {cnt[0]} / {cnt[1]} / {cnt[2]} of {len(radii)} | "
-                     f"{fb:.0f} | {te:.2f} | {td:.2f} |")
-    lines += ["", "Times are the sweep's (not a quiet-machine throughput run; `rd_learned.md` has that)."]
+        lines.append(f"| {lev} | {br:.4f} | {er:.4f} | {cnt[0]} / {cnt[1]} / {cnt[2]} of {len(radii)} | {fb:.0f} |")
+    t = res.get("timing")
+    if t:
+        lines += ["", f"## Time ({t['tile']}, {t['machine']}, best of {t['repeats']})", "",
+                  "| level | encode s off / on | decode s off / on |", "|---|---|---|"]
+        lines += [f"| {r['level']} | {r['enc_off']:.3f} / {r['enc_on']:.3f} | {r['dec_off']:.3f} / {r['dec_on']:.3f} |"
+                  for r in t["levels"]]
     return "\n".join(lines) + "\n"
+
+
+def timing(model: Path | None, repeats: int = 5) -> dict:
+    """Encode and decode of one 512² held-out tile with and without the filter, one thread,
+    the best of ``repeats`` runs of each, off and on interleaved."""
+    import time
+
+    import torch
+
+    from topoae import zoo
+    from topoae.checkpoint import load_checkpoint
+    from topoae.codec import learned
+    from topoae.io import open_grid
+
+    torch.set_num_threads(1)
+    rd = learned.as_rd_model(load_checkpoint(model or zoo.default_model_path()))
+    name, path = next(iter(regions(False).items()))
+    grid = open_grid(path).load()
+    rows = []
+    for lev in (0, 4, 7):
+        best: dict[str, float] = {}
+        for _ in range(repeats):
+            for key, on in (("off", False), ("on", True)):
+                t0 = time.perf_counter()
+                h, s = learned.encode(grid, rd, level=lev, loop_filter=on)
+                t1 = time.perf_counter()
+                learned.decode(h, s, rd)
+                t2 = time.perf_counter()
+                best[f"enc_{key}"] = min(best.get(f"enc_{key}", np.inf), t1 - t0)
+                best[f"dec_{key}"] = min(best.get(f"dec_{key}", np.inf), t2 - t1)
+        rows.append({"level": lev, **best})
+    return {"tile": name, "machine": f"{platform.machine()}, torch 1 thread", "repeats": repeats,
+            "date": dt.date.today().isoformat(), "levels": rows}
 
 
 def main() -> None:
@@ -108,8 +145,19 @@ def main() -> None:
     ap.add_argument("--model", type=Path, default=None)
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--timing-only", action="store_true",
+                    help="only the timing, into the existing loop_filter.json (a quiet machine)")
     a = ap.parse_args()
-    run(a.model, a.out, a.threads)
+    if a.timing_only:
+        res = json.loads((a.out / "loop_filter.json").read_text())
+        res["timing"] = timing(a.model)
+        (a.out / "loop_filter.json").write_text(json.dumps(res, indent=1, default=float) + "\n")
+        (a.out / "loop_filter.md").write_text(markdown(res))
+        return
+    res = run(a.model, a.out, a.threads)
+    res["timing"] = timing(a.model)
+    (a.out / "loop_filter.json").write_text(json.dumps(res, indent=1, default=float) + "\n")
+    (a.out / "loop_filter.md").write_text(markdown(res))
 
 
 if __name__ == "__main__":

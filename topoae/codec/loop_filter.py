@@ -84,10 +84,11 @@ def apply(xb: np.ndarray, q: np.ndarray) -> np.ndarray:
     unit = float(1 << FRAC_BITS)
     acc = np.full((h, w), q[0] / unit)
     tmp = np.empty((h, w))
+    x2 = 2.0 * x  # (exact: a power of two)
     for k, (di, dj) in enumerate(OFFSETS, start=1):
         if q[k]:
             np.add(x64[r + di:r + di + h, r + dj:r + dj + w], x64[r - di:r - di + h, r - dj:r - dj + w], out=tmp)
-            tmp -= 2.0 * x
+            tmp -= x2
             tmp *= q[k] / unit
             acc += tmp
     return (x + acc).astype(np.float32)
