@@ -191,3 +191,16 @@ def test_a_format_6_file_decodes_as_before(rd, grid, monkeypatch):
     monkeypatch.undo()
     assert v6[3] == 6
     assert np.array_equal(learned.decode(*container.unpack(v6), rd).values, now.values)
+
+
+def test_sampled_members_skip_the_filter(rd, grid):
+    """τ was calibrated on unfiltered members: a member is the same with or without the stream."""
+    from topoae.codec import ensemble
+
+    h, s = learned.encode(grid, rd, level=7, tile=128)
+    assert "filter" in s
+    bare = {k: v for k, v in s.items() if k != "filter"}
+    a = ensemble.member(h, s, rd, seed=3, index=1, tau=1.0).values
+    b = ensemble.member({**h, "streams": list(bare)}, bare, rd, seed=3, index=1, tau=1.0).values
+    assert np.array_equal(a, b)
+    assert not np.array_equal(learned.decode(h, s, rd).values, learned.decode(h, bare, rd).values)

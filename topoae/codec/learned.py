@@ -1126,8 +1126,11 @@ class _Tiles:
         self._lock = threading.Lock()
         self._synth = _Synth(rd, geo, cfg, self.latents)
         nti, ntj = geo.counts
+        # sampled members skip the loop filter: its coefficients fit the coded latents, and
+        # the members' noise scale τ was calibrated on unfiltered members (with the filter the
+        # band held 83 % of held-out cells at level 1 instead of 90 %: `rd_coverage.md`)
         self._filters = (_loop.unpack(streams["filter"], nti * ntj) if "filter" in streams
-                         else [None] * (nti * ntj))
+                         and perturb is None else [None] * (nti * ntj))
 
     def latents(self, i: int, j: int) -> np.ndarray:
         with self._lock:
