@@ -114,6 +114,27 @@ def test_a_format_6_file_of_this_release_decodes_bit_for_bit():
                                   np.load(data / "format6_47575084_decoded.npy"))
 
 
+def test_a_format_7_file_of_this_release_decodes_bit_for_bit():
+    """A format-7 file (the same corner at level 8 in 64-cell tiles, made by session 16: loop
+    filters of radius 1 on four of its six tiles, an outlier frame with Exp-Golomb escapes)
+    decodes exactly as it did: a later change to the filter or the coder shows here."""
+    from pathlib import Path
+
+    from topoae.checkpoint import load_checkpoint
+    from topoae.codec import learned
+    from topoae.codec import loop_filter as lf
+
+    data = Path(__file__).parent / "data"
+    h, s = learned.read(data / "format7_47575084.tae")
+    assert (data / "format7_47575084.tae").read_bytes()[3] == 7
+    kept = lf.unpack(s["filter"], 6)
+    assert [None if q is None else lf.radius(q) for q in kept] == [1, 1, None, 1, 1, None]
+    assert any(v[0] in (5, 6) for k, v in s.items() if k.startswith("out:"))
+    rd = learned.as_rd_model(load_checkpoint(zoo.default_model_path()))
+    np.testing.assert_array_equal(learned.decode(h, s, rd).values,
+                                  np.load(data / "format7_47575084_decoded.npy"))
+
+
 def zoo_demo_corner():
     from topoae.io import open_grid
 
