@@ -56,7 +56,7 @@ def run(model: Path | None, out: Path, threads: int) -> dict:
                 n = len(learned.to_bytes(h, s))
                 row[key] = {"bytes": n, "ratio": raw / n, "rmse": metrics.rmse(x, y), "enc_s": te, "dec_s": td}
                 if on:
-                    nt = int(np.prod(learned.tile_layout(*x.shape, 512, 32, 16).counts))
+                    nt = int(np.prod(learned.tile_layout(*x.shape, 512, learned.RDCodecConfig.margin, learned.ALIGN).counts))
                     kept = lf.unpack(s["filter"], nt) if "filter" in s else [None] * nt
                     row["radii"] = [0 if q is None else lf.radius(q) for q in kept]
                     row["filter_bytes"] = len(s.get("filter", b""))

@@ -159,7 +159,7 @@ def test_the_other_bounded_modes_and_empty_or_ragged_tiles_hold_with_the_filter(
                               coastline="exact")
         out = learned.decode(h, s, rd, dtype="float32").values.astype(np.float64)
     assert "filter" in s
-    assert lf.unpack(s["filter"], int(np.prod(learned.tile_layout(*x.shape, 64, 32, 16).counts)))[0] is None
+    assert lf.unpack(s["filter"], int(np.prod(learned.tile_layout(*x.shape, 64, learned.RDCodecConfig.margin, learned.ALIGN).counts)))[0] is None
     assert np.array_equal(np.isnan(out), np.isnan(x))
     ok = np.isfinite(x)
     bound = np.minimum(20.0, np.maximum(0.5, 0.05 * np.abs(x)))

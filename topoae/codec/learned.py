@@ -859,12 +859,13 @@ def _residual_row(rd, grid, nodes, geo, cfg, i, yhat, streams, integer, filters=
         z = np.asarray(grid.isel({grid.dims[0]: slice(a0, a1), grid.dims[1]: slice(b0, b1)}).values,
                        dtype=np.float64)
         if filters is None:
-            x = synth.tile(i, j)
+            base = _metres(rd, synth.tile(i, j), nodes, geo, cfg, i, j)
         else:
             xb = synth.tile(i, j, _loop.RADIUS)
-            filters[(i, j)] = q = _fit_filter(rd, cfg, geo, nodes, xb, z, i, j)
-            x = _loop.apply(xb, q) if q is not None else xb[_loop.RADIUS:-_loop.RADIUS, _loop.RADIUS:-_loop.RADIUS]
-        base = _metres(rd, x, nodes, geo, cfg, i, j)
+            base = _metres(rd, _loop.inner(xb), nodes, geo, cfg, i, j)
+            filters[(i, j)] = q = _fit_filter(rd, cfg, xb, z, base)
+            if q is not None:
+                base = _metres(rd, _loop.apply(xb, q), nodes, geo, cfg, i, j)
         if cfg.max_error is not None:
             streams[f"res:{i},{j}"] = _encode_residual(z, base, cfg.max_error, integer)
             if cfg.relative_error is not None:
@@ -889,14 +890,13 @@ def _residual_row(rd, grid, nodes, geo, cfg, i, yhat, streams, integer, filters=
                 streams[f"coast:{i},{j}"] = blob
 
 
-def _fit_filter(rd: RDModel, cfg: RDCodecConfig, geo: PatchLayout, nodes: np.ndarray, xb: np.ndarray,
-                z: np.ndarray, i: int, j: int) -> np.ndarray | None:
-    """Tile (i, j)'s loop filter (:func:`.loop_filter.fit`) from its synthesis with border ``xb``
-    and its cells ``z`` (metres): fitted on the cells within the outlier step, whose larger
-    errors the outlier stream leaves alone."""
-    r = _loop.RADIUS
-    x = xb[r:-r, r:-r]
-    e = z - _metres(rd, x, nodes, geo, cfg, i, j)
+def _fit_filter(rd: RDModel, cfg: RDCodecConfig, xb: np.ndarray, z: np.ndarray, base: np.ndarray
+                ) -> np.ndarray | None:
+    """A tile's loop filter (:func:`.loop_filter.fit`) from its synthesis with border ``xb``,
+    its cells ``z`` and its unfiltered reconstruction ``base`` (metres, on those cells): fitted
+    on the cells within the outlier step, whose larger errors the outlier stream leaves alone."""
+    x = _loop.inner(xb)
+    e = z - base
     with np.errstate(invalid="ignore"):
         ok = np.isfinite(e) & (np.abs(e) <= outlier_step(rd, cfg))
     unit = rd.net.config.unit * cfg.scale

@@ -58,6 +58,11 @@ def radius(q: np.ndarray) -> int:
     return int(max(1, nz.max())) if nz.size else 1
 
 
+def inner(xb: np.ndarray) -> np.ndarray:
+    """The tile itself: ``xb`` without its RADIUS cells of border (a view)."""
+    return xb[RADIUS:-RADIUS, RADIUS:-RADIUS]
+
+
 def _terms(xb: np.ndarray, rows: np.ndarray) -> list[np.ndarray]:
     """The filter's inputs on the inner cells of ``xb`` (the tile with RADIUS cells of border),
     on the inner rows ``rows``."""
@@ -108,7 +113,7 @@ def fit(xb: np.ndarray, target: np.ndarray, use: np.ndarray, lam: float) -> np.n
     if int(use.sum()) < 4 * N_COEFS:
         return None
     share = usable / int(use.sum())  # the drop measured on the bands, scaled to the tile
-    x = xb[RADIUS:-RADIUS, RADIUS:-RADIUS].astype(np.float64)
+    x = inner(xb).astype(np.float64)
     t = (target - x)[rows][use]
     f = np.empty((N_COEFS, t.size))  # one row per input: contiguous writes
     f[0] = 1.0
