@@ -137,7 +137,7 @@ def test_context_files_round_trip_and_differ_from_plain(models, grid, schedule):
     # what the decoder rebuilds is what the encoder coded: its ŷ
     geo = learned.tile_layout(*grid.shape, 512, 32, learned.ALIGN)
     cfg = learned.RDCodecConfig(**h["codec"], context=schedule)
-    nodes = learned._scan(grid, 64, 1.0)[0]
+    nodes = learned._scan(grid, 64, cfg.node_step(rd_ctx.net.config))[0]
     y0 = learned._analyse_tile(rd_ctx.fast, grid, nodes, geo, cfg, 0, 0)
     blob, yhat = learned._code_tile(rd_ctx, y0, 2, schedule)
     assert blob == s["tile:0,0"]

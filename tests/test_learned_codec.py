@@ -100,7 +100,7 @@ def test_header_dictionaries_are_frozen_and_version_1_to_4_files_still_read(rd, 
     assert hashlib.sha256(container.HEADER_DICT_V5).hexdigest()[:16] == "165b479fcb37f895"
     h, s = learned.encode(grid, rd, level=1)
     data = learned.to_bytes(h, s)
-    assert data[3] == container.VERSION == 7
+    assert data[3] == container.VERSION == 8
     header, streams = container.unpack(data)
     plain = residual.compress(json.dumps(header, separators=(",", ":"), sort_keys=True).encode(), 19)
     with_dict = container._compress_header(header)
@@ -819,7 +819,7 @@ def test_zarr_store_decodes_like_the_file_and_catches_a_missing_chunk(rd, grid, 
     # a store names its kind: earlier readers refuse format 7's (they would ignore its loop
     # filter); a store of format 6's kind still reads; an unknown later kind is named
     meta = json.loads(zarr.open_group(str(p), mode="r").attrs["topoae"])
-    assert meta["kind"] == latent_store.KIND != "topoae-rd-store" and meta["container_version"] == 7
+    assert meta["kind"] == latent_store.KIND != "topoae-rd-store" and meta["container_version"] == container.VERSION == 8
     for kind, ok in (("topoae-rd-store", True), ("topoae-rd-store-9", False)):
         q = tmp_path / f"{kind}.zarr"
         shutil.copytree(p, q)
@@ -960,3 +960,31 @@ def test_one_unmarked_fill_value_barely_moves_the_roughness_scale():
     clean, dirty = offset_field.roughness(z), offset_field.roughness(spiked)
     assert clean < dirty <= clean + 2.0 * 4 * offset_field.STEP_CAP / pairs
     assert offset_field.scale_exponent(dirty) - offset_field.scale_exponent(clean) <= 4  # ≤ 2×
+
+
+def test_low_levels_take_coarse_offset_nodes_and_old_headers_the_models_step(rd, grid):
+    """Below COARSE_OFFSET_BELOW the offset field's nodes are in COARSE_OFFSET_STEP metres, above
+    in the model's step; a header without the setting (formats up to 7) means the model's step,
+    and a damaged one is a StoreError."""
+    from topoae import offset_field
+    from topoae.codec import residual
+
+    low, high = 0, min(learned.COARSE_OFFSET_BELOW, rd.levels - 1)
+    h0, s0 = learned.encode(grid, rd, level=low)
+    h1, s1 = learned.encode(grid, rd, level=high)
+    assert h0["codec"]["offset_step"] == learned.COARSE_OFFSET_STEP == 16.0
+    assert h1["codec"]["offset_step"] == (rd.net.config.offset_step if high >= learned.COARSE_OFFSET_BELOW
+                                          else learned.COARSE_OFFSET_STEP)
+    shape = offset_field.node_shape(grid.shape, rd.net.config.offset_stride)
+    coarse = residual.decode_residual(s0["offset"], shape)
+    fine = offset_field.compute_nodes(grid.values.astype(np.float64), rd.net.config.offset_stride,
+                                      rd.net.config.offset_step)
+    assert np.abs(coarse * 16.0 - fine).max() <= 8.5  # the same block means, rounded to 16 m
+    y = learned.decode(h0, s0, rd).values
+    assert np.isfinite(y).all() and y.shape == grid.shape
+    # the same file read as a format-7 header (no setting): the model's 1 m step, another grid
+    old = {**h0, "codec": {k: v for k, v in h0["codec"].items() if k != "offset_step"}}
+    assert not np.array_equal(learned.decode(old, s0, rd).values, y)
+    for bad in (-1.0, "16", float("nan")):
+        with pytest.raises(StoreError, match="offset step"):
+            learned.decode({**h0, "codec": {**h0["codec"], "offset_step": bad}}, s0, rd)

@@ -135,6 +135,26 @@ def test_a_format_7_file_of_this_release_decodes_bit_for_bit():
                                   np.load(data / "format7_47575084_decoded.npy"))
 
 
+def test_a_format_8_file_of_this_release_decodes_bit_for_bit():
+    """A format-8 file (the same corner at level 2 in 64-cell tiles, made by session 17: the
+    header in its binary form with range-coded text, offset-field nodes in 16 m steps) decodes
+    exactly as it did: a later change to the header's form or the offset field shows here."""
+    from pathlib import Path
+
+    from topoae.checkpoint import load_checkpoint
+    from topoae.codec import learned
+
+    data = Path(__file__).parent / "data"
+    raw = (data / "format8_47575084.tae").read_bytes()
+    assert raw[3] == 8
+    h, s = learned.read(data / "format8_47575084.tae")
+    assert h["codec"]["offset_step"] == 16.0 and h["codec"]["level"] == 2
+    assert h["grid"]["global_attrs"]["title"].startswith("GEBCO 15 arc-second grid subset")
+    rd = learned.as_rd_model(load_checkpoint(zoo.default_model_path()))
+    np.testing.assert_array_equal(learned.decode(h, s, rd).values,
+                                  np.load(data / "format8_47575084_decoded.npy"))
+
+
 def zoo_demo_corner():
     from topoae.io import open_grid
 

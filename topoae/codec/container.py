@@ -1,6 +1,6 @@
 """The ``.tae`` container: one compact file per region.
 
-Layout (little-endian), format versions 4 to 7::
+Layout (little-endian), format versions 4 to 8::
 
     magic     b"TAE"  + format version (1 byte)
     count     uvarint: number of streams
@@ -32,7 +32,9 @@ which earlier readers do not know. Version 7 has version 6's layout and dictiona
 learned-codec file may hold a ``"filter"`` stream (:mod:`topoae.codec.loop_filter`), which
 earlier readers would ignore, so they refuse the version, and its context-coded frames may
 keep their escapes in an Exp-Golomb frame (kinds 5 and 6 of
-:data:`topoae.codec.residual.PREDICTORS`). The other streams are
+:data:`topoae.codec.residual.PREDICTORS`). Version 8 has version 7's layout and streams; its
+header is a compact binary difference from a typical header, its free text range-coded
+(:mod:`topoae.codec.header_codec`): ~35 bytes less a file. The other streams are
 named in the header (``streams``: list of roles such as ``"offset"``, ``"mask"``,
 ``"tile:r,c"``, ``"residual:b"``). A missing, truncated or damaged stream is a
 :class:`~topoae.errors.StoreError` (naming the stream, or from version 4, where one CRC
@@ -49,13 +51,14 @@ from pathlib import Path
 from typing import Any
 
 from topoae._atomic import atomic_path
+from topoae.codec import header_codec
 from topoae.codec import residual as _res
 from topoae.codec.entropy import _get_uvarint, _put_uvarint
 from topoae.errors import StoreError
 
 MAGIC = b"TAE"
-VERSION = 7
-READABLE = (1, 2, 3, 4, 5, 6, 7)
+VERSION = 8
+READABLE = (1, 2, 3, 4, 5, 6, 7, 8)
 
 # The header dictionary of format version 2: a typical header's keys, common values and
 # attribute strings. Frozen: any change is a new format version (tests pin its digest).
@@ -113,12 +116,19 @@ def _dictionary(version: int) -> bytes | None:
 
 
 def _compress_header(header: dict[str, Any]) -> bytes:
-    data = json.dumps(header, separators=(",", ":"), sort_keys=True).encode()
+    if VERSION >= 8:
+        return header_codec.encode(header, HEADER_DICT_V5)
+    data = json.dumps(header, separators=(",", ":"), sort_keys=True).encode()  # tests write old files
     return _res.compress(data, 19, dictionary=_dictionary(VERSION), magicless=VERSION >= 4)
 
 
-def _decompress_header(frame: bytes, version: int) -> bytes:
-    return _res.decompress(frame, dictionary=_dictionary(version), magicless=version >= 4)
+def _decompress_header(frame: bytes, version: int) -> dict[str, Any]:
+    if version >= 8:
+        return header_codec.decode(frame, HEADER_DICT_V5)
+    out = json.loads(_res.decompress(frame, dictionary=_dictionary(version), magicless=version >= 4))
+    if not isinstance(out, dict):
+        raise StoreError("header is not a dictionary")
+    return out
 
 
 def pack(header: dict[str, Any], streams: list[bytes]) -> bytes:
@@ -180,7 +190,7 @@ def unpack(data: bytes, *, name: str = "file") -> tuple[dict[str, Any], dict[str
     if pos != len(data):
         raise StoreError(f"{name}: {len(data) - pos} unexpected bytes after the last stream")
     try:
-        header = json.loads(_decompress_header(payloads[0], data[3]))
+        header = _decompress_header(payloads[0], data[3])
     except Exception:
         raise StoreError(f"{name}: header cannot be read (damaged)") from None
     roles = header.get("streams", [])

@@ -29,7 +29,8 @@ from topoae.codec import container
 from topoae.errors import StoreError
 
 #: the kind new stores are written as: from ``.tae`` format 7 a store's streams may hold what
-#: earlier readers would ignore (the loop filter), so they must not take it for their kind
+#: earlier readers would ignore (the loop filter), so they must not take it for their kind.
+#: Format 8 changed only the file's header, which a store holds as JSON: the kind stays.
 KIND = "topoae-rd-store-7"
 #: the kinds read (stores before format 7 hold the streams of formats up to 6)
 READ_KINDS = ("topoae-rd-store", KIND)

@@ -19,6 +19,7 @@ import csv
 import io
 import json
 import math
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -444,7 +445,7 @@ class Trainer:
                     self._emit("stopped", epoch=self.epoch, step=0)
                     break
         finally:
-            ddp.teardown(self.info)
+            ddp.teardown(self.info, wait=sys.exc_info()[0] is None)
         best = self.best or {}
         return TrainResult(
             out=self.out,
