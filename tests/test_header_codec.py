@@ -32,7 +32,7 @@ def _typical(**grid):
 def test_the_binary_form_is_frozen():
     """The interned names, role prefixes and template are the format: a change breaks files."""
     frozen = _text([header_codec.STRINGS, header_codec.ROLES, header_codec.TEMPLATE]).encode()
-    assert hashlib.sha256(frozen).hexdigest()[:16] == "1cab391c6ca3946c"
+    assert hashlib.sha256(frozen).hexdigest()[:16] == "8470b18835899576"
     assert (text_coder.UNIGRAM_TOTAL, text_coder.BIGRAM_ROW, text_coder.MIX, text_coder.INCREMENT,
             text_coder.START) == (4096, 1024, 64, 32, 10)
     uni, big = text_coder.prior()
@@ -122,3 +122,49 @@ def test_a_damaged_text_frame_or_prior_is_a_store_error(monkeypatch):
     with pytest.raises(ValueError):
         text_coder.encode(b"x" * (text_coder.MAX_BYTES + 1))
     assert np.array_equal(text_coder.prior()[0], text_coder.prior()[0])
+
+
+def test_a_small_damaged_header_cannot_claim_a_large_one():
+    """A few bytes that declare millions of stream names or a huge zstd body are refused
+    before anything that size is made."""
+    from topoae.codec.entropy import _put_uvarint
+
+    names = bytearray([header_codec._NAMES])
+    _put_uvarint(names, header_codec.MAX_NAMES + 1)
+    with pytest.raises(StoreError, match="more streams"):
+        header_codec.decode(bytes([0]) + bytes(names), DICT)
+    bomb = container._res.compress(bytes(header_codec.MAX_BYTES + 1), 19, dictionary=DICT, magicless=True)
+    assert len(bomb) < 4096
+    for mode in (header_codec.BODY_ZSTD, header_codec.JSON):
+        with pytest.raises(StoreError, match="expands past"):
+            header_codec.decode(bytes([mode]) + bomb, DICT)
+    with pytest.raises(StoreError):  # a text frame that claims more than the coder takes
+        text_coder.decode(bytes.fromhex("83f139"))
+
+
+def test_deep_or_long_headers_fall_back_to_json():
+    deep: dict = {}
+    node = deep
+    for _ in range(900):
+        node["a"] = {}
+        node = node["a"]
+    h = {**_typical(), "deep": deep}
+    data = header_codec.encode(h, DICT)
+    assert data[0] == header_codec.JSON and header_codec.decode(data, DICT) == h
+    long = {**_typical(), "history": "x" * (text_coder.MAX_BYTES + 10)}
+    data = header_codec.encode(long, DICT)
+    assert data[0] & 3 != header_codec.TEXT_CODED and header_codec.decode(data, DICT) == long
+
+
+def test_a_tampered_prior_is_refused(monkeypatch, tmp_path):
+    uni, big = text_coder.prior()
+    fake = tmp_path / "prior.npz"
+    np.savez(fake, unigram=uni.astype(np.int64) + 65536, bigram=big.astype(np.int64))  # same <u2 bytes
+    monkeypatch.setattr(text_coder, "PRIOR_FILE", fake)
+    text_coder.prior.cache_clear()
+    try:
+        with pytest.raises(StoreError, match="frozen prior"):
+            text_coder.prior()
+    finally:
+        monkeypatch.undo()
+        text_coder.prior.cache_clear()

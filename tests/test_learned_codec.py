@@ -816,11 +816,11 @@ def test_zarr_store_decodes_like_the_file_and_catches_a_missing_chunk(rd, grid, 
         arr[(0,) * arr.ndim] = int(arr[(0,) * arr.ndim]) + 7  # not stored: damage a value instead)
         with pytest.raises(StoreError, match=f"array '{name}' is damaged"):
             latent_store.load(q)
-    # a store names its kind: earlier readers refuse format 7's (they would ignore its loop
-    # filter); a store of format 6's kind still reads; an unknown later kind is named
+    # a store names its kind: earlier readers refuse format 8's (they would misread its 16 m
+    # offset nodes); stores of format 6's and 7's kinds still read; an unknown later kind is named
     meta = json.loads(zarr.open_group(str(p), mode="r").attrs["topoae"])
     assert meta["kind"] == latent_store.KIND != "topoae-rd-store" and meta["container_version"] == container.VERSION == 8
-    for kind, ok in (("topoae-rd-store", True), ("topoae-rd-store-9", False)):
+    for kind, ok in (("topoae-rd-store", True), ("topoae-rd-store-7", True), ("topoae-rd-store-9", False)):
         q = tmp_path / f"{kind}.zarr"
         shutil.copytree(p, q)
         zarr.open_group(str(q), mode="r+").attrs["topoae"] = json.dumps({**meta, "kind": kind})
@@ -985,6 +985,6 @@ def test_low_levels_take_coarse_offset_nodes_and_old_headers_the_models_step(rd,
     # the same file read as a format-7 header (no setting): the model's 1 m step, another grid
     old = {**h0, "codec": {k: v for k, v in h0["codec"].items() if k != "offset_step"}}
     assert not np.array_equal(learned.decode(old, s0, rd).values, y)
-    for bad in (-1.0, "16", float("nan")):
+    for bad in (-1.0, "16", float("nan"), True):
         with pytest.raises(StoreError, match="offset step"):
             learned.decode({**h0, "codec": {**h0["codec"], "offset_step": bad}}, s0, rd)

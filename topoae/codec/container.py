@@ -118,14 +118,15 @@ def _dictionary(version: int) -> bytes | None:
 def _compress_header(header: dict[str, Any]) -> bytes:
     if VERSION >= 8:
         return header_codec.encode(header, HEADER_DICT_V5)
-    data = json.dumps(header, separators=(",", ":"), sort_keys=True).encode()  # tests write old files
+    data = header_codec.canonical(header).encode()  # tests write old files
     return _res.compress(data, 19, dictionary=_dictionary(VERSION), magicless=VERSION >= 4)
 
 
 def _decompress_header(frame: bytes, version: int) -> dict[str, Any]:
     if version >= 8:
         return header_codec.decode(frame, HEADER_DICT_V5)
-    out = json.loads(_res.decompress(frame, dictionary=_dictionary(version), magicless=version >= 4))
+    out = json.loads(_res.decompress(frame, dictionary=_dictionary(version), magicless=version >= 4,
+                                     max_size=header_codec.MAX_BYTES))
     if not isinstance(out, dict):
         raise StoreError("header is not a dictionary")
     return out

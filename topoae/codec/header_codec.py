@@ -23,8 +23,9 @@ header dictionary, or range-coded by :mod:`topoae.codec.text_coder`, whichever i
 and whether the structure is zstd-compressed (a region of many tiles); or, with the value
 :data:`JSON`, that the rest is the header's JSON, compressed like format 7's, which the encoder
 writes should the binary form not read back exactly. It decodes what it wrote and compares the
-two headers' JSON, so a header always reads back as the one written: same keys, values and
-types (``6`` stays ``6``, ``6.0`` stays ``6.0``, ``True`` stays ``True``).
+two headers' canonical JSON, so a header always reads back as the one written: same keys,
+values and types (``6`` stays ``6``, ``6.0`` stays ``6.0``, ``True`` stays ``True``); only the
+order of a dictionary's keys may differ (the template's first), which no reader depends on.
 :data:`STRINGS`, :data:`ROLES` and :data:`TEMPLATE` are frozen: a change is a new format version
 (a test pins their digest).
 """
@@ -74,7 +75,7 @@ _ROLE = re.compile(r"([a-z]+):(0|[1-9][0-9]*),(0|[1-9][0-9]*)")
 #: The typical header the binary form is a difference from (a 512² GEBCO 15″ tile).
 TEMPLATE: dict[str, Any] = {
     "format": "topoae-rd", "topoae": "0.1.0", "model": "0000000000000000",
-    "codec": {"level": 4, "tile": 512, "margin": 32, "synth_margin": 2, "max_error": None,
+    "codec": {"level": 2, "tile": 512, "margin": 32, "synth_margin": 2, "max_error": None,
               "keep_attrs": True, "outliers": True, "coastline": None, "relative_error": None,
               "floor": 0.5, "scale_exp": 20, "outlier_bits": 6.0, "edge": "mirror", "align": 16,
               "offset_step": 16.0},
@@ -102,8 +103,33 @@ _NEXT_COL, _NEXT_ROW, _ORIGIN, _SPELLED = 0, 1, 2, 3
 _ABSENT, _SAME, _CHANGED = 0, 1, 2
 
 
-def _text(v: Any) -> str:
+#: the most a header's structure, text section or JSON may expand to, and the most stream names
+#: it may list: a damaged header of a few bytes must not claim gigabytes
+MAX_BYTES = 16 << 20
+MAX_NAMES = 1 << 20
+
+
+def canonical(v: Any) -> str:
+    """The header's JSON as formats 1–7 store it (compact, keys sorted)."""
     return json.dumps(v, separators=(",", ":"), sort_keys=True)
+
+
+def _pack2(codes: list[int]) -> bytearray:
+    """Two-bit codes, four to a byte, lowest bits first."""
+    packed = bytearray((len(codes) + 3) // 4)
+    for i, c in enumerate(codes):
+        packed[i // 4] |= c << (2 * (i % 4))
+    return packed
+
+
+def _unpack2(packed: bytes, n: int) -> list[int]:
+    return [(packed[i // 4] >> (2 * (i % 4))) & 3 for i in range(n)]
+
+
+def _role(name: str) -> tuple[str, int, int] | None:
+    """``("tile", 3, 4)`` for ``"tile:3,4"`` (a prefix of :data:`ROLES`, canonical numbers)."""
+    m = _ROLE.fullmatch(name)
+    return (m.group(1), int(m.group(2)), int(m.group(3))) if m and m.group(1) in ROLES else None
 
 
 class _Writer:
@@ -119,12 +145,12 @@ class _Writer:
         if i is not None:
             out.append(_INTERNED + i)
             return
-        m = _ROLE.fullmatch(s)
-        if m and m.group(1) in ROLES:
+        role = _role(s)
+        if role is not None:
             out.append(_ROLE_TAG)
-            out.append(ROLES.index(m.group(1)))
-            _put_uvarint(out, int(m.group(2)))
-            _put_uvarint(out, int(m.group(3)))
+            out.append(ROLES.index(role[0]))
+            _put_uvarint(out, role[1])
+            _put_uvarint(out, role[2])
             return
         if len(s) >= 2 and len(s) % 2 == 0 and re.fullmatch(r"[0-9a-f]+", s):
             out.append(_HEX)
@@ -175,12 +201,9 @@ class _Writer:
         elif isinstance(v, dict) and isinstance(tmpl, dict):
             out.append(_DIFF)
             keys = sorted(tmpl)
-            codes = [_ABSENT if k not in v else _SAME if _text(v[k]) == _text(tmpl[k]) else _CHANGED
+            codes = [_ABSENT if k not in v else _SAME if canonical(v[k]) == canonical(tmpl[k]) else _CHANGED
                      for k in keys]
-            packed = bytearray((len(codes) + 3) // 4)
-            for i, c in enumerate(codes):
-                packed[i // 4] |= c << (2 * (i % 4))
-            out += packed
+            out += _pack2(codes)
             for k, c in zip(keys, codes, strict=True):
                 if c == _CHANGED:
                     self.value(v[k], tmpl[k])
@@ -200,8 +223,7 @@ class _Writer:
         codes = []
         prev = None
         for name in names:
-            m = _ROLE.fullmatch(name)
-            cur = (m.group(1), int(m.group(2)), int(m.group(3))) if m and m.group(1) in ROLES else None
+            cur = _role(name)
             if cur and prev and cur[0] == prev[0] and cur[1:] == (prev[1], prev[2] + 1):
                 codes.append(_NEXT_COL)
             elif cur and prev and cur[0] == prev[0] and cur[1:] == (prev[1] + 1, 0):
@@ -211,10 +233,7 @@ class _Writer:
             else:
                 codes.append(_SPELLED)
             prev = cur
-        packed = bytearray((len(codes) + 3) // 4)
-        for i, c in enumerate(codes):
-            packed[i // 4] |= c << (2 * (i % 4))
-        self.out += packed
+        self.out += _pack2(codes)
         for name, c in zip(names, codes, strict=True):
             if c == _SPELLED:
                 self.string(name)
@@ -285,12 +304,10 @@ class _Reader:
             if not isinstance(tmpl, dict):
                 raise StoreError("header difference without a template")
             keys = sorted(tmpl)
-            packed = self.take((len(keys) + 3) // 4)
             out: dict[str, Any] = {}
-            for i, k in enumerate(keys):
-                c = (packed[i // 4] >> (2 * (i % 4))) & 3
+            for k, c in zip(keys, _unpack2(self.take((len(keys) + 3) // 4), len(keys)), strict=True):
                 if c == _SAME:
-                    out[k] = json.loads(_text(tmpl[k]))  # a copy
+                    out[k] = json.loads(canonical(tmpl[k]))  # a copy
                 elif c == _CHANGED:
                     out[k] = self.value(tmpl[k])
                 elif c != _ABSENT:
@@ -303,17 +320,14 @@ class _Reader:
 
     def names(self) -> list[str]:
         n = self.uint()
-        if n > len(self.data) * 4:
-            raise StoreError("header names more streams than it can hold")
-        packed = self.take((n + 3) // 4)
+        if n > MAX_NAMES:
+            raise StoreError("header names more streams than a file may hold (damaged?)")
         out: list[str] = []
         prev: tuple[str, int, int] | None = None
-        for i in range(n):
-            c = (packed[i // 4] >> (2 * (i % 4))) & 3
+        for c in _unpack2(self.take((n + 3) // 4), n):
             if c == _SPELLED:
                 name = self.key()
-                m = _ROLE.fullmatch(name)
-                prev = (m.group(1), int(m.group(2)), int(m.group(3))) if m and m.group(1) in ROLES else None
+                prev = _role(name)
             elif c == _ORIGIN:
                 p = self.byte()
                 if p >= len(ROLES):
@@ -355,8 +369,9 @@ def encode(header: dict[str, Any], dictionary: bytes) -> bytes:
         out = bytearray()
         mode = NO_TEXT
         if texts:
-            forms = {TEXT_RAW: bytes(texts), TEXT_ZSTD: _zstd(bytes(texts), dictionary),
-                     TEXT_CODED: text_coder.encode(bytes(texts))}
+            forms = {TEXT_RAW: bytes(texts), TEXT_ZSTD: _zstd(bytes(texts), dictionary)}
+            if len(texts) <= text_coder.MAX_BYTES:
+                forms[TEXT_CODED] = text_coder.encode(bytes(texts))
             mode = min(forms, key=lambda f: (len(forms[f]), f))
             _put_uvarint(out, len(forms[mode]))
             out += forms[mode]
@@ -365,11 +380,11 @@ def encode(header: dict[str, Any], dictionary: bytes) -> bytes:
         if len(packed) < len(body):
             mode, body = mode | BODY_ZSTD, packed
         data = bytes([mode]) + bytes(out) + body
-        if _text(decode(data, dictionary)) == _text(header):
+        if canonical(decode(data, dictionary)) == canonical(header):
             return data
-    except (TypeError, StoreError, ValueError, OverflowError, UnicodeError):
+    except (TypeError, StoreError, ValueError, OverflowError, UnicodeError, RecursionError):
         pass
-    return bytes([JSON]) + _zstd(_text(header).encode(), dictionary)
+    return bytes([JSON]) + _zstd(canonical(header).encode(), dictionary)
 
 
 def decode(data: bytes, dictionary: bytes) -> dict[str, Any]:
@@ -387,7 +402,8 @@ def _decode(data: bytes, dictionary: bytes) -> dict[str, Any]:
         raise StoreError("header is empty")
     mode = data[0]
     if mode == JSON:
-        out = json.loads(_res.decompress(bytes(data[1:]), dictionary=dictionary, magicless=True))
+        out = json.loads(_res.decompress(bytes(data[1:]), dictionary=dictionary, magicless=True,
+                                         max_size=MAX_BYTES))
     elif mode < JSON:
         r = _Reader(bytes(data), [])
         r.pos = 1
@@ -395,7 +411,7 @@ def _decode(data: bytes, dictionary: bytes) -> dict[str, Any]:
         if mode & 3:
             blob = r.take(r.uint())
             if mode & 3 == TEXT_ZSTD:
-                blob = _res.decompress(blob, dictionary=dictionary, magicless=True)
+                blob = _res.decompress(blob, dictionary=dictionary, magicless=True, max_size=MAX_BYTES)
             elif mode & 3 == TEXT_CODED:
                 blob = text_coder.decode(blob)
             t = _Reader(blob, [])
@@ -403,7 +419,7 @@ def _decode(data: bytes, dictionary: bytes) -> dict[str, Any]:
                 texts.append(t.take(t.uint()).decode("utf-8"))
         body = bytes(data[r.pos:])
         if mode & BODY_ZSTD:
-            body = _res.decompress(body, dictionary=dictionary, magicless=True)
+            body = _res.decompress(body, dictionary=dictionary, magicless=True, max_size=MAX_BYTES)
         r = _Reader(body, texts)
         out = r.value(TEMPLATE)
         if r.pos != len(body) or next(r.texts, None) is not None:

@@ -29,11 +29,12 @@ from topoae.codec import container
 from topoae.errors import StoreError
 
 #: the kind new stores are written as: from ``.tae`` format 7 a store's streams may hold what
-#: earlier readers would ignore (the loop filter), so they must not take it for their kind.
-#: Format 8 changed only the file's header, which a store holds as JSON: the kind stays.
-KIND = "topoae-rd-store-7"
+#: earlier readers would ignore (the loop filter); from format 8 the offset stream's nodes may
+#: be in 16 m steps (the header's ``offset_step``, which earlier readers do not know), so they
+#: must not take a new store for their kind
+KIND = "topoae-rd-store-8"
 #: the kinds read (stores before format 7 hold the streams of formats up to 6)
-READ_KINDS = ("topoae-rd-store", KIND)
+READ_KINDS = ("topoae-rd-store", "topoae-rd-store-7", KIND)
 
 
 def _key(role: str) -> str:

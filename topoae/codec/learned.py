@@ -1072,7 +1072,8 @@ def _open(header: dict[str, Any], streams: dict[str, bytes], model: Any, force: 
         if cfg.edge not in EDGES:  # (a StoreError passes the except below)
             raise StoreError(f"the file's synthesis edge {cfg.edge!r} is not one this topoae knows "
                              f"({', '.join(EDGES)}): a newer topoae wrote it")
-        if not (isinstance(cfg.offset_step, (int, float)) and 0 <= cfg.offset_step < 1e6):
+        if (isinstance(cfg.offset_step, bool) or not isinstance(cfg.offset_step, (int, float))
+                or not 0 <= cfg.offset_step < 1e6):
             raise StoreError(f"the file's offset step {cfg.offset_step!r} is not a step (damaged?)")
         if cfg.align not in ALIGNS:
             raise StoreError(f"the file's grid alignment {cfg.align!r} is not one this topoae knows "

@@ -103,16 +103,30 @@ def compress(data: bytes, level: int = ZSTD_LEVEL, dictionary: bytes | None = No
         None if dictionary is None else _dictionary(dictionary))).compress(data)
 
 
-def decompress(frame: bytes, dictionary: bytes | None = None, *, magicless: bool = False) -> bytes:
-    """Inverse of :func:`compress`; raises :class:`StoreError` on corrupted input."""
+def decompress(frame: bytes, dictionary: bytes | None = None, *, magicless: bool = False,
+               max_size: int | None = None) -> bytes:
+    """Inverse of :func:`compress`; raises :class:`StoreError` on corrupted input, and on a
+    frame that would expand past ``max_size`` bytes (checked before it is expanded)."""
     zs = _zstd()
     try:
         d = None if dictionary is None else _dictionary(dictionary)
-        if not magicless:
-            return zs.ZstdDecompressor(dict_data=d).decompress(frame)
-        return zs.ZstdDecompressor(dict_data=d, format=zs.FORMAT_ZSTD1_MAGICLESS).decompress(frame)
+        fmt = {"format": zs.FORMAT_ZSTD1_MAGICLESS} if magicless else {}
+        dctx = zs.ZstdDecompressor(dict_data=d, **fmt)
+        if max_size is None:
+            return dctx.decompress(frame)
+        # the frame's declared size first: a few bytes may declare gigabytes (a damaged header)
+        size = zs.get_frame_parameters(frame, **fmt).content_size
+        if size == zs.CONTENTSIZE_UNKNOWN:  # no size declared: the output may fill max_size
+            out = dctx.decompress(frame, max_output_size=max_size)
+        elif size <= max_size:
+            out = dctx.decompress(frame)
+        else:
+            out = None
     except Exception as exc:  # zstandard.ZstdError and friends
         raise StoreError(f"corrupted side stream ({exc})") from None
+    if out is None or len(out) > max_size:
+        raise StoreError(f"side stream expands past {max_size} bytes (damaged)")
+    return out
 
 
 def pack_frames(frames: list[bytes]) -> tuple[np.ndarray, np.ndarray]:

@@ -10,7 +10,8 @@ text's own byte counts so far::
     p(s | prev) = (bigram[prev, s] + MIX · u(s)) / (Σ bigram[prev] + MIX)
     u(s)        = (unigram[s] + INCREMENT · seen(s)) / (Σ unigram + INCREMENT · seen)
 
-Probabilities are float64 quotients of integers, so encoder and decoder compute the same
+Probabilities are float64 expressions of integer counts, evaluated in one fixed order by
+numpy's correctly rounded element-wise arithmetic, so encoder and decoder compute the same
 tables on any machine (the context coder's rule, :mod:`topoae.codec.context_coder`).
 Frame: ``uvarint length, range-coded 32-bit words``. The prior is frozen: other counts are a
 new ``.tae`` format (its digest is checked when it loads).
@@ -29,12 +30,14 @@ from topoae.errors import StoreError
 
 PRIOR_FILE = Path(__file__).resolve().parents[1] / "assets" / "text_prior.npz"
 PRIOR_SHA256 = "019664314cefda919a5875d750f2e1b6efc83b7734469ea204d0c15ef112b547"
-UNIGRAM_TOTAL = 4096  # the order-0 prior's weight, in counts
+UNIGRAM_TOTAL = 4096  # the order-0 prior's counts are scaled to this sum (then at least 1 each)
 BIGRAM_ROW = 1024  # each row of the order-1 prior, in counts
 MIX = 64  # the order-0 part's weight against a bigram row
 INCREMENT = 32  # a byte seen in this text adds this much to its order-0 count
 START = 10  # the byte "before" the first one (a newline)
-MAX_BYTES = 1 << 20  # a longer text is a damaged frame
+#: the longest text coded (a header's longer text goes as it is or zstd-compressed): a damaged
+#: frame claiming more is refused before decoding byte after byte
+MAX_BYTES = 1 << 16
 
 
 def digest(unigram: np.ndarray, bigram: np.ndarray) -> str:
@@ -53,7 +56,8 @@ def prior() -> tuple[np.ndarray, np.ndarray]:
     except Exception:
         raise StoreError(f"{PRIOR_FILE} is missing or unreadable: this topoae install is "
                          "incomplete") from None
-    if uni.shape != (256,) or big.shape != (256, 256) or digest(uni, big) != PRIOR_SHA256:
+    if (uni.dtype != np.uint16 or big.dtype != np.uint16 or uni.shape != (256,)
+            or big.shape != (256, 256) or digest(uni, big) != PRIOR_SHA256):
         raise StoreError(f"{PRIOR_FILE} is not the text coder's frozen prior (changed?)")
     return uni, big
 
@@ -75,6 +79,8 @@ class _Model:
 
 def encode(data: bytes, *, counts: tuple[np.ndarray, np.ndarray] | None = None) -> bytes:
     """The frame of ``data`` (``counts``: a prior other than the frozen one, for fitting it)."""
+    if len(data) > MAX_BYTES:
+        raise ValueError(f"the text coder takes at most {MAX_BYTES} bytes")
     c = _constriction()
     model = _Model(*(counts if counts is not None else prior()))
     family = c.stream.model.Categorical(perfect=False)
@@ -85,8 +91,6 @@ def encode(data: bytes, *, counts: tuple[np.ndarray, np.ndarray] | None = None) 
         model.update(s)
         prev = s
     out = bytearray()
-    if len(data) > MAX_BYTES:
-        raise ValueError(f"the text coder takes at most {MAX_BYTES} bytes")
     _put_uvarint(out, len(data))
     return bytes(out) + np.asarray(enc.get_compressed(), dtype="<u4").tobytes()
 

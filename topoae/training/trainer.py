@@ -19,7 +19,6 @@ import csv
 import io
 import json
 import math
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -377,6 +376,7 @@ class Trainer:
         cfg, t_start = self.cfg, time.perf_counter()
         t_ckpt, completed = t_start, True
         self.model.train()
+        ended = False  # the loop ran to its end (not an exception): every rank reaches teardown
         try:
             while self.epoch <= cfg.epochs:
                 epoch, kl_w, lr = self.epoch, cfg.loss.kl_weight(self.epoch), cfg.lr_at(self.epoch)
@@ -436,16 +436,15 @@ class Trainer:
                 self.elapsed += time.perf_counter() - t0
                 self._end_epoch(epoch, lr, kl_w, len(batches))
                 t_ckpt = time.perf_counter()
-                if (
-                    self.max_s is not None
-                    and time.perf_counter() - t_start >= self.max_s
-                    and self.epoch <= cfg.epochs
-                ):
+                # rank 0's clock decides for all: ranks that stopped apart would wait on each other
+                out_of_time = self.max_s is not None and time.perf_counter() - t_start >= self.max_s
+                if ddp.broadcast_int(int(out_of_time), self.info, self.device) and self.epoch <= cfg.epochs:
                     completed = False
                     self._emit("stopped", epoch=self.epoch, step=0)
                     break
+            ended = True
         finally:
-            ddp.teardown(self.info, wait=sys.exc_info()[0] is None)
+            ddp.teardown(self.info, wait=ended)
         best = self.best or {}
         return TrainResult(
             out=self.out,
