@@ -241,6 +241,29 @@ def test_regular_axes_written_by_common_formulas_need_no_stream(descending):
         assert linspace_stream is not None or entry["kind"] == "linspace"
 
 
+@pytest.mark.parametrize("descending", [False, True])
+def test_windows_of_axes_computed_from_their_own_edge_need_no_stream(descending):
+    """A window cut from an axis a raster writer computed from its first or last cell carries
+    that axis' rounding: format 8 finds the longer axis' edge and the cells it skips."""
+    s = -1.0 if descending else 1.0
+    i = np.arange(2000, dtype=np.float64)
+    parents = [(40.2104166666667 - s / 480) + (i + 0.5) * (s / 240),  # from the first centre
+               (-1.0104166666667 + s / 480) - ((1999 - i) + 0.5) * (s / 240)]  # from the last
+    rng = np.random.default_rng(5)
+    for parent in parents:
+        for _ in range(6):
+            a = int(rng.integers(0, 1900))
+            v = parent[a:a + int(rng.integers(3, 2000 - a))]
+            entry, stream = codec_io.pack_coord(v, regular=True)
+            np.testing.assert_array_equal(codec_io.unpack_coord(entry, stream).view(np.int64), v.view(np.int64))
+            assert stream is None, entry
+    with pytest.raises(StoreError, match="skip"):
+        codec_io.unpack_coord({"kind": "step", "start": 0.0, "n": 4, "per": 240, "sign": 1, "skip": 3}, None)
+    with pytest.raises(StoreError, match="skip"):
+        codec_io.unpack_coord({"kind": "edge", "start": 0.0, "n": 4, "per": 240, "sign": 1,
+                               "skip": codec_io.SKIP_MAX + 1}, None)
+
+
 # --- quality of a trained model ------------------------------------------------------------------
 
 

@@ -75,6 +75,9 @@ def read_meta(ds: xr.Dataset) -> dict:
 #: held-out GEBCO tiles' latitudes are such (26–62 bytes of ulps each before format 5).
 LINE_FORMS = ("step", "div", "edge", "index", "origin_mul", "origin_div", "edge_end")
 _ORIGINS = (-180.0, -90.0, 0.0)
+#: the most cells a window's ``edge``/``edge_end`` line may skip of the axis it was cut from
+#: (``.tae`` format 8; a 15″ global axis has 86,400)
+SKIP_MAX = 1 << 17
 
 
 def _line(entry: dict) -> np.ndarray:
@@ -85,6 +88,10 @@ def _line(entry: dict) -> np.ndarray:
         return np.linspace(entry["start"], entry["stop"], n)
     if kind not in LINE_FORMS:
         raise StoreError(f"unknown grid coordinate kind {kind!r}")
+    skip = entry.get("skip", 0)
+    if skip and not (kind in ("edge", "edge_end") and isinstance(skip, int) and not isinstance(skip, bool)
+                     and 0 < skip <= SKIP_MAX):
+        raise StoreError(f"grid coordinate entry has an invalid skip {entry['skip']!r}")
     per, sgn = float(entry["per"]), float(entry["sign"])
     i = np.arange(n, dtype=np.float64)
     r = sgn / per
@@ -94,9 +101,11 @@ def _line(entry: dict) -> np.ndarray:
             return start + i * r
         if kind == "div":
             return start + i / per * sgn
+        # ``skip`` (format 8): the axis is a window of a longer one that ``start`` begins
+        # (edge) or ends (edge_end), ``skip`` cells before the window's first (last) cell
         if kind == "edge_end":  # ``start``: the last centre; rows counted from that end
-            return (start + r / 2) - ((n - 1 - i) + 0.5) * r
-        return (start - r / 2) + (i + 0.5) * r
+            return (start + r / 2) - ((n - 1 - i + float(skip)) + 0.5) * r
+        return (start - r / 2) + ((i + float(skip)) + 0.5) * r
     k = float(entry["k"]) + 0.5 + sgn * i  # cell-centre index (exact in float64)
     if kind == "index":
         return k / per
@@ -143,7 +152,8 @@ def pack_coord(values: np.ndarray, *, regular: bool = False) -> tuple[dict, np.n
 
     v = np.ascontiguousarray(values, dtype=np.float64)
     best: tuple[int, dict, np.ndarray | None] | None = None
-    for entry in _candidates(v, regular):
+    cands = _candidates(v, regular)
+    for entry in cands:
         line = _line(entry)
         # int64 arithmetic wraps; so does the inverse
         ulps: np.ndarray = v.view(np.int64) - line.view(np.int64)
@@ -159,8 +169,61 @@ def pack_coord(values: np.ndarray, *, regular: bool = False) -> tuple[dict, np.n
         blob = np.frombuffer(_res.encode_ints(ulps), dtype=np.uint8).copy()
         if best is None or blob.size < best[0]:
             best = (blob.size, entry, blob)
+    if len(cands) > 1:  # a regular axis: perhaps a window of a longer one
+        window = _window_line(v, int(cands[1]["per"]), int(cands[1]["sign"]))
+        if window is not None:
+            return window, None
     assert best is not None
     return best[1], best[2]
+
+
+def _window_line(v: np.ndarray, per: int, sign: int) -> dict | None:
+    """An exact ``edge`` or ``edge_end`` line with a ``skip`` for ``v``, or None.
+
+    A window cut from an axis computed from its own first or last cell (a GeoTIFF's
+    ``left + (col + ½)·res``) matches no line of its own: its values carry the rounding of
+    the longer axis. For every skip up to :data:`SKIP_MAX` this takes the edge that gives the
+    window's last (edge) or first (edge_end) value back, within two ulps, and keeps the skips
+    whose line matches the window cell after cell (blocks of cells, the survivors only)."""
+    n = int(v.size)
+    r = sign / per
+    skips = np.arange(SKIP_MAX + 1, dtype=np.float64)
+    cells = np.arange(n, dtype=np.float64)
+    for kind in ("edge", "edge_end"):
+        if kind == "edge":  # v[i] = E + ((i + s) + 0.5)·r, E = start − r/2
+            approx = v[-1] - (((n - 1) + skips) + 0.5) * r
+        else:  # v[i] = F − ((n − 1 − i + s) + 0.5)·r, F = start + r/2
+            approx = v[0] + (((n - 1) + skips) + 0.5) * r
+        for du in (0, -1, 1, -2, 2):
+            e = (approx.view(np.int64) + du).view(np.float64)
+            alive = np.arange(skips.size)
+            for lo, hi in zip([0, *range(4, n, 64)], [*range(4, n, 64), n], strict=True):
+                i = cells[lo:hi]
+                if kind == "edge":
+                    vals = e[alive, None] + ((i[None, :] + skips[alive, None]) + 0.5) * r
+                else:
+                    vals = e[alive, None] - (((n - 1) - i[None, :] + skips[alive, None]) + 0.5) * r
+                alive = alive[(vals == v[lo:hi][None, :]).all(1)]
+                if not alive.size:
+                    break
+            for s in alive[:4]:
+                start = _start_for(float(e[s]), r, kind)
+                if start is None:
+                    continue
+                entry = {"kind": kind, "start": start, "n": n, "per": per, "sign": sign, "skip": int(s)}
+                if np.array_equal(_line(entry).view(np.int64), v.view(np.int64)):
+                    return entry
+    return None
+
+
+def _start_for(edge: float, r: float, kind: str) -> float | None:
+    """A centre ``start`` whose ``start ∓ r/2`` is exactly ``edge`` (None if none is near)."""
+    guess = edge + r / 2 if kind == "edge" else edge - r / 2
+    for du in (0, -1, 1, -2, 2):
+        start = float((np.array([guess]).view(np.int64) + du).view(np.float64)[0])
+        if (start - r / 2 if kind == "edge" else start + r / 2) == edge:
+            return start
+    return None
 
 
 def coord_has_stream(entry: dict) -> bool:

@@ -62,7 +62,7 @@ STRINGS: tuple[str, ...] = (
     "EPSG:4326", "spatial_ref", "CF-1.6", "CF-1.7", "CF-1.8", "GEBCO",
     "height_above_mean_sea_level", "Elevation relative to sea level",
     "projection_x_coordinate", "projection_y_coordinate", "offset", "filter",
-    "coord:lat", "coord:lon", "coord:y", "coord:x", "",
+    "coord:lat", "coord:lon", "coord:y", "coord:x", "", "skip",
 )
 _INTERNED = 32  # tags from here on: an interned string
 assert _INTERNED + len(STRINGS) <= 256 and len(set(STRINGS)) == len(STRINGS)
