@@ -156,8 +156,9 @@ def unpack(data: bytes, *, name: str = "file") -> tuple[dict[str, Any], dict[str
     if len(data) < 5 or data[:3] != MAGIC:
         raise StoreError(f"{name} is not a topoae .tae file")
     if data[3] not in READABLE:
-        raise StoreError(f"{name} has .tae format version {data[3]}, this topoae reads "
-                         + " and ".join(str(v) for v in READABLE))
+        raise StoreError(f"{name} has .tae format version {data[3]}; this topoae reads versions "
+                         f"{min(READABLE)}–{max(READABLE)}" + (" (a newer topoae wrote it)"
+                                                              if data[3] > max(READABLE) else ""))
     per_stream = data[3] < 4  # versions 1-3: a CRC per stream; from 4: one for the file
     try:
         n, pos = _get_uvarint(data, 4)
