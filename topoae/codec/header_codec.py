@@ -220,10 +220,10 @@ class _Writer:
         any other name is spelled out after the codes."""
         self.out.append(_NAMES)
         _put_uvarint(self.out, len(names))
+        roles = [_role(name) for name in names]
         codes = []
         prev = None
-        for name in names:
-            cur = _role(name)
+        for cur in roles:
             if cur and prev and cur[0] == prev[0] and cur[1:] == (prev[1], prev[2] + 1):
                 codes.append(_NEXT_COL)
             elif cur and prev and cur[0] == prev[0] and cur[1:] == (prev[1] + 1, 0):
@@ -234,11 +234,12 @@ class _Writer:
                 codes.append(_SPELLED)
             prev = cur
         self.out += _pack2(codes)
-        for name, c in zip(names, codes, strict=True):
+        for name, role, c in zip(names, roles, codes, strict=True):
             if c == _SPELLED:
                 self.string(name)
             elif c == _ORIGIN:
-                self.out.append(ROLES.index(name.split(":")[0]))
+                assert role is not None
+                self.out.append(ROLES.index(role[0]))
 
     def _extra(self, d: dict) -> None:
         _put_uvarint(self.out, len(d))
@@ -353,6 +354,11 @@ def _zstd(raw: bytes, dictionary: bytes) -> bytes:
     return _res.compress(raw, 19, dictionary=dictionary, magicless=True)
 
 
+def _unzstd(frame: bytes, dictionary: bytes) -> bytes:
+    """Inverse of :func:`_zstd`, refusing a frame that would expand past :data:`MAX_BYTES`."""
+    return _res.decompress(frame, dictionary=dictionary, magicless=True, max_size=MAX_BYTES)
+
+
 def encode(header: dict[str, Any], dictionary: bytes) -> bytes:
     """The header's bytes: its binary form (the literal strings as they are, zstd-compressed
     against ``dictionary`` or range-coded by :mod:`topoae.codec.text_coder`, and the structure
@@ -402,8 +408,7 @@ def _decode(data: bytes, dictionary: bytes) -> dict[str, Any]:
         raise StoreError("header is empty")
     mode = data[0]
     if mode == JSON:
-        out = json.loads(_res.decompress(bytes(data[1:]), dictionary=dictionary, magicless=True,
-                                         max_size=MAX_BYTES))
+        out = json.loads(_unzstd(bytes(data[1:]), dictionary))
     elif mode < JSON:
         r = _Reader(bytes(data), [])
         r.pos = 1
@@ -411,7 +416,7 @@ def _decode(data: bytes, dictionary: bytes) -> dict[str, Any]:
         if mode & 3:
             blob = r.take(r.uint())
             if mode & 3 == TEXT_ZSTD:
-                blob = _res.decompress(blob, dictionary=dictionary, magicless=True, max_size=MAX_BYTES)
+                blob = _unzstd(blob, dictionary)
             elif mode & 3 == TEXT_CODED:
                 blob = text_coder.decode(blob)
             t = _Reader(blob, [])
@@ -419,7 +424,7 @@ def _decode(data: bytes, dictionary: bytes) -> dict[str, Any]:
                 texts.append(t.take(t.uint()).decode("utf-8"))
         body = bytes(data[r.pos:])
         if mode & BODY_ZSTD:
-            body = _res.decompress(body, dictionary=dictionary, magicless=True, max_size=MAX_BYTES)
+            body = _unzstd(body, dictionary)
         r = _Reader(body, texts)
         out = r.value(TEMPLATE)
         if r.pos != len(body) or next(r.texts, None) is not None:

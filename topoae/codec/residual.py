@@ -71,6 +71,7 @@ PREDICTORS = ("none", "lorenzo", "context", "lorenzo-golomb", "context-primed",
               "context-golomb-escapes", "context-primed-golomb-escapes")
 #: the context coder's frame kinds: kind -> (primed, golomb escapes)
 CONTEXT_KINDS = {2: (False, False), 4: (True, False), 5: (False, True), 6: (True, True)}
+_CONTEXT_KIND_OF = {v: k for k, v in CONTEXT_KINDS.items()}
 GOLOMB_MAX = 1 << 16
 
 _INT_TYPES: tuple[type[np.signedinteger], ...] = (np.int8, np.int16, np.int32, np.int64)
@@ -280,9 +281,9 @@ def encode_residual(q: np.ndarray, level: int = ZSTD_LEVEL, *, zstd_only: bool =
         from topoae.codec import context_coder, golomb
 
         if int(q.min()) > -context_coder.LIMIT and int(q.max()) < context_coder.LIMIT:
-            for primed, (kind, kind_g) in ((False, (2, 5)), (True, (4, 6))):
+            for primed in (False, True):
                 g, frame = context_coder.encode_best(q, primed=primed)
-                frames.append(bytes([kind_g if g else kind]) + frame)
+                frames.append(bytes([_CONTEXT_KIND_OF[(primed, g)]]) + frame)
         if q.size <= GOLOMB_MAX and int(d.min()) > -golomb.LIMIT and int(d.max()) < golomb.LIMIT:
             frames.append(bytes([3]) + golomb.encode(d))
     return min(frames, key=len)
